@@ -1,0 +1,39 @@
+"""flowctx: a YAML workflow engine whose context lives in a compiled store with O(1), isolated
+clones.
+
+``flowctx.BACKEND`` says which store implementation was imported: ``"cython"`` (the compiled
+``flowctx._store``) or ``"python"`` (the pure twin ``flowctx._store_py``).  Set
+``FLOWCTX_PURE_PYTHON=1`` to choose the twin, ``FLOWCTX_REQUIRE_COMPILED=1`` to make a missing
+compiled module an ImportError instead of a fallback.
+"""
+from __future__ import annotations
+
+from flowctx._backend import BACKEND, store as _store
+from flowctx.errors import ActionError, FlowctxError, StateError, TemplateError, WorkflowError
+
+__version__ = "0.1.0"
+
+Context = _store.Context
+FrozenDict = _store.FrozenDict
+FrozenList = _store.FrozenList
+freeze = _store.freeze
+thaw = _store.thaw
+store_stats = _store.store_stats
+reset_store_stats = _store.reset_store_stats
+
+__all__ = [
+    "BACKEND",
+    "Context",
+    "FrozenDict",
+    "FrozenList",
+    "freeze",
+    "thaw",
+    "store_stats",
+    "reset_store_stats",
+    "FlowctxError",
+    "WorkflowError",
+    "TemplateError",
+    "ActionError",
+    "StateError",
+    "__version__",
+]
