@@ -1,0 +1,64 @@
+"""The ``flowctx`` command.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func`` (taking the parsed
+namespace, returning the exit code).  User errors (every :class:`flowctx.FlowctxError`) are
+printed as one line ``flowctx: error: ...`` with exit code 2; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import flowctx
+from flowctx.errors import FlowctxError
+
+# Subcommand modules, in the order `flowctx --help` lists them.
+COMMANDS = ["bench"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowctx",
+        description=(
+            "Run, validate and inspect YAML workflows (Orquesta native v1 or the list form). "
+            "The workflow context lives in a compiled store with O(1), isolated clones."
+        ),
+        epilog="Run `flowctx COMMAND --help` for the options of one command.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"flowctx {flowctx.__version__} (context store backend: {flowctx.BACKEND})",
+    )
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"flowctx.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FlowctxError as exc:
+        if args.debug:
+            raise
+        print(f"flowctx: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flowctx: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
