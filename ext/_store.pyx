@@ -9,7 +9,7 @@ Thread safety: every state change of a handle (the ownership bits and namespace 
 while holding the GIL with no Python code running in between, so concurrent use of one handle
 never tears it; values are frozen before the handle is touched.
 """
-from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItem, PyDict_Update, PyDict_Size, PyDict_Contains
+from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Size, PyDict_Contains
 from cpython.ref cimport PyObject
 from collections.abc import Mapping
 cimport cython
@@ -93,6 +93,20 @@ class FrozenList(tuple):
     reverse = _readonly
     __setitem__ = _readonly
     __delitem__ = _readonly
+
+    # Equal to a list with equal items (as well as to a tuple), so that a stored list still
+    # compares equal to the list it was made from, in user code and in templates.
+    def __eq__(self, other):
+        if isinstance(other, list):
+            return tuple.__eq__(self, tuple(other))
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other):
+        if isinstance(other, list):
+            return tuple.__ne__(self, tuple(other))
+        return tuple.__ne__(self, other)
+
+    __hash__ = tuple.__hash__
 
     def __copy__(self):
         return self
@@ -330,7 +344,9 @@ cdef class Context:
     # ----------------------------------------------------------------- variables
     def get_var(self, name, default=None):
         """Return variable ``name`` (frozen, zero-copy) or ``default``."""
-        cdef PyObject* v = PyDict_GetItem(self._vars, name)
+        # PyDict_GetItemWithError, not PyDict_GetItem: an unhashable name must raise TypeError
+        # (as dict.get does in the twin), not be swallowed into ``default``.
+        cdef PyObject* v = PyDict_GetItemWithError(self._vars, name)
         if v is NULL:
             return default
         return <object>v
@@ -342,30 +358,55 @@ cdef class Context:
     def set_var(self, name, value):
         """Set variable ``name`` to a frozen copy of ``value`` (visible only through this handle)."""
         _check_key("variable", name)
-        frozen = _freeze(value, name, 0)
-        if self._owned & OWN_VARS:
-            PyDict_SetItem(self._vars, name, frozen)
-        else:
-            self._vars = _with_key(self._vars, name, frozen)
-            self._owned |= OWN_VARS
+        self._write(OWN_VARS, name, _freeze(value, name, 0), False)
 
     def delete_var(self, name):
         """Remove variable ``name``; KeyError if it is not set."""
-        cdef FrozenDict d
         if PyDict_Contains(self._vars, name) != 1:
             raise KeyError(name)
-        if self._owned & OWN_VARS:
-            PyDict_DelItem(self._vars, name)
-        else:
-            d = FrozenDict(self._vars)
-            PyDict_DelItem(d, name)
-            self._vars = d
-            self._owned |= OWN_VARS
+        self._write(OWN_VARS, name, None, True)
+
+    cdef inline FrozenDict _ns(self, int bit):
+        if bit == OWN_VARS:
+            return self._vars
+        if bit == OWN_RESULTS:
+            return self._results
+        return self._system
+
+    cdef int _write(self, int bit, object key, object frozen, bint delete) except -1:
+        # Write one key of one namespace: in place when this handle alone owns it, else into a
+        # private copy (O(keys), never O(bytes)).  Copying allocates, an allocation can run a GC
+        # pass, a GC pass can run a finalizer (Python code), and Python code can switch threads:
+        # so the copy is installed only if no other thread replaced the namespace meanwhile,
+        # otherwise we start over (without this a concurrent write could be lost).
+        cdef FrozenDict base, d
+        while True:
+            base = self._ns(bit)
+            if self._owned & bit:
+                if delete:
+                    PyDict_DelItem(base, key)
+                else:
+                    PyDict_SetItem(base, key, frozen)
+                return 0
+            d = FrozenDict(base)
+            if delete:
+                PyDict_DelItem(d, key)
+            else:
+                PyDict_SetItem(d, key, frozen)
+            if self._ns(bit) is base and not (self._owned & bit):
+                if bit == OWN_VARS:
+                    self._vars = d
+                elif bit == OWN_RESULTS:
+                    self._results = d
+                else:
+                    self._system = d
+                self._owned |= bit
+                return 0
 
     # ----------------------------------------------------------------- task results / system
     def get_task_result(self, name, default=None):
         """Return the result stored for task ``name`` or ``default``."""
-        cdef PyObject* v = PyDict_GetItem(self._results, name)
+        cdef PyObject* v = PyDict_GetItemWithError(self._results, name)
         if v is NULL:
             return default
         return <object>v
@@ -373,22 +414,12 @@ cdef class Context:
     def set_task_result(self, name, value):
         """Store a frozen copy of ``value`` as the result of task ``name``."""
         _check_key("task name", name)
-        frozen = _freeze(value, name, 0)
-        if self._owned & OWN_RESULTS:
-            PyDict_SetItem(self._results, name, frozen)
-        else:
-            self._results = _with_key(self._results, name, frozen)
-            self._owned |= OWN_RESULTS
+        self._write(OWN_RESULTS, name, _freeze(value, name, 0), False)
 
     def set_system(self, key, value):
         """Set system value ``key`` (execution id, timestamps, ...)."""
         _check_key("system key", key)
-        frozen = _freeze(value, key, 0)
-        if self._owned & OWN_SYSTEM:
-            PyDict_SetItem(self._system, key, frozen)
-        else:
-            self._system = _with_key(self._system, key, frozen)
-            self._owned |= OWN_SYSTEM
+        self._write(OWN_SYSTEM, key, _freeze(value, key, 0), False)
 
     # ----------------------------------------------------------------- O(1) derivation
     cpdef Context clone(self):
@@ -538,12 +569,6 @@ cdef class Context:
         if self._index is not None:
             s += f" index={self._index}"
         return s + ">"
-
-
-cdef FrozenDict _with_key(FrozenDict base, object key, object value):
-    cdef FrozenDict d = FrozenDict(base)
-    PyDict_SetItem(d, key, value)
-    return d
 
 
 def _rebuild(data):

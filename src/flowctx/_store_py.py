@@ -83,6 +83,20 @@ class FrozenList(tuple):  # type: ignore[type-arg]
     __setitem__ = _readonly
     __delitem__ = _readonly
 
+    # Equal to a list with equal items (as well as to a tuple), so that a stored list still
+    # compares equal to the list it was made from, in user code and in templates.
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return tuple.__eq__(self, tuple(other))
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return tuple.__ne__(self, tuple(other))
+        return tuple.__ne__(self, other)
+
+    __hash__ = tuple.__hash__
+
     def __copy__(self) -> FrozenList:
         return self
 
@@ -123,7 +137,14 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, Mapping):
         return _freeze(dict(value), path, depth)
     if isinstance(value, (list, tuple)):
-        return FrozenList([_freeze(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)])
+        # Plain loops, not comprehensions: a comprehension is one more Python frame per level,
+        # which would hit the recursion limit before the documented _MAX_DEPTH.
+        items = []
+        i = 0
+        for v in value:
+            items.append(_freeze(v, f"{path}[{i}]", depth + 1))
+            i += 1
+        return FrozenList(items)
     if isinstance(value, (str, int, float)):  # subclasses (IntEnum, str subclasses): plain copy
         if isinstance(value, bool):
             return bool(value)
@@ -146,9 +167,15 @@ def freeze(value: Any, name: str = "value") -> Any:
 def thaw(value: Any) -> Any:
     """Return plain, mutable ``dict`` / ``list`` copies of a (frozen) value."""
     if isinstance(value, dict):
-        return {k: thaw(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            out[k] = thaw(v)
+        return out
     if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
+        items = []
+        for v in value:
+            items.append(thaw(v))
+        return items
     return value
 
 
@@ -164,8 +191,9 @@ def store_stats() -> dict[str, int]:
 
 def reset_store_stats() -> None:
     """Set the process-wide counters back to zero."""
-    for k in _stats:
-        _stats[k] = 0
+    with _lock:
+        for k in _stats:
+            _stats[k] = 0
 
 
 def _freeze_namespace(ns: str, data: Mapping[str, Any] | None) -> FrozenDict:
@@ -191,9 +219,15 @@ def _approx_bytes(value: Any) -> int:
     if isinstance(value, (int, float)):
         return 8
     if isinstance(value, dict):
-        return 2 + sum(len(k) + 3 + _approx_bytes(v) for k, v in value.items())
+        n = 2
+        for k, v in value.items():
+            n += len(k) + 3 + _approx_bytes(v)
+        return n
     if isinstance(value, (list, tuple)):
-        return 2 + sum(1 + _approx_bytes(v) for v in value)
+        n = 2
+        for v in value:
+            n += 1 + _approx_bytes(v)
+        return n
     return 8
 
 
@@ -353,7 +387,7 @@ class Context:
             new._index = self._index
             new._owned = 0
             self._owned = 0
-        _stats["clones"] += 1
+            _stats["clones"] += 1
         return new
 
     def with_item(self, item: Any, index: int) -> Context:
@@ -370,7 +404,7 @@ class Context:
             new._index = index
             new._owned = 0
             self._owned = 0
-        _stats["items"] += 1
+            _stats["items"] += 1
         return new
 
     def merge(self, other: Context) -> Context:
@@ -392,7 +426,7 @@ class Context:
             new._owned = 0
             self._owned = 0
             other._owned = 0
-        _stats["merges"] += 1
+            _stats["merges"] += 1
         return new
 
     # ----------------------------------------------------------------- export / size
