@@ -21,6 +21,8 @@ thaw = _store.thaw
 store_stats = _store.store_stats
 reset_store_stats = _store.reset_store_stats
 
+from flowctx.actions import action  # noqa: E402  (@flowctx.action("pack.name") registers an action)
+
 __all__ = [
     "BACKEND",
     "Context",
@@ -35,5 +37,6 @@ __all__ = [
     "TemplateError",
     "ActionError",
     "StateError",
+    "action",
     "__version__",
 ]

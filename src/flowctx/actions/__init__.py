@@ -1,6 +1,26 @@
 """Actions: the registry, the built-in ``core.*`` actions and the result types."""
 from flowctx.actions import core as _core  # noqa: F401  (registers the built-ins)
-from flowctx.actions.base import ActionContext, ActionResult, Outcome
-from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec, action
+from flowctx.actions import http as _http  # noqa: F401  (core.http)
+from flowctx.actions import shell as _shell  # noqa: F401  (core.local)
+from flowctx.actions.base import (
+    ActionContext,
+    ActionResult,
+    Outcome,
+    in_engine_process,
+    runs_in_engine_process,
+)
+from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec, ParamInfo, action, import_reference
 
-__all__ = ["ActionContext", "ActionResult", "ActionRegistry", "ActionSpec", "DEFAULT_REGISTRY", "Outcome", "action"]
+__all__ = [
+    "ActionContext",
+    "ActionResult",
+    "ActionRegistry",
+    "ActionSpec",
+    "DEFAULT_REGISTRY",
+    "Outcome",
+    "ParamInfo",
+    "action",
+    "import_reference",
+    "in_engine_process",
+    "runs_in_engine_process",
+]
