@@ -60,6 +60,9 @@ class Transition:
     group: str | None = None
     otherwise: bool = False
     loc: Loc | None = None
+    #: Where each part was written, by path relative to the transition: ``"when"``,
+    #: ``"targets.0"``, ``"publish.<name>"`` (and nested ``"publish.<name>.<key>"``).
+    locs: Mapping[str, Loc] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,10 @@ class TaskSpec:
     subtasks: tuple[TaskSpec, ...] = ()
     workflow: str | None = None
     loc: Loc | None = None
+    #: Where each field's value was written, by path relative to the task: ``"action"``,
+    #: ``"input.<key>[.<nested>]"``, ``"with.items"``, ``"with.concurrency"``, ``"retry.count"``,
+    #: ``"join"``, ``"when"``, ``"publish.<name>"``, ... (missing paths: use ``loc``).
+    locs: Mapping[str, Loc] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,12 @@ class WorkflowSpec:
     file: str | None = None
     source: str | None = None
     loc: Loc | None = None
+    #: Where workflow-level values were written: ``"tasks"``, ``"vars.<name>"``,
+    #: ``"output.<name>"``, ``"parameters.<name>"``, ...
+    locs: Mapping[str, Loc] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    #: Structural problems the loader found (unknown keys, wrong shapes, duplicate names, ...):
+    #: :func:`flowctx.spec.validate` reports them together with the semantic checks.
+    load_problems: tuple[Any, ...] = field(default=(), compare=False, hash=False, repr=False)
 
     @property
     def name(self) -> str:

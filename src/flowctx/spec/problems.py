@@ -1,0 +1,35 @@
+"""One problem found in a workflow file (shared by the loader and the validator)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from flowctx.spec.model import Loc
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem in a workflow: printed as ``file:line:col: error: message [task name]``."""
+
+    severity: Severity
+    message: str
+    loc: Loc | None = None
+    task: str | None = None
+
+    def __str__(self) -> str:
+        where = str(self.loc) if self.loc is not None else "<string>:0:0"
+        text = f"{where}: {self.severity}: {self.message}"
+        if self.task:
+            text += f" [{self.task}]"
+        return text
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def sort_key(self) -> tuple[int, int, str]:
+        if self.loc is None:
+            return (0, 0, self.message)
+        return (self.loc.line, self.loc.column, self.message)
