@@ -1,26 +1,372 @@
-"""Static checks of a loaded workflow (placeholder; full checks follow)."""
+"""Static checks of a loaded workflow, and validation of run parameters against their schema.
+
+:func:`validate` returns every problem at once (the loader's structural problems plus the
+semantic checks below), each printed as ``file:line:col: error: message [task]``:
+
+* names: reserved task names (the engine commands), task names that cannot be written in ``do``;
+* graph: unknown transition targets (with a "did you mean"), no start task, unreachable tasks,
+  a ``join`` that can never be satisfied;
+* values: retry count / delay / backoff limits, concurrency and batch size, delay and timeout;
+* templates: syntax errors (through the renderer's own check) named with the field they are in,
+  conditions that are not templates, and (warnings) references to variables that nothing defines
+  (``ctx().x``, ``ctx(x)``, ``vars.x``, ``variables.x``, ``workflow.x``);
+* parameters: schemas that are not valid JSON schema, defaults that do not satisfy their schema.
+"""
 from __future__ import annotations
 
-from flowctx.errors import WorkflowError
-from flowctx.spec.model import WorkflowSpec
+import copy
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from flowctx.errors import TemplateError, WorkflowError
+from flowctx.spec.loader import did_you_mean, is_template
+from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.problems import Problem
 
-__all__ = ["Problem", "validate", "raise_for_problems"]
+__all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
+
+_TASK_NAME_RE = re.compile(r"^[^\s,]+$")
+_ACTION_RE = re.compile(r"^[A-Za-z0-9_][\w\-]*(\.[\w\-]+)+$|^[^\s]+\.ya?ml$")
+
+# Statically knowable references to workflow variables.
+_VAR_PATTERNS = (
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
+    re.compile(r"(?<![\w.])ctx\(\s*['\"]?([A-Za-z_]\w*)['\"]?\s*\)"),
+    re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
+    re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
+)
+# Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
+_NOT_VARIABLES = frozenset({"get", "items", "keys", "values"})
+
+
+def referenced_variables(source: str) -> set[str]:
+    """Names of workflow variables a template reads through ``ctx()`` / ``vars`` / ``workflow``."""
+    found: set[str] = set()
+    for pattern in _VAR_PATTERNS:
+        found.update(pattern.findall(source))
+    return found - _NOT_VARIABLES
+
+
+def _template_checker() -> Callable[[str], None] | None:
+    """The renderer's syntax check, or None when the renderer is not available."""
+    try:
+        from flowctx.render import default_renderer
+    except ImportError:
+        return None
+    try:
+        renderer = default_renderer()
+    except Exception:  # pragma: no cover - a broken renderer must not break validation
+        return None
+    check = getattr(renderer, "check", None)
+    return check if callable(check) else None
+
+
+class _Checker:
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self.problems: list[Problem] = list(spec.load_problems)
+        self.default_loc = spec.loc or Loc(spec.file, 1, 1)
+        self.check_template = _template_checker()
+        self.defined: set[str] = set()
+        self._seen_templates: set[tuple[str, Loc | None, str]] = set()
+
+    def error(self, loc: Loc | None, message: str, task: str | None = None) -> None:
+        self.problems.append(Problem("error", message, loc or self.default_loc, task))
+
+    def warning(self, loc: Loc | None, message: str, task: str | None = None) -> None:
+        self.problems.append(Problem("warning", message, loc or self.default_loc, task))
+
+    # -- driver ----------------------------------------------------------------------------
+    def run(self) -> list[Problem]:
+        spec = self.spec
+        self.defined = {p.name for p in spec.parameters} | {name for name, _ in spec.vars}
+        for task in _all_tasks(spec.tasks.values()):
+            self.defined.update(name for name, _ in task.publish)
+            for tr in task.transitions:
+                self.defined.update(name for name, _ in tr.publish)
+
+        tasks_loc = spec.locs.get("tasks", spec.loc)
+        if not spec.tasks:
+            if not any(p.is_error for p in self.problems):
+                self.error(tasks_loc, "the workflow has no tasks")
+        else:
+            self.check_graph(spec.tasks, tasks_loc, top=True)
+        for task in _all_tasks(spec.tasks.values()):
+            self.check_task(task)
+        self.check_parameters()
+        for name, value in spec.vars:
+            self.templates(value, spec.locs, f"vars.{name}", None)
+        for name, value in spec.output:
+            self.templates(value, spec.locs, f"output.{name}", None)
+        unique: dict[str, Problem] = {}
+        for p in self.problems:
+            unique.setdefault(str(p), p)
+        return sorted(unique.values(), key=Problem.sort_key)
+
+    # -- graph -----------------------------------------------------------------------------
+    def check_graph(self, tasks: Mapping[str, TaskSpec], tasks_loc: Loc | None, top: bool) -> None:
+        names = list(tasks)
+        choices = names + sorted(ENGINE_COMMANDS)
+        inbound: dict[str, list[str]] = {n: [] for n in names}
+        strict = self.spec.syntax != "list"
+        for task in tasks.values():
+            if task.name in ENGINE_COMMANDS:
+                self.error(task.locs.get("name", task.loc),
+                           f"task name '{task.name}' is reserved (it is an engine command: "
+                           f"{', '.join(sorted(ENGINE_COMMANDS))})", task.name)
+            elif not task.name or not _TASK_NAME_RE.match(task.name):
+                self.error(task.locs.get("name", task.loc),
+                           f"invalid task name {task.name!r}: task names cannot contain spaces or commas",
+                           task.name)
+            for tr in task.transitions:
+                for i, target in enumerate(tr.targets):
+                    if target in inbound:
+                        if task.name not in inbound[target]:
+                            inbound[target].append(task.name)
+                    elif target not in ENGINE_COMMANDS:
+                        loc = tr.locs.get(f"targets.{i}", tr.loc)
+                        msg = f"transition to unknown task '{target}'{did_you_mean(target, choices)}"
+                        if strict:
+                            self.error(loc, msg, task.name)
+                        else:
+                            self.warning(loc, msg + ": the workflow fails if this transition is taken",
+                                         task.name)
+        starts = [n for n in names if not inbound[n]]
+        if not starts:
+            what = "every task" if top else "every sub-task"
+            self.error(tasks_loc, f"no start task: {what} is the target of a transition, so nothing can "
+                                  "run first")
+            return
+        reached: set[str] = set()
+        todo = list(starts)
+        while todo:
+            n = todo.pop()
+            if n in reached:
+                continue
+            reached.add(n)
+            for tr in tasks[n].transitions:
+                todo.extend(t for t in tr.targets if t in tasks and t not in reached)
+        for n in names:
+            if n not in reached:
+                self.error(tasks[n].locs.get("name", tasks[n].loc),
+                           f"task '{n}' is unreachable: it is only reached from tasks that are never "
+                           f"started (start tasks: {', '.join(starts)})", n)
+        for task in tasks.values():
+            if task.join is None:
+                continue
+            loc = task.locs.get("join", task.loc)
+            sources = inbound[task.name]
+            if isinstance(task.join, int) and not isinstance(task.join, bool) and task.join > len(sources):
+                shown = f" ({', '.join(sources)})" if sources else ""
+                self.error(loc, f"join: {task.join} can never be satisfied: only {len(sources)} "
+                                f"task{'s' if len(sources) != 1 else ''} lead to '{task.name}'{shown}",
+                           task.name)
+            elif not sources:
+                self.warning(loc, f"'join' has no effect: no transition leads to '{task.name}'", task.name)
+        for task in tasks.values():
+            if task.subtasks:
+                self.check_graph({t.name: t for t in task.subtasks}, task.locs.get("tasks", task.loc), top=False)
+
+    # -- task fields -----------------------------------------------------------------------
+    def check_task(self, task: TaskSpec) -> None:
+        name = task.name
+        locs = task.locs
+        if task.action is not None and not is_template(task.action) and not _ACTION_RE.match(task.action):
+            self.error(locs.get("action", task.loc),
+                       f"invalid action name {task.action!r}: expected 'pack.action' or a workflow file "
+                       "(.yaml)", name)
+        self.templates(task.action, locs, "action", name)
+        for key, value in task.input.items():
+            self.templates(value, locs, f"input.{key}", name)
+        if task.when is not None:
+            self.condition(task.when, locs.get("when", task.loc), "when", name)
+        if task.with_items is not None:
+            w = task.with_items
+            if isinstance(w.items, str):
+                if not is_template(w.items):
+                    self.error(locs.get("with.items", w.loc),
+                               f"with-items must be a template or a list, got the plain string {w.items!r}", name)
+                self.templates(w.items, locs, "with.items", name)
+            else:
+                self.templates(w.items, locs, "with.items", name)
+            self.number(w.concurrency, locs.get("with.concurrency", w.loc), "concurrency", name, integer=True,
+                        minimum=1)
+            self.number(w.batch_size, locs.get("with.batch_size", w.loc), "batch_size", name, integer=True,
+                        minimum=1)
+        if task.retry is not None:
+            r = task.retry
+            self.number(r.count, locs.get("retry.count", r.loc), "retry.count", name, integer=True, minimum=1)
+            self.number(r.delay, locs.get("retry.delay", r.loc), "retry.delay", name, minimum=0)
+            self.number(r.max_delay, locs.get("retry.max_delay", r.loc), "retry.max_delay", name, minimum=0,
+                        exclusive=True)
+            if r.when is not None:
+                self.condition(r.when, locs.get("retry.when", r.loc), "retry.when", name)
+        self.number(task.delay, locs.get("delay", task.loc), "delay", name, minimum=0)
+        self.number(task.timeout, locs.get("timeout", task.loc), "timeout", name, minimum=0, exclusive=True)
+        for pname, value in task.publish:
+            self.templates(value, locs, f"publish.{pname}", name)
+        for tr in task.transitions:
+            self.check_transition(tr, task)
+
+    def check_transition(self, tr: Transition, task: TaskSpec) -> None:
+        if tr.when is not None:
+            self.condition(tr.when, tr.locs.get("when", tr.loc), "when", task.name)
+        for pname, value in tr.publish:
+            self.templates(value, tr.locs, f"publish.{pname}", task.name, fallback=tr.loc)
+
+    def condition(self, source: Any, loc: Loc | None, field: str, task: str | None) -> None:
+        if isinstance(source, str) and not is_template(source):
+            self.warning(loc, f"condition {source!r} in '{field}' is not a template ({{{{ ... }}}} or "
+                              "<% ... %>): a non-empty string is always true", task)
+            return
+        self.template(source, loc, field, task)
+
+    def number(self, value: Any, loc: Loc | None, field: str, task: str, *, integer: bool = False,
+               minimum: float = 0, exclusive: bool = False) -> None:
+        if value is None:
+            return
+        kind = "an integer" if integer else "a number"
+        if isinstance(value, str):
+            if is_template(value):
+                self.template(value, loc, field, task)
+                return
+            self.error(loc, f"'{field}' must be {kind} or a template, got {value!r}", task)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            self.error(loc, f"'{field}' must be {kind} or a template, got {_describe(value)}", task)
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            self.error(loc, f"'{field}' must be a finite number, got {value}", task)
+            return
+        if value < minimum or (exclusive and value == minimum):
+            bound = f"greater than {minimum}" if exclusive else (
+                f"at least {minimum}" if minimum else "zero or more")
+            self.error(loc, f"'{field}' must be {bound}, got {value}", task)
+
+    # -- templates -------------------------------------------------------------------------
+    def templates(self, value: Any, locs: Mapping[str, Loc], path: str, task: str | None,
+                  fallback: Loc | None = None) -> None:
+        """Check every template string inside ``value`` (nested lists/dicts included)."""
+        for sub_path, text in _strings(value, path):
+            if is_template(text):
+                loc = _nearest(locs, sub_path) or fallback
+                if loc is None and task is not None:
+                    t = _find_task(self.spec, task)
+                    loc = t.loc if t else None
+                self.template(text, loc, sub_path, task)
+
+    def template(self, source: Any, loc: Loc | None, field: str, task: str | None) -> None:
+        if not isinstance(source, str) or not is_template(source):
+            return
+        key = (source, loc, field)
+        if key in self._seen_templates:
+            return
+        self._seen_templates.add(key)
+        if self.check_template is not None:
+            try:
+                self.check_template(source)
+            except TemplateError as exc:
+                reason = exc.reason if getattr(exc, "reason", None) else str(exc)
+                self.error(loc, f"template syntax error in '{field}': {reason}", task)
+                return
+            except Exception as exc:  # pragma: no cover - renderer bug: report, do not crash
+                self.error(loc, f"template in '{field}' cannot be checked: {type(exc).__name__}: {exc}", task)
+                return
+        for name in sorted(referenced_variables(source)):
+            if name not in self.defined:
+                self.warning(loc, f"variable '{name}' in '{field}' is never defined (not an input, a var, or "
+                                  f"published by any task){did_you_mean(name, self.defined)}", task)
+
+    # -- parameters ------------------------------------------------------------------------
+    def check_parameters(self) -> None:
+        try:
+            import jsonschema
+        except ImportError:  # pragma: no cover - a hard dependency
+            return
+        validator_cls = jsonschema.Draft202012Validator
+        for p in self.spec.parameters:
+            if not p.schema:
+                continue
+            try:
+                validator_cls.check_schema(dict(p.schema))
+            except jsonschema.SchemaError as exc:
+                self.error(p.loc, f"invalid schema for parameter '{p.name}': {exc.message}")
+                continue
+            if p.has_default and p.default is not None:
+                errors = list(validator_cls(dict(p.schema)).iter_errors(p.default))
+                if errors:
+                    loc = self.spec.locs.get(f"parameters.{p.name}.default", p.loc)
+                    self.error(loc, f"default of parameter '{p.name}' does not match its schema: "
+                                    f"{errors[0].message}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return repr(value)
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    todo = [(path, value)]
+    while todo:
+        p, v = todo.pop()
+        if isinstance(v, str):
+            yield p, v
+        elif isinstance(v, Mapping):
+            todo.extend((f"{p}.{k}", x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            todo.extend((f"{p}.{i}", x) for i, x in enumerate(v))
+
+
+def _nearest(locs: Mapping[str, Loc], path: str) -> Loc | None:
+    while path:
+        if path in locs:
+            return locs[path]
+        if "." not in path:
+            return None
+        path = path.rsplit(".", 1)[0]
+    return None
+
+
+def _all_tasks(tasks: Any) -> Iterator[TaskSpec]:
+    todo = list(tasks)[::-1]
+    while todo:
+        t = todo.pop()
+        yield t
+        todo.extend(list(t.subtasks)[::-1])
+
+
+def _find_task(spec: WorkflowSpec, name: str) -> TaskSpec | None:
+    for t in _all_tasks(spec.tasks.values()):
+        if t.name == name:
+            return t
+    return None
 
 
 def validate(spec: WorkflowSpec) -> list[Problem]:
-    return sorted(spec.load_problems, key=Problem.sort_key)
+    """Every problem of ``spec`` (errors and warnings), sorted by position."""
+    return _Checker(spec).run()
 
 
 def raise_for_problems(problems: list[Problem], spec: WorkflowSpec | None = None) -> None:
+    """Raise a :class:`WorkflowError` listing every error in ``problems`` (warnings never raise)."""
     errors = [p for p in problems if p.severity == "error"]
     if not errors:
         return
     first = errors[0]
-    lines = "\n".join(str(p) for p in errors)
-    head = f"{len(errors)} error(s) in workflow" if len(errors) > 1 else "invalid workflow"
+    if len(errors) == 1:
+        message = str(first)
+    else:
+        message = f"{len(errors)} errors in workflow:\n" + "\n".join(str(p) for p in errors)
     raise WorkflowError(
-        f"{head}:\n{lines}" if len(errors) > 1 else str(first),
+        message,
         file=first.loc.file if first.loc else (spec.file if spec else None),
         line=first.loc.line if first.loc else None,
         column=first.loc.column if first.loc else None,
@@ -29,5 +375,71 @@ def raise_for_problems(problems: list[Problem], spec: WorkflowSpec | None = None
     )
 
 
-def validate_parameters(spec: WorkflowSpec, params):  # replaced below
-    raise NotImplementedError
+def validate_parameters(spec: WorkflowSpec, params: Mapping[str, Any] | None = None, *,
+                        allow_unknown: bool = False) -> dict[str, Any]:
+    """Check run parameters against the workflow's parameter schemas (with ``jsonschema``).
+
+    Returns the parameters with defaults applied (every declared parameter is present: one with
+    neither a value nor a default is ``None``, as in Orquesta).  Raises a :class:`WorkflowError`
+    listing one message per bad field: missing required parameters, values that do not match
+    their schema and (unless ``allow_unknown``) parameters the workflow does not declare.
+    """
+    import jsonschema
+
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise WorkflowError(f"parameters must be a mapping, got {type(params).__name__}", file=spec.file)
+    values: dict[str, Any] = dict(params)
+    for p in spec.parameters:
+        if p.name not in values and p.has_default:
+            values[p.name] = copy.deepcopy(p.default)
+    schema = spec.parameters_schema()
+    for prop in schema["properties"].values():
+        prop.pop("default", None)
+    declared = {p.name: p for p in spec.parameters}
+    problems: list[Problem] = []
+    where = spec.loc or Loc(spec.file, 1, 1)
+
+    def add(name: str | None, message: str) -> None:
+        p = declared.get(name) if name else None
+        problems.append(Problem("error", message, (p.loc if p and p.loc else where)))
+
+    reported: set[str] = set()
+    for name in params:
+        if name not in declared and not allow_unknown:
+            names = list(declared)
+            add(None, f"unknown parameter '{name}'{did_you_mean(str(name), names)}"
+                      + (f" (declared: {', '.join(names)})" if names else " (the workflow declares none)"))
+            reported.add(str(name))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    try:
+        errors = sorted(validator.iter_errors(values), key=lambda e: [str(x) for x in e.absolute_path])
+    except jsonschema.SchemaError as exc:  # invalid schema in the workflow: reported by validate()
+        raise WorkflowError(f"invalid parameter schema: {exc.message}", file=spec.file) from None
+    for err in errors:
+        if err.validator == "required" and not err.absolute_path:
+            missing = [n for n in schema["required"] if n not in values]
+            for n in missing:
+                if n not in reported:
+                    reported.add(n)
+                    add(n, f"missing required parameter '{n}'")
+            continue
+        if not err.absolute_path:
+            continue
+        field = str(err.absolute_path[0])
+        if field in reported:
+            continue
+        reported.add(field)
+        inner = "".join(f"[{x!r}]" for x in list(err.absolute_path)[1:])
+        add(field, f"parameter '{field}'{inner}: {err.message}")
+    if problems:
+        lines = "\n".join(f"  {p.message}" for p in problems)
+        raise WorkflowError(
+            f"invalid parameters for workflow '{spec.name}':\n{lines}",
+            file=spec.file, line=problems[0].loc.line if problems[0].loc else None,
+            problems=problems,
+        )
+    for p in spec.parameters:
+        values.setdefault(p.name, None)
+    return values
