@@ -23,7 +23,35 @@ reset_store_stats = _store.reset_store_stats
 
 from flowctx.actions import action  # noqa: E402  (@flowctx.action("pack.name") registers an action)
 
+_LAZY = {
+    "Engine": "flowctx.engine.runner",
+    "Execution": "flowctx.engine.runner",
+    "ExecutionResult": "flowctx.engine.runner",
+    "TaskRecord": "flowctx.engine.runner",
+    "run": "flowctx.engine.runner",
+    "rehearse": "flowctx.rehearse",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the engine and rehearsal on first use, so ``import flowctx`` stays light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowctx' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "Engine",
+    "Execution",
+    "ExecutionResult",
+    "TaskRecord",
+    "run",
+    "rehearse",
     "BACKEND",
     "Context",
     "FrozenDict",

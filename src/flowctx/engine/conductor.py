@@ -1,0 +1,841 @@
+"""The conductor: the deterministic state machine of one workflow execution.
+
+It knows nothing about threads, clocks or action implementations.  A driver (the threaded
+:class:`flowctx.engine.runner.Engine`, or the rehearsal in :mod:`flowctx.rehearse`) asks it which
+task instances are ready (:meth:`Conductor.ready`), starts them (:meth:`Conductor.begin`), asks for
+the action calls to make (:meth:`Conductor.calls_for`) and reports each call's outcome
+(:meth:`Conductor.call_done`).  The conductor renders inputs, items, publishes and conditions,
+evaluates transitions, stages downstream tasks (routes, joins, engine commands), applies retries
+and decides the workflow's status and output.
+
+Context flow: every task instance gets an O(1) clone of its inbound branch's context; each taken
+transition publishes into its own clone; a join folds its inbound contexts with ``merge`` in
+arrival order; with-items items get ``with_item`` of the task context.  Nothing is ever copied.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from flowctx.actions.base import CANCELED, FAILED, SUCCEEDED, TIMEOUT, Outcome
+from flowctx.engine.graph import Edge, WorkflowGraph
+from flowctx.errors import FlowctxError, TemplateError
+from flowctx.spec.model import TaskSpec, WorkflowSpec
+
+# workflow statuses
+RUNNING = "running"
+FAILING = "failing"
+WF_SUCCEEDED = "succeeded"
+WF_FAILED = "failed"
+WF_CANCELED = "canceled"
+PAUSED = "paused"
+
+# task statuses beyond the action outcomes
+STAGED = "staged"
+TASK_RUNNING = "running"
+SKIPPED = "skipped"
+COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
+
+DEFAULT_RETRY_COMMAND_COUNT = 3
+
+
+@dataclass(eq=False)
+class Staged:
+    """A task instance waiting to start: where it came from and the context it will get."""
+
+    task: str
+    route: int
+    ctx: Any
+    order: int
+    sources: list[TaskInstance] = field(default_factory=list)
+    satisfied: list[str] = field(default_factory=list)
+    allowed_after_fail: bool = False
+    is_join: bool = False
+    join_required: int = 1
+
+
+@dataclass(eq=False)
+class ActionCall:
+    """One action call the driver must make (after ``delay`` seconds)."""
+
+    instance: TaskInstance
+    key: int | str | None  # item index, parallel sub-task name, or None
+    action: str | None
+    inputs: Mapping[str, Any]
+    timeout: float | None
+    delay: float = 0.0
+    attempt: int = 1
+    item: Any = None
+
+
+@dataclass(eq=False)
+class TaskInstance:
+    """One run of a task (or one reach of an engine command) on one route."""
+
+    seq: int
+    task: str
+    route: int
+    spec: TaskSpec | None
+    ctx: Any
+    status: str = TASK_RUNNING
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    term: bool = False
+    handled: bool = False
+    started: float = 0.0
+    finished: float | None = None
+    out_ctxs: list[Any] = field(default_factory=list)
+    staged_from: Staged | None = None
+    # with-items / parallel bookkeeping
+    items: list[Any] | None = None
+    item_names: tuple[str, ...] = ()
+    item_results: dict[Any, Any] = field(default_factory=dict)
+    item_status: dict[Any, str] = field(default_factory=dict)
+    item_errors: dict[Any, str] = field(default_factory=dict)
+    item_attempts: dict[Any, int] = field(default_factory=dict)
+    next_item: int = 0
+    in_flight: int = 0
+    concurrency: int | None = None
+    batch_size: int | None = None
+    batch_end: int = 0
+    item_failed: bool = False
+    pending: list[ActionCall] = field(default_factory=list)
+    issued: bool = False
+    is_command: bool = False
+    timeout: float | None = None
+    delay: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """``task`` on route 0, ``task__rN`` otherwise (the conformance-suite notation)."""
+        return self.task if self.route == 0 else f"{self.task}__r{self.route}"
+
+    @property
+    def done(self) -> bool:
+        return self.status in COMPLETED
+
+
+def _outcome_is_failure(status: str) -> bool:
+    return status in (FAILED, TIMEOUT, CANCELED)
+
+
+class Conductor:
+    """State machine of one execution; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        parameters: Mapping[str, Any] | None,
+        *,
+        renderer: Any,
+        store: ModuleType,
+        system: Mapping[str, Any] | None = None,
+        copy_items: bool = False,
+        on_event: Callable[[str, TaskInstance], None] | None = None,
+    ) -> None:
+        from flowctx.render import TaskScope
+
+        self.spec = spec
+        self.graph = WorkflowGraph(spec)
+        self.renderer = renderer
+        self.store = store
+        self._Scope = TaskScope
+        self.parameters = dict(parameters or {})
+        self.system = dict(system or {})
+        self.copy_items = copy_items
+        self.on_event = on_event
+        self.status = RUNNING
+        self.sequence: list[TaskInstance] = []
+        self.routes: list[list[str]] = [[]]
+        self.errors: list[dict[str, Any]] = []
+        self.output: dict[str, Any] | None = None
+        self.statuses: dict[str, str] = {}
+        self.staged: list[Staged] = []
+        self._order = 0
+        self._joins: dict[tuple[str, int], Staged] = {}
+        self._fail_requested = False
+        self.initial_ctx: Any = None
+        self.finished = False
+        self.items_run = 0
+
+    # ================================================================== start
+    def start(self) -> None:
+        """Build the initial context (parameters, then vars rendered in order) and stage the
+        start tasks on route 0."""
+        Context = self.store.Context
+        try:
+            ctx = Context(self.parameters, self.parameters, None, self.system)
+        except (TypeError, ValueError) as exc:
+            self._workflow_error(None, f"invalid parameters: {exc}")
+            self._finish_now()
+            return
+        for name, value in self.spec.vars:
+            try:
+                ctx.set_var(name, self.renderer.render_json(value, ctx, field=f"vars.{name}"))
+            except (TemplateError, TypeError, ValueError) as exc:
+                self._workflow_error(None, f"cannot render variable {name!r}: {exc}")
+                self._finish_now()
+                return
+        self.initial_ctx = ctx
+        starts = self.spec.start_tasks()
+        if not starts:
+            self._workflow_error(None, "the workflow has no start task (every task is the target of a transition)")
+            self._finish_now()
+            return
+        for name in starts:
+            self._stage(name, 0, ctx.clone(), None)
+
+    def _finish_now(self) -> None:
+        self.status = WF_FAILED
+        self.finished = True
+
+    # ================================================================== scheduling
+    def ready(self) -> list[Staged]:
+        """Staged instances that may start now, ordered by task name, then route."""
+        if self.finished or self.status not in (RUNNING, FAILING):
+            return []
+        out = []
+        for st in self.staged:
+            if st.is_join and len(st.satisfied) < st.join_required:
+                continue
+            if self.status == FAILING and not st.allowed_after_fail:
+                continue
+            out.append(st)
+        out.sort(key=lambda s: (s.task, s.route, s.order))
+        return out
+
+    def active(self) -> list[TaskInstance]:
+        """Instances started and not yet completed."""
+        return [i for i in self.sequence if not i.done and not i.is_command]
+
+    def begin(self, st: Staged) -> TaskInstance:
+        """Start a staged instance: enter it in the sequence, render what it needs up front."""
+        self.staged.remove(st)
+        if st.is_join:
+            self._joins.pop((st.task, st.route), None)
+        spec = self.graph.task(st.task)
+        inst = TaskInstance(
+            seq=len(self.sequence), task=st.task, route=st.route, spec=spec, ctx=st.ctx, staged_from=st
+        )
+        inst.started = time.time()
+        self.sequence.append(inst)
+        self.statuses[st.task] = TASK_RUNNING
+        self._emit("start", inst)
+        try:
+            self._prepare(inst)
+        except FlowctxError as exc:
+            self._fail_instance(inst, str(exc))
+        return inst
+
+    def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
+        return self._Scope(status=status, result=result, statuses=self.statuses)
+
+    def _render(self, value: Any, ctx: Any, inst: TaskInstance, fld: str, scope: Any = None) -> Any:
+        try:
+            return self.renderer.render_json(value, ctx, scope=scope or self._scope(inst), task=inst.task, field=fld)
+        except TemplateError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise TemplateError(str(exc), task=inst.task, field=fld) from None
+
+    def _number(self, value: Any, inst: TaskInstance, fld: str, *, integer: bool = False) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = self._render(value, inst.ctx, inst, fld)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = int(value) if integer else float(value)
+            except (TypeError, ValueError):
+                raise TemplateError(f"{fld} must be a number, got {value!r}", task=inst.task, field=fld) from None
+        if value < 0:
+            raise TemplateError(f"{fld} must not be negative, got {value!r}", task=inst.task, field=fld)
+        return int(value) if integer else float(value)
+
+    def _prepare(self, inst: TaskInstance) -> None:
+        spec = inst.spec
+        assert spec is not None
+        if spec.when is not None:
+            ok = self.renderer.evaluate_condition(
+                spec.when, inst.ctx, scope=self._scope(inst), task=inst.task, field="when"
+            )
+            if not ok:
+                inst.status = SKIPPED
+                inst.issued = True
+                self._complete(inst)
+                return
+        inst.timeout = self._number(spec.timeout, inst, "timeout")
+        inst.delay = self._number(spec.delay, inst, "delay") or 0.0
+        if spec.with_items is not None:
+            wi = spec.with_items
+            items = self._render(wi.items, inst.ctx, inst, "with.items")
+            if isinstance(items, Mapping) or isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+                raise TemplateError(
+                    f"with-items expression must give a list, got {type(items).__name__}", task=inst.task, field="with.items"
+                )
+            items = list(items)
+            if wi.names and len(wi.names) > 1:
+                shaped = []
+                for i, it in enumerate(items):
+                    if not isinstance(it, (list, tuple)) or len(it) != len(wi.names):
+                        raise TemplateError(
+                            f"item {i} does not unpack into {', '.join(wi.names)}: {it!r}", task=inst.task, field="with.items"
+                        )
+                    shaped.append(dict(zip(wi.names, it)))
+                items = shaped
+            elif wi.names:
+                items = [{wi.names[0]: it} for it in items]
+            inst.items = items
+            inst.item_names = wi.names
+            inst.concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True) or None
+            inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
+            if not items:
+                inst.status = SUCCEEDED
+                inst.result = []
+                inst.issued = True
+                self._complete(inst)
+            return
+        if spec.subtasks:
+            for sub in spec.subtasks:
+                inputs = self._render(sub.input, inst.ctx, inst, f"{sub.name}.input")
+                inst.pending.append(
+                    ActionCall(inst, sub.name, sub.action, inputs, self._number(sub.timeout, inst, "timeout"), inst.delay)
+                )
+            return
+        inputs = self._render(spec.input, inst.ctx, inst, "input")
+        inst.pending.append(ActionCall(inst, None, spec.action, inputs, inst.timeout, inst.delay))
+
+    def calls_for(self, inst: TaskInstance, limit: int | None = None) -> list[ActionCall]:
+        """The calls to make now for ``inst`` (at most ``limit``)."""
+        if inst.done or self.status == WF_CANCELED:
+            return []
+        out: list[ActionCall] = []
+        if inst.items is not None:
+            out.extend(self._take_pending(inst, limit))
+            if inst.item_failed:
+                return out
+            n = len(inst.items)
+            while inst.next_item < n and (limit is None or len(out) < limit):
+                if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
+                    break
+                if inst.batch_size is not None:
+                    if inst.next_item >= inst.batch_end:
+                        if inst.in_flight:
+                            break
+                        inst.batch_end = inst.next_item + inst.batch_size
+                idx = inst.next_item
+                inst.next_item += 1
+                call = self._item_call(inst, idx)
+                if call is None:
+                    return out
+                out.append(call)
+            return out
+        return self._take_pending(inst, limit)
+
+    def _take_pending(self, inst: TaskInstance, limit: int | None) -> list[ActionCall]:
+        if not inst.pending:
+            return []
+        n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
+        out, inst.pending = inst.pending[:n], inst.pending[n:]
+        inst.in_flight += len(out)
+        inst.issued = True
+        return out
+
+    def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall | None:
+        assert inst.items is not None and inst.spec is not None
+        item = inst.items[idx]
+        if self.copy_items:  # the deep-copy baseline kept for benchmarks
+            base = self.store.Context.from_export(inst.ctx.export())
+            ictx = base.with_item(item, idx)
+        else:
+            ictx = inst.ctx.with_item(item, idx)
+        try:
+            inputs = self._render(inst.spec.input, ictx, inst, "input")
+        except FlowctxError as exc:
+            inst.item_failed = True
+            inst.item_status[idx] = FAILED
+            inst.item_errors[idx] = str(exc)
+            self._log_error(inst, str(exc))
+            if inst.in_flight == 0:
+                self._finish_items(inst)
+            return None
+        inst.in_flight += 1
+        inst.issued = True
+        self.items_run += 1
+        return ActionCall(inst, idx, inst.spec.action, inputs, inst.timeout, inst.delay, item=ictx.item)
+
+    # ================================================================== outcomes
+    def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
+        """Record one call's outcome; returns follow-up calls (retries) to make."""
+        inst = call.instance
+        inst.in_flight -= 1
+        if inst.done:
+            return []
+        retry = self._retry_call(call, outcome)
+        if retry is not None:
+            inst.in_flight += 1
+            return [retry]
+        if inst.items is not None:
+            self._item_done(inst, call, outcome)
+            return []
+        if call.key is not None:  # parallel sub-task
+            inst.item_status[call.key] = outcome.status
+            inst.item_results[call.key] = outcome.result
+            if outcome.error:
+                inst.item_errors[call.key] = outcome.error
+            if inst.in_flight == 0 and not inst.pending:
+                failed = [k for k, s in inst.item_status.items() if s != SUCCEEDED]
+                inst.result = dict(inst.item_results)
+                if failed:
+                    inst.status = inst.item_status[failed[0]]
+                    inst.error = "; ".join(f"{k}: {inst.item_errors.get(k, inst.item_status[k])}" for k in failed)
+                else:
+                    inst.status = SUCCEEDED
+                self._complete(inst)
+            return []
+        inst.attempts = call.attempt
+        inst.status = outcome.status if outcome.status in COMPLETED else (TASK_RUNNING if outcome.status == "running" else FAILED)
+        inst.result = outcome.result
+        inst.error = outcome.error
+        if inst.status == TASK_RUNNING:  # the action reports it is still running (rehearsal mocks)
+            return []
+        self._complete(inst)
+        return []
+
+    def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
+        inst = call.instance
+        spec = inst.spec
+        if spec is None or spec.retry is None or outcome.status == CANCELED or self.status == WF_CANCELED:
+            return None
+        retry = spec.retry
+        try:
+            count = self._number(retry.count, inst, "retry.count", integer=True) or 0
+        except FlowctxError as exc:
+            self._log_error(inst, str(exc))
+            return None
+        if call.attempt > count:
+            return None
+        scope = self._scope(inst, outcome.status, outcome.result)
+        if retry.when is None:
+            again = _outcome_is_failure(outcome.status)
+        else:
+            try:
+                again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
+            except FlowctxError as exc:
+                self._log_error(inst, str(exc))
+                return None
+        if not again:
+            return None
+        base = self._number(retry.delay, inst, "retry.delay") or 0.0
+        n = call.attempt
+        if retry.backoff == "linear":
+            delay = base * n
+        elif retry.backoff == "exponential":
+            delay = base * (2 ** (n - 1))
+        else:
+            delay = base
+        if retry.max_delay is not None:
+            delay = min(delay, float(retry.max_delay))
+        if call.key is not None:
+            inst.item_attempts[call.key] = n + 1
+        self._emit("retry", inst)
+        return ActionCall(inst, call.key, call.action, call.inputs, call.timeout, delay, n + 1, call.item)
+
+    def _item_done(self, inst: TaskInstance, call: ActionCall, outcome: Outcome) -> None:
+        idx = call.key
+        inst.item_status[idx] = outcome.status
+        inst.item_results[idx] = outcome.result
+        inst.attempts = max(inst.attempts, call.attempt)
+        if outcome.status != SUCCEEDED:
+            if outcome.status == "running":
+                return
+            inst.item_failed = True
+            inst.item_errors[idx] = outcome.error or outcome.status
+        self._emit("item", inst)
+        assert inst.items is not None
+        finished_all = len([s for s in inst.item_status.values() if s in COMPLETED]) == len(inst.items)
+        if inst.in_flight == 0 and (inst.item_failed or finished_all):
+            self._finish_items(inst)
+
+    def _finish_items(self, inst: TaskInstance) -> None:
+        assert inst.items is not None
+        if inst.item_failed:
+            length = max(inst.item_results, default=-1) + 1
+            length = max(length, max(inst.item_status, default=-1) + 1)
+            statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
+            inst.status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
+            inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items()))
+        else:
+            length = len(inst.items)
+            inst.status = SUCCEEDED
+        inst.result = [inst.item_results.get(i) for i in range(length)]
+        self._complete(inst)
+
+    def _fail_instance(self, inst: TaskInstance, message: str) -> None:
+        inst.status = FAILED
+        inst.error = message
+        inst.pending.clear()
+        self._log_error(inst, message, logged_as_render=True)
+        self._complete(inst, error_logged=True)
+
+    # ================================================================== completion
+    def _record(self, inst: TaskInstance) -> dict[str, Any]:
+        rec: dict[str, Any] = {"status": inst.status, "result": inst.result}
+        if inst.error is not None:
+            rec["error"] = {"message": inst.error}
+        else:
+            rec["error"] = None
+        if inst.items is not None:
+            rec["results"] = inst.result
+            rec["failed_items"] = [
+                {"index": k, "item": inst.items[k] if k < len(inst.items) else None, "error": v}
+                for k, v in sorted(inst.item_errors.items())
+            ]
+        if inst.attempts > 1:
+            rec["attempts"] = inst.attempts
+        return rec
+
+    def _complete(self, inst: TaskInstance, *, error_logged: bool = False) -> None:
+        """An instance reached a final status: publish, evaluate transitions, stage, decide."""
+        inst.finished = time.time()
+        self.statuses[inst.task] = inst.status
+        spec = inst.spec
+        assert spec is not None
+        failed = _outcome_is_failure(inst.status)
+        if failed and not error_logged:
+            msg = "Execution failed. See result for details."
+            if inst.error:
+                msg = f"{msg} ({inst.error})"
+            self._log_error(inst, msg, result=inst.result)
+        self._emit("finish", inst)
+        if self.status == WF_CANCELED:
+            inst.term = True
+            return
+        ctx = inst.ctx.clone()
+        try:
+            ctx.set_task_result(inst.task, self._record(inst))
+            if inst.item_results and spec.subtasks:
+                for name, res in inst.item_results.items():
+                    ctx.set_task_result(
+                        name, {"status": inst.item_status.get(name), "result": res, "error": None}
+                    )
+        except (TypeError, ValueError) as exc:
+            self._log_error(inst, f"task result cannot be stored: {exc}")
+            self._request_fail()
+            inst.term = True
+            return
+        status_for_scope = SUCCEEDED if inst.status == SKIPPED else inst.status
+        scope = self._scope(inst, status_for_scope, inst.result)
+        try:
+            if spec.publish and status_for_scope == SUCCEEDED:
+                self._publish(ctx, spec.publish, inst, scope, "publish")
+            taken = self._transitions(inst, ctx, scope)
+        except FlowctxError as exc:
+            self._log_error(inst, str(exc))
+            self._request_fail()
+            inst.term = True
+            return
+        if not taken:
+            inst.out_ctxs.append(ctx)
+        inst.handled = any(edge.target != "continue" for edge, _ in taken)
+        if failed and not inst.handled:
+            self._request_fail(unhandled=True)
+        if not spec.transitions or not taken or self.status != RUNNING:
+            inst.term = True
+
+    def _publish(self, ctx: Any, publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
+        for name, value in publish:
+            ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+
+    def _transitions(self, inst: TaskInstance, ctx: Any, scope: Any) -> list[tuple[Edge, Any]]:
+        spec = inst.spec
+        assert spec is not None
+        fired: dict[int, Any] = {}  # entry index -> published context
+        groups_fired: set[str] = set()
+        entries = spec.transitions
+        for entry, tr in enumerate(entries):
+            if tr.otherwise:
+                continue
+            if tr.when is None:
+                ok = True
+            else:
+                ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
+            if ok:
+                if tr.group is not None:
+                    groups_fired.add(tr.group)
+                fired[entry] = None
+        for entry, tr in enumerate(entries):
+            if tr.otherwise and tr.group not in groups_fired:
+                ok = True
+                if tr.when is not None:
+                    ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
+                if ok:
+                    fired[entry] = None
+        for entry in sorted(fired):
+            out = ctx.clone()
+            if entries[entry].publish:
+                self._publish(out, entries[entry].publish, inst, scope, f"next[{entry}].publish")
+            fired[entry] = out
+            inst.out_ctxs.append(out)
+        taken = [(edge, fired[edge.entry]) for edge in self.graph.ordered_out_edges(inst.task) if edge.entry in fired]
+        staged_now: list[Staged] = []
+        fail_here = False
+        for edge, out in taken:
+            route = self._route_for(edge, inst.route)
+            if self.graph.is_command(edge.target):
+                self._command(edge.target, route, inst, out)
+                if edge.target == "fail":
+                    fail_here = True
+            else:
+                st = self._stage(edge.target, route, out, inst)
+                if st is not None:
+                    staged_now.append(st)
+        if fail_here:
+            for st in staged_now:
+                st.allowed_after_fail = True
+        return taken
+
+    def _route_for(self, edge: Edge, prev_route: int) -> int:
+        target = edge.target
+        if not self.graph.is_split(target):
+            return prev_route
+        old = self.routes[prev_route]
+        if edge.route_id in old:
+            return prev_route
+        self.routes.append(old + [edge.route_id])
+        return len(self.routes) - 1
+
+    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any) -> None:
+        inst = TaskInstance(
+            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, status=SUCCEEDED, is_command=True
+        )
+        inst.started = inst.finished = time.time()
+        self.sequence.append(inst)
+        self._emit("command", inst)
+        if name == "fail":
+            self._request_fail()
+        elif name == "retry":
+            limit = DEFAULT_RETRY_COMMAND_COUNT
+            if source.spec is not None and source.spec.retry is not None:
+                try:
+                    limit = self._number(source.spec.retry.count, source, "retry.count", integer=True) or 0
+                except FlowctxError:
+                    pass
+            done = sum(1 for i in self.sequence if i.task == source.task and i.route == source.route and not i.is_command)
+            if done <= limit:
+                self._stage(source.task, source.route, source.ctx, source, force_new=True)
+
+    def _stage(self, task: str, route: int, ctx: Any, source: TaskInstance | None, *, force_new: bool = False) -> Staged | None:
+        self._order += 1
+        if self.graph.is_join(task) and not force_new:
+            key = (task, route)
+            st = self._joins.get(key)
+            if st is None:
+                st = Staged(task, route, ctx, self._order, is_join=True, join_required=self.graph.join_required(task))
+                self._joins[key] = st
+                self.staged.append(st)
+            elif source is not None and source.task in st.satisfied:
+                st.ctx = st.ctx.merge(ctx)
+                st.sources.append(source)
+                return st
+            else:
+                st.ctx = st.ctx.merge(ctx)
+            if source is not None:
+                st.sources.append(source)
+                st.satisfied.append(source.task)
+            return st
+        st = Staged(task, route, ctx, self._order, sources=[source] if source else [])
+        self.staged.append(st)
+        return st
+
+    # ================================================================== status
+    def _log_error(self, inst: TaskInstance | None, message: str, *, result: Any = None, logged_as_render: bool = False) -> None:
+        err: dict[str, Any] = {"type": "error", "message": message}
+        if inst is not None:
+            err["task_id"] = inst.task
+            if inst.route:
+                err["route"] = inst.route
+        if result is not None:
+            err["result"] = result
+        self.errors.append(err)
+
+    def _workflow_error(self, inst: TaskInstance | None, message: str) -> None:
+        self._log_error(inst, message)
+
+    def _request_fail(self, unhandled: bool = False) -> None:
+        if self.status == RUNNING:
+            self.status = FAILING
+
+    def is_idle(self) -> bool:
+        """Nothing can start and nothing is running: the driver should call :meth:`finalize`."""
+        return not self.ready() and not self.active()
+
+    def finalize(self) -> None:
+        """Decide the final status (unreachable joins, failures) and render the output."""
+        if self.finished:
+            return
+        if self.active():
+            return  # still running (e.g. a rehearsal mock left a task running)
+        if self.status == RUNNING:
+            for st in list(self._joins.values()):
+                if st.satisfied and len(set(st.satisfied)) < st.join_required:
+                    self.errors.append(
+                        {
+                            "type": "error",
+                            "task_id": st.task,
+                            "route": st.route,
+                            "message": (
+                                f'UnreachableJoinError: The join task|route "{st.task}|{st.route}" '
+                                "is partially satisfied but unreachable."
+                            ),
+                        }
+                    )
+                    self.status = FAILING
+        if self.status == RUNNING:
+            self.status = WF_SUCCEEDED
+        elif self.status == FAILING:
+            self.status = WF_FAILED
+        for inst in self.sequence:
+            if inst.done and not inst.is_command and not inst.term:
+                # an instance whose successors never started is where its branch ended
+                if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
+                    inst.term = True
+        self._render_output()
+        self.finished = True
+
+    def _has_started_successor(self, inst: TaskInstance) -> bool:
+        for other in self.sequence:
+            st = other.staged_from
+            if st is not None and any(src is inst for src in st.sources):
+                return True
+        return False
+
+    def terminal_context(self) -> Any:
+        """The merged out-contexts of the terminal task instances (in completion order)."""
+        ctx = None
+        terms = [i for i in self.sequence if i.term and not i.is_command]
+        terms.sort(key=lambda i: (i.finished or 0.0, i.seq))
+        for inst in terms:
+            for out in inst.out_ctxs or [inst.ctx]:
+                ctx = out if ctx is None else ctx.merge(out)
+        if ctx is None:
+            ctx = self.initial_ctx if self.initial_ctx is not None else self.store.Context(self.parameters)
+        return ctx
+
+    def _render_output(self) -> None:
+        if not self.spec.output:
+            self.output = None if self.status != WF_SUCCEEDED else {}
+            if not self.spec.output:
+                self.output = {}
+            return
+        ctx = self.terminal_context()
+        out: dict[str, Any] = {}
+        scope = self._Scope(status=None, result=None, statuses=self.statuses)
+        for name, value in self.spec.output:
+            try:
+                out[name] = self.store.thaw(
+                    self.renderer.render_json(value, ctx, scope=scope, field=f"output.{name}")
+                )
+            except FlowctxError as exc:
+                self.errors.append({"type": "error", "message": f"cannot render output {name!r}: {exc}"})
+                if self.status == WF_SUCCEEDED:
+                    self.status = WF_FAILED
+        self.output = out
+
+    def cancel(self) -> None:
+        """Stop: nothing new starts; running instances end as canceled."""
+        if self.finished:
+            return
+        self.status = WF_CANCELED
+        self.staged.clear()
+        self._joins.clear()
+        for inst in self.active():
+            inst.status = CANCELED
+            inst.finished = time.time()
+            inst.term = True
+            self.statuses[inst.task] = CANCELED
+
+    def finish_canceled(self) -> None:
+        self.finished = True
+        self.output = {}
+
+    # ================================================================== rerun
+    def rerun(self, tasks: list[tuple[str, int]] | None = None, *, reset_items: bool = False) -> None:
+        """Re-open a finished execution: run the given (task, route) instances again (default:
+        every failed terminal instance) and let branches that were cut short continue."""
+        targets: list[TaskInstance] = []
+        latest: dict[tuple[str, int], TaskInstance] = {}
+        for inst in self.sequence:
+            if not inst.is_command:
+                latest[(inst.task, inst.route)] = inst
+        if tasks:
+            for name, route in tasks:
+                inst = latest.get((name, route))
+                if inst is None:
+                    raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
+                if not inst.done:
+                    raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {inst.status}")
+                targets.append(inst)
+        else:
+            targets = [
+                i for i in self.sequence
+                if i.term and not i.is_command and i.status in (FAILED, TIMEOUT, CANCELED) and latest.get((i.task, i.route)) is i
+            ]
+        if not targets:
+            raise FlowctxError("nothing to rerun: no failed task instances")
+        names = {t.task for t in targets}
+        self.errors = [e for e in self.errors if e.get("task_id") not in names]
+        self.finished = False
+        self.status = RUNNING
+        self.output = None
+        for st in self.staged:
+            st.allowed_after_fail = False
+        for inst in self.sequence:
+            if any(src is inst for st in self.staged for src in st.sources):
+                inst.term = False
+        for inst in targets:
+            inst.term = False
+            if inst.items is not None:
+                self._reopen_items(inst, reset_items)
+                continue
+            self._order += 1
+            st = Staged(inst.task, inst.route, inst.ctx, self._order, sources=list(inst.staged_from.sources) if inst.staged_from else [])
+            self.staged.append(st)
+
+    def _reopen_items(self, inst: TaskInstance, reset: bool) -> None:
+        assert inst.items is not None
+        redo = list(range(len(inst.items))) if reset else [
+            i for i in range(len(inst.items)) if inst.item_status.get(i) != SUCCEEDED
+        ]
+        inst.status = TASK_RUNNING
+        inst.item_failed = False
+        inst.item_errors.clear()
+        for i in redo:
+            inst.item_status.pop(i, None)
+            inst.item_results.pop(i, None)
+        inst.next_item = len(inst.items)
+        for i in redo:
+            call = self._item_call(inst, i)
+            if call is not None:
+                inst.in_flight -= 1
+                inst.pending.append(call)
+        self.statuses[inst.task] = TASK_RUNNING
+
+    def reopened(self) -> list[TaskInstance]:
+        """With-items instances reopened by a rerun that have calls waiting."""
+        return [i for i in self.sequence if not i.done and not i.is_command and i.pending]
+
+    # ================================================================== misc
+    def _emit(self, kind: str, inst: TaskInstance) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, inst)
+
+    def task_sequence(self) -> list[str]:
+        return [i.name for i in self.sequence]
+
+    def term_tasks(self) -> list[str]:
+        return [i.name for i in self.sequence if i.term and not i.is_command]

@@ -1,0 +1,523 @@
+"""The engine: drives a :class:`~flowctx.engine.conductor.Conductor` with real action calls.
+
+Event-driven, no polling: the engine thread blocks on one queue.  Action outcomes (from the
+executor's workers), control requests (cancel / pause / resume) and nothing else wake it; delayed
+calls (task ``delay``, retry back-off) wait in a heap and the queue wait is bounded by the next
+deadline, so a timer never costs a thread and an idle engine never spins.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome
+from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
+from flowctx.engine.conductor import (
+    PAUSED,
+    WF_CANCELED,
+    WF_FAILED,
+    ActionCall,
+    Conductor,
+    TaskInstance,
+)
+from flowctx.errors import ActionError, FlowctxError, WorkflowError
+from flowctx.executors import CallHandle, Executor, InlineExecutor, ThreadExecutor
+from flowctx.spec.model import TaskSpec, WorkflowSpec
+
+EventHook = Callable[[str, TaskInstance], None]
+
+
+@dataclass
+class TaskRecord:
+    """One task instance of an execution, as users see it."""
+
+    task: str
+    route: int
+    status: str
+    result: Any
+    error: str | None
+    attempts: int
+    started: float
+    finished: float | None
+    items: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.task if self.route == 0 else f"{self.task}__r{self.route}"
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        from flowctx import thaw
+
+        return {
+            "task": self.task,
+            "route": self.route,
+            "status": self.status,
+            "result": thaw(self.result),
+            "error": self.error,
+            "attempts": self.attempts,
+            "started": self.started,
+            "finished": self.finished,
+            "items": self.items,
+        }
+
+
+@dataclass
+class ExecutionResult:
+    """The outcome of a workflow run."""
+
+    execution_id: str
+    workflow: str
+    status: str
+    output: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+    tasks: list[TaskRecord]
+    sequence: list[str]
+    routes: list[list[str]]
+    started: float
+    finished: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    conductor: Conductor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def reason(self) -> str | None:
+        """A one-line reason for a failure (the first error), or None."""
+        if self.status == "succeeded":
+            return None
+        for err in self.errors:
+            where = f"task {err['task_id']!r}: " if err.get("task_id") else ""
+            return f"{where}{err.get('message')}"
+        return f"workflow {self.status}"
+
+    def task(self, name: str, route: int = 0) -> TaskRecord:
+        """The latest record of task ``name`` on ``route`` (KeyError if it never ran)."""
+        for rec in reversed(self.tasks):
+            if rec.task == name and rec.route == route:
+                return rec
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "output": self.output,
+            "errors": self.errors,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "sequence": self.sequence,
+            "routes": self.routes,
+            "started": self.started,
+            "finished": self.finished,
+            "metrics": self.metrics,
+        }
+
+
+def _result_from(conductor: Conductor, execution_id: str, started: float, metrics: dict[str, Any]) -> ExecutionResult:
+    tasks = [
+        TaskRecord(
+            i.task, i.route, i.status, i.result, i.error, max(i.attempts, 1), i.started, i.finished,
+            len(i.items) if i.items is not None else None,
+        )
+        for i in conductor.sequence
+        if not i.is_command
+    ]
+    return ExecutionResult(
+        execution_id=execution_id,
+        workflow=conductor.spec.name,
+        status=conductor.status,
+        output=conductor.output,
+        errors=list(conductor.errors),
+        tasks=tasks,
+        sequence=conductor.task_sequence(),
+        routes=[list(r) for r in conductor.routes],
+        started=started,
+        finished=time.time(),
+        metrics=metrics,
+        conductor=conductor,
+    )
+
+
+class Execution:
+    """A workflow running in a background thread: ``wait()``, ``cancel()``, ``pause()``,
+    ``resume()``."""
+
+    def __init__(self, engine: Engine, conductor: Conductor, execution_id: str) -> None:
+        self._engine = engine
+        self.conductor = conductor
+        self.execution_id = execution_id
+        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._result: ExecutionResult | None = None
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> str:
+        return self.conductor.status
+
+    def cancel(self) -> None:
+        """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._events.put(("cancel",))
+
+    def pause(self) -> None:
+        """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
+        self._events.put(("pause",))
+
+    def resume(self) -> None:
+        """Resume a paused execution."""
+        self._events.put(("resume",))
+
+    def wait(self, timeout: float | None = None) -> ExecutionResult:
+        """Block until the execution ends; returns its :class:`ExecutionResult`."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"execution {self.execution_id} still {self.status} after {timeout}s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._engine._drive(self)
+        except BaseException as exc:  # surfaced by wait()
+            self._error = exc
+        finally:
+            self._done.set()
+
+
+class Engine:
+    """Runs workflows.
+
+    ``actions``: extra actions (a mapping name -> callable, or an :class:`ActionRegistry`) on top
+    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``
+    or an :class:`Executor`.  ``copy_items=True`` deep-copies the context per with-items item
+    instead of cloning it (kept only to benchmark the difference).
+    """
+
+    def __init__(
+        self,
+        *,
+        actions: Mapping[str, Callable[..., Any]] | ActionRegistry | None = None,
+        executor: str | Executor = "thread",
+        max_workers: int | None = None,
+        renderer: Any = None,
+        store: ModuleType | None = None,
+        copy_items: bool = False,
+        responder: Callable[[Mapping[str, Any]], Any] | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        from flowctx import _backend
+        from flowctx.render import default_renderer
+
+        if isinstance(actions, ActionRegistry):
+            self.registry = actions
+        else:
+            self.registry = DEFAULT_REGISTRY.child(actions)
+        self._executor_spec = executor
+        self.max_workers = max_workers
+        self.renderer = renderer or default_renderer()
+        self.store = store or _backend.store
+        self.copy_items = copy_items
+        self.responder = responder
+        self.on_event = on_event
+
+    # ------------------------------------------------------------------ public API
+    def run(
+        self, workflow: str | os.PathLike[str] | WorkflowSpec, parameters: Mapping[str, Any] | None = None
+    ) -> ExecutionResult:
+        """Run a workflow to the end and return its result."""
+        ex = self.start(workflow, parameters, background=False)
+        return ex.wait()
+
+    def start(
+        self,
+        workflow: str | os.PathLike[str] | WorkflowSpec,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        background: bool = True,
+    ) -> Execution:
+        """Start a workflow; returns an :class:`Execution` handle (runs in a thread by default).
+
+        Problems found before anything runs — a broken file, bad parameters, unknown actions —
+        raise :class:`~flowctx.errors.FlowctxError` here.
+        """
+        spec = self._load(workflow)
+        params = self._parameters(spec, parameters or {})
+        self._check_actions(spec)
+        execution_id = uuid.uuid4().hex[:12]
+        system = {
+            "execution_id": execution_id,
+            "workflow": spec.name,
+            "workflow_start": time.time(),
+            "timestamp": int(time.time()),
+        }
+        conductor = Conductor(
+            spec, params, renderer=self.renderer, store=self.store, system=system,
+            copy_items=self.copy_items, on_event=self.on_event,
+        )
+        ex = Execution(self, conductor, execution_id)
+        self._launch(ex, background)
+        return ex
+
+    def rerun(
+        self, result: ExecutionResult, tasks: list[str | tuple[str, int]] | None = None, *, reset_items: bool = False
+    ) -> ExecutionResult:
+        """Run failed tasks of a finished execution again (default: every failed terminal task),
+        keeping its history; returns the updated result."""
+        if result.conductor is None:
+            raise FlowctxError("this result has no execution state to rerun")
+        conductor = result.conductor
+        wanted = None
+        if tasks:
+            wanted = [(t, 0) if isinstance(t, str) else (str(t[0]), int(t[1])) for t in tasks]
+        conductor.rerun(wanted, reset_items=reset_items)
+        ex = Execution(self, conductor, result.execution_id)
+        self._launch(ex, background=False)
+        return ex.wait()
+
+    # ------------------------------------------------------------------ preparation
+    def _load(self, workflow: str | os.PathLike[str] | WorkflowSpec) -> WorkflowSpec:
+        if isinstance(workflow, WorkflowSpec):
+            return workflow
+        from flowctx.spec import load_workflow
+
+        return load_workflow(workflow)
+
+    def _parameters(self, spec: WorkflowSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        from flowctx.spec import validate_parameters
+
+        return validate_parameters(spec, parameters)
+
+    def _check_actions(self, spec: WorkflowSpec) -> None:
+        problems = []
+        for task in _all_tasks(spec):
+            if task.type == "workflow" or task.action is None or _is_workflow_ref(task.action):
+                continue
+            try:
+                self.registry.resolve(task.action)
+            except ActionError as exc:
+                where = f"{task.loc}: " if task.loc else ""
+                problems.append(f"{where}task {task.name!r}: {exc}")
+        if problems:
+            raise WorkflowError("; ".join(problems) if len(problems) == 1 else "\n".join(problems), problems=problems)
+
+    def _launch(self, ex: Execution, background: bool) -> None:
+        if background:
+            ex._thread = threading.Thread(target=ex._run, name=f"flowctx-{ex.execution_id}", daemon=True)
+            ex._thread.start()
+        else:
+            ex._run()
+
+    def _make_executor(self) -> Executor:
+        spec = self._executor_spec
+        if isinstance(spec, Executor):
+            return spec
+        if spec == "inline":
+            return InlineExecutor()
+        if spec == "thread":
+            return ThreadExecutor(self.max_workers)
+        if spec == "process":
+            from flowctx import executors
+
+            factory = getattr(executors, "make_executor", None)
+            if factory is None:
+                raise FlowctxError("the process executor is not available in this build")
+            return factory("process", self.max_workers)
+        raise FlowctxError(f"unknown executor {spec!r} (choose thread, process or inline)")
+
+    # ------------------------------------------------------------------ the loop
+    def _drive(self, ex: Execution) -> ExecutionResult:
+        c = ex.conductor
+        started = time.time()
+        executor = self._make_executor()
+        owns_executor = not isinstance(self._executor_spec, Executor)
+        events = ex._events
+        handles: dict[int, CallHandle] = {}
+        timers: list[tuple[float, int, ActionCall]] = []
+        seq = itertools.count()
+        inflight = 0
+        paused = False
+        metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
+        if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
+            c.start()
+
+        def submit(call: ActionCall) -> None:
+            nonlocal inflight
+            if call.delay > 0:
+                heapq.heappush(timers, (time.monotonic() + call.delay, next(seq), call))
+                inflight += 1
+                return
+            inflight += 1
+            token = next(seq)
+            func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if problem is not None:
+                events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
+                return
+            actx = None
+            if wants_ctx:
+                actx = ActionContext(
+                    task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
+                )
+            metrics["actions"] += 1
+            handle = executor.submit(
+                func, call.inputs, timeout=call.timeout, context=actx,
+                on_done=lambda outcome, _t=token, _c=call: events.put(("done", _t, _c, outcome)),
+            )
+            if not handle.done:
+                handles[token] = handle
+
+        def dispatch() -> None:
+            if paused or c.finished:
+                return
+            for st in c.ready():
+                c.begin(st)
+            for inst in c.active():
+                for call in c.calls_for(inst):
+                    submit(call)
+
+        try:
+            while True:
+                dispatch()
+                if inflight == 0 and c.is_idle():
+                    if paused and not c.finished and c.status != WF_CANCELED:
+                        c.status = PAUSED if c.status == "running" else c.status
+                    else:
+                        break
+                timeout = None
+                if timers:
+                    timeout = max(0.0, timers[0][0] - time.monotonic())
+                try:
+                    ev = events.get(timeout=timeout) if timeout is not None else events.get()
+                except queue.Empty:
+                    ev = None
+                now = time.monotonic()
+                while timers and timers[0][0] <= now:
+                    _, _, call = heapq.heappop(timers)
+                    inflight -= 1
+                    call.delay = 0.0
+                    if c.status != WF_CANCELED:
+                        submit(call)
+                    else:
+                        c.call_done(call, Outcome("canceled", None, "canceled", time.time(), time.time()))
+                if ev is None:
+                    continue
+                kind = ev[0]
+                if kind == "done":
+                    _, token, call, outcome = ev
+                    handles.pop(token, None)
+                    inflight -= 1
+                    metrics["action_time"] += max(0.0, outcome.finished - outcome.started)
+                    for follow in c.call_done(call, outcome):
+                        metrics["retries"] += 1
+                        submit(follow)
+                elif kind == "cancel":
+                    c.cancel()
+                    for h in list(handles.values()):
+                        h.cancel()
+                    for _, _, call in timers:
+                        inflight -= 1
+                    timers.clear()
+                elif kind == "pause":
+                    paused = True
+                elif kind == "resume":
+                    paused = False
+                    if c.status == PAUSED:
+                        c.status = "running"
+        finally:
+            if owns_executor:
+                executor.shutdown(wait=False)
+        if c.status == WF_CANCELED:
+            c.finish_canceled()
+        else:
+            c.finalize()
+        metrics.update(self.store.store_stats())
+        metrics["items_run"] = c.items_run
+        return _result_from(c, ex.execution_id, started, metrics)
+
+    # ------------------------------------------------------------------ actions
+    def _callable(self, call: ActionCall, wf_file: str | None) -> tuple[Callable[..., Any], bool, str | None]:
+        inst = call.instance
+        spec = inst.spec
+        assert spec is not None
+        task = spec
+        if isinstance(call.key, str) and spec.subtasks:
+            task = next(s for s in spec.subtasks if s.name == call.key)
+        if task.type == "workflow" or (call.action and _is_workflow_ref(call.action)):
+            path = task.workflow or call.action
+            assert path is not None
+            if not os.path.isabs(path) and wf_file:
+                path = os.path.join(os.path.dirname(os.path.abspath(wf_file)), path)
+            return self._subworkflow(path), False, None
+        if call.action is None:
+            return _no_action, False, None
+        try:
+            aspec: ActionSpec = self.registry.resolve(call.action)
+        except ActionError as exc:
+            return _no_action, False, f"task {task.name!r}: {exc}"
+        problems = aspec.check_inputs(call.inputs)
+        if problems:
+            return _no_action, False, f"task {task.name!r}: " + "; ".join(problems)
+        return aspec.func, aspec.wants_context(), None
+
+    def _subworkflow(self, path: str) -> Callable[..., Any]:
+        engine = self
+
+        def run_subworkflow(**inputs: Any) -> ActionResult:
+            child = Engine(
+                actions=engine.registry, executor="thread", max_workers=engine.max_workers,
+                renderer=engine.renderer, store=engine.store, responder=engine.responder,
+            )
+            res = child.run(path, inputs)
+            if res.succeeded:
+                return ActionResult("succeeded", res.output)
+            return ActionResult("failed", {"output": res.output, "errors": res.errors}, res.reason)
+
+        return run_subworkflow
+
+
+def _no_action(**inputs: Any) -> None:
+    return None
+
+
+def _is_workflow_ref(action: str) -> bool:
+    return action.endswith((".yaml", ".yml"))
+
+
+def _all_tasks(spec: WorkflowSpec) -> list[TaskSpec]:
+    out: list[TaskSpec] = []
+    for task in spec.tasks.values():
+        out.append(task)
+        out.extend(task.subtasks)
+    return out
+
+
+def run(
+    workflow: str | os.PathLike[str] | WorkflowSpec,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    actions: Mapping[str, Callable[..., Any]] | ActionRegistry | None = None,
+    executor: str | Executor = "thread",
+    **kwargs: Any,
+) -> ExecutionResult:
+    """Run a workflow (a path, YAML text or a loaded spec) and return its :class:`ExecutionResult`."""
+    return Engine(actions=actions, executor=executor, **kwargs).run(workflow, parameters)
