@@ -30,6 +30,9 @@ _LAZY = {
     "TaskRecord": "flowctx.engine.runner",
     "run": "flowctx.engine.runner",
     "rehearse": "flowctx.rehearse",
+    "load_workflow": "flowctx.spec",
+    "validate": "flowctx.spec",
+    "validate_parameters": "flowctx.spec",
 }
 
 
@@ -46,6 +49,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "load_workflow",
+    "validate",
+    "validate_parameters",
     "Engine",
     "Execution",
     "ExecutionResult",

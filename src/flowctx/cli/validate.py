@@ -1,0 +1,66 @@
+"""``flowctx validate FILE...``: check workflow files, print every problem, exit 1 on errors."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowctx.errors import WorkflowError
+from flowctx.spec.loader import load_workflow
+from flowctx.spec.problems import Problem
+from flowctx.spec.validate import validate
+
+EXAMPLE = """\
+Each problem is printed on one line as  FILE:LINE:COL: error|warning: MESSAGE [TASK].
+A file without errors prints  FILE: ok  (its warnings, if any, are printed before).
+
+example:
+  $ flowctx validate deploy.yaml broken.yaml
+  deploy.yaml: ok
+  broken.yaml:12:13: error: transition to unknown task 'tsk3' (did you mean 'task3'?) [task2]
+  broken.yaml:20:11: error: join: 3 can never be satisfied: only 2 tasks lead to 'task8' (task3, task5) [task8]
+
+exit status: 0 if no file has an error, 1 otherwise (with --strict, warnings count as errors).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "validate",
+        help="check workflow files and print every problem",
+        description="Load and check workflow files (Orquesta native v1 or list form): YAML, "
+        "structure, task graph, values, template syntax and undefined variables.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="workflow YAML file(s)")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no warnings, no 'ok')")
+    parser.set_defaults(func=run)
+
+
+def check_file(path: str) -> list[Problem]:
+    """Every problem of one workflow file (a file that cannot be read or parsed gives one)."""
+    try:
+        spec = load_workflow(path, validate=False)
+    except WorkflowError as exc:
+        if exc.problems:
+            return list(exc.problems)
+        return [Problem("error", exc.message, None)]
+    return validate(spec)
+
+
+def run(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.files:
+        problems = check_file(path)
+        bad = [p for p in problems if p.is_error or (args.strict and p.severity == "warning")]
+        for p in problems:
+            if args.quiet and not p.is_error:
+                continue
+            print(p if p.loc is not None else f"{path}: {p.severity}: {p.message}")
+        if bad:
+            failed = True
+        elif not args.quiet:
+            print(f"{path}: ok")
+    sys.stdout.flush()
+    return 1 if failed else 0
