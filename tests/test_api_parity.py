@@ -205,7 +205,7 @@ def test_rich_comparison_and_hash(backend: ModuleType) -> None:
     assert a != backend.Context(variables={"x": 2})
     assert (a == 1) is False and (a != 1) is True
     for order in (lambda: a < b, lambda: a <= b, lambda: a > b, lambda: a >= b):
-        with pytest.raises(TypeError, match="not supported between instances of 'Context' and 'Context'"):
+        with pytest.raises(TypeError, match="not supported between instances of"):
             order()
     assert backend.Context.__hash__ is None
     with pytest.raises(TypeError, match="unhashable"):
