@@ -9,7 +9,15 @@ from flowctx.actions.base import (
     in_engine_process,
     runs_in_engine_process,
 )
-from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec, ParamInfo, action, import_reference
+from flowctx.actions.registry import (
+    DEFAULT_REGISTRY,
+    ActionRegistry,
+    ActionSpec,
+    ParamInfo,
+    action,
+    import_action_module,
+    import_reference,
+)
 
 __all__ = [
     "ActionContext",
@@ -20,6 +28,7 @@ __all__ = [
     "Outcome",
     "ParamInfo",
     "action",
+    "import_action_module",
     "import_reference",
     "in_engine_process",
     "runs_in_engine_process",

@@ -327,3 +327,40 @@ def action(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             return f"{greeting} {name}"
     """
     return DEFAULT_REGISTRY.action(name)
+
+
+def import_action_module(name: str) -> Any:
+    """Import a module that registers actions (``--actions`` on the command line).
+
+    ``name`` is a dotted module name (``mypack.actions``) or the path of a ``.py`` file; a file's
+    directory is put on ``sys.path`` first, so its functions stay importable by name (the process
+    executor's workers need that).  Any failure is an :class:`ActionError` with one clear line.
+    """
+    import os
+    import sys
+
+    if not isinstance(name, str) or not name.strip():
+        raise ActionError(f"--actions needs a module name or a .py file, got {name!r}")
+    target = name.strip()
+    if target.endswith(".py") or os.sep in target:
+        path = os.path.abspath(target)
+        if not os.path.isfile(path):
+            raise ActionError(f"cannot load actions from {target!r}: no such file")
+        directory, filename = os.path.split(path)
+        module_name = filename[:-3] if filename.endswith(".py") else filename
+        if not module_name.isidentifier():
+            raise ActionError(f"cannot load actions from {target!r}: {module_name!r} is not a valid module name")
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        existing = sys.modules.get(module_name)
+        if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") != path:
+            raise ActionError(
+                f"cannot load actions from {target!r}: a different module named {module_name!r} is already imported"
+            )
+        target = module_name
+    try:
+        return importlib.import_module(target)
+    except ImportError as exc:
+        raise ActionError(f"cannot import action module {name!r}: {exc}") from None
+    except Exception as exc:
+        raise ActionError(f"cannot import action module {name!r}: it raised {type(exc).__name__}: {exc}") from None
