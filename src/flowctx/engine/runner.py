@@ -398,10 +398,10 @@ class Engine:
         try:
             while True:
                 dispatch()
-                if inflight == 0 and c.is_idle():
-                    if paused and not c.finished and c.status != WF_CANCELED:
-                        c.status = PAUSED if c.status == "running" else c.status
-                    else:
+                if inflight == 0 and not timers:
+                    if paused and c.status == "running":
+                        c.status = PAUSED
+                    elif not paused and c.is_idle():
                         break
                 timeout = None
                 if timers:

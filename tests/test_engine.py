@@ -1,0 +1,679 @@
+"""Engine semantics on both syntaxes and both store backends (``backend`` fixture)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from flowctx import Engine, WorkflowError
+from flowctx.actions import ActionRegistry
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ATTUNE = os.path.join(HERE, "conformance", "attune")
+
+
+def engine(backend: ModuleType, actions: dict[str, Any] | None = None, **kw: Any) -> Engine:
+    kw.setdefault("executor", "thread")
+    return Engine(actions=actions, store=backend, **kw)
+
+
+# ---------------------------------------------------------------- basic flow, both syntaxes
+ORQ_SEQ = """
+version: 1.0
+input:
+  - name
+vars:
+  - greeting: null
+output:
+  - greeting: "{{ ctx().greeting }}"
+  - upper: "{{ ctx('greeting') | upper }}"
+tasks:
+  task1:
+    action: core.echo message="{{ ctx().name }}"
+    next:
+      - when: "{{ succeeded() }}"
+        publish: greeting="{{ result().stdout }}"
+        do: task2
+  task2:
+    action: core.echo
+    input:
+      message: "{{ ctx().greeting }}, hello"
+    next:
+      - when: "{{ succeeded() }}"
+        publish:
+          - greeting: "{{ result().stdout }}!"
+"""
+
+LIST_SEQ = """
+ref: t.seq
+parameters:
+  name: {type: string, required: true}
+vars:
+  greeting: null
+tasks:
+  - name: task1
+    action: core.echo
+    input: {message: "{{ parameters.name }}"}
+    next:
+      - when: "{{ succeeded() }}"
+        publish:
+          - greeting: "{{ task.task1.result.stdout }}"
+        do: [task2]
+  - name: task2
+    action: core.echo
+    input: {message: "{{ workflow.greeting }}, hello"}
+    on_success: task3
+  - name: task3
+    action: core.noop
+    publish:
+      - greeting: "{{ task('task2').result.stdout }}!"
+output_map:
+  greeting: "{{ workflow.greeting }}"
+"""
+
+
+def test_sequential_orquesta(backend: ModuleType) -> None:
+    res = engine(backend).run(ORQ_SEQ, {"name": "Ada"})
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"greeting": "Ada, hello!", "upper": "ADA, HELLO!"}
+    assert [t.task for t in res.tasks] == ["task1", "task2"]
+    assert res.sequence == ["task1", "task2", "continue"]
+
+
+def test_sequential_list_form(backend: ModuleType) -> None:
+    res = engine(backend).run(LIST_SEQ, {"name": "Ada"})
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"greeting": "Ada, hello!"}
+
+
+def test_missing_required_parameter_is_an_error_before_running(backend: ModuleType) -> None:
+    calls = []
+    with pytest.raises(WorkflowError, match="name"):
+        engine(backend, {"core.echo": lambda message="": calls.append(message)}).run(LIST_SEQ, {})
+    assert calls == []
+
+
+def test_unknown_action_fails_before_anything_runs(backend: ModuleType) -> None:
+    calls: list[str] = []
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.record
+    next: [{do: b}]
+  b:
+    action: no.such_action
+"""
+    with pytest.raises(WorkflowError, match="no.such_action"):
+        engine(backend, {"t.record": lambda: calls.append("a")}).run(wf)
+    assert calls == []
+
+
+# ---------------------------------------------------------------- branches, joins, isolation
+ISOLATION = """
+version: 1.0
+vars:
+  - cfg: {mode: base, n: 0}
+tasks:
+  init:
+    action: core.noop
+    next:
+      - do: left, right
+  left:
+    action: core.noop
+    next:
+      - publish:
+          - cfg: {mode: left, n: 1}
+          - seen_left: "{{ ctx().cfg.mode }}"
+        do: left2
+  left2:
+    action: t.slow
+    next:
+      - publish:
+          - left_saw: "{{ ctx().cfg.mode }}"
+        do: join
+  right:
+    action: core.noop
+    next:
+      - publish:
+          - right_saw: "{{ ctx().cfg.mode }}"
+        do: right2
+  right2:
+    action: core.noop
+    next:
+      - publish:
+          - right_saw2: "{{ ctx().cfg.mode }}"
+        do: join
+  join:
+    join: all
+    action: core.noop
+output:
+  - left_saw: "{{ ctx().left_saw }}"
+  - right_saw: "{{ ctx().right_saw }}"
+  - right_saw2: "{{ ctx().right_saw2 }}"
+  - final: "{{ ctx().cfg.mode }}"
+"""
+
+
+def test_branch_isolation_and_join_merge(backend: ModuleType) -> None:
+    # The left branch publishes a new dict for `cfg`; the right branch must keep seeing the
+    # original (Orquesta's shared-dict aliasing gets this wrong).  The join merges in arrival
+    # order: left arrives last (t.slow), so its cfg wins.
+    def slow() -> None:
+        time.sleep(0.05)
+
+    res = engine(backend, {"t.slow": slow}).run(ISOLATION)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"left_saw": "left", "right_saw": "base", "right_saw2": "base", "final": "left"}
+
+
+def test_published_values_are_not_aliased(backend: ModuleType) -> None:
+    # an action mutating its own input must not change the context value it came from
+    def mutate(data: Any) -> Any:
+        try:
+            data["x"] = 99
+        except TypeError:
+            return "frozen"
+        return "mutated"
+
+    wf = """
+version: 1.0
+vars:
+  - data: {x: 1}
+tasks:
+  t:
+    action: t.mutate
+    input: {data: "{{ ctx().data }}"}
+    next:
+      - publish: [{r: "{{ result() }}"}, {x: "{{ ctx().data.x }}"}]
+output:
+  - r: "{{ ctx().r }}"
+  - x: "{{ ctx().x }}"
+"""
+    res = engine(backend, {"t.mutate": mutate}).run(wf)
+    assert res.output == {"r": "frozen", "x": 1}
+
+
+# ---------------------------------------------------------------- failure handling
+def test_failure_remediated_and_output_rendered_on_failure(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+tasks:
+  t1:
+    action: core.fail message=boom
+    next:
+      - when: "{{ failed() }}"
+        publish: [{msg: "handled"}]
+        do: t2
+  t2:
+    action: core.noop
+output:
+  - msg: "{{ ctx().msg }}"
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "succeeded"
+    assert res.output == {"msg": "handled"}
+    wf2 = wf.replace("do: t2", "do: continue")
+    res2 = engine(backend).run(wf2)
+    assert res2.status == "failed"
+    assert res2.output == {"msg": "handled"}
+    assert res2.errors[0]["task_id"] == "t1" and "boom" in res2.errors[0]["message"]
+    assert "boom" in (res2.reason or "")
+
+
+def test_fail_command_and_bad_expression(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+tasks:
+  t1:
+    action: core.noop
+    next:
+      - publish: [{v: "{{ ctx().nope.deeper }}"}]
+        do: t2
+  t2:
+    action: core.noop
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.errors and res.errors[0]["task_id"] == "t1"
+    assert "nope" in res.errors[0]["message"]
+    assert [t.task for t in res.tasks] == ["t1"]
+
+
+# ---------------------------------------------------------------- with-items
+def test_with_items_concurrency_and_order(backend: ModuleType) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def work(x: int) -> int:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.01)
+        with lock:
+            state["now"] -= 1
+        return x * 10
+
+    wf = """
+version: 1.0
+input: [xs]
+tasks:
+  t:
+    with:
+      items: x in {{ ctx().xs }}
+      concurrency: 3
+    action: t.work x="{{ item().x }}"
+    next:
+      - publish: [{out: "{{ result() }}"}]
+output:
+  - out: "{{ ctx().out }}"
+"""
+    res = engine(backend, {"t.work": work}, max_workers=8).run(wf, {"xs": list(range(12))})
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"out": [x * 10 for x in range(12)]}
+    assert 1 <= state["max"] <= 3
+
+
+def test_with_items_zip_names_and_batch_size(backend: ModuleType) -> None:
+    batches: list[list[int]] = []
+    lock = threading.Lock()
+    running: list[int] = []
+
+    def work(i: int, name: str) -> str:
+        with lock:
+            running.append(i)
+            batches.append(sorted(running))
+        time.sleep(0.01)
+        with lock:
+            running.remove(i)
+        return f"{i}:{name}"
+
+    wf = """
+ref: t.batch
+parameters:
+  ids: {type: array, default: [0, 1, 2, 3, 4]}
+  names: {type: array, default: [a, b, c, d, e]}
+tasks:
+  - name: t
+    action: t.work
+    with_items: "{{ zip(parameters.ids, parameters.names) }}"
+    batch_size: 2
+    input: {i: "{{ item[0] }}", name: "{{ item[1] }}"}
+output_map:
+  out: "{{ task.t.results }}"
+"""
+    res = engine(backend, {"t.work": work}, max_workers=8).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"out": ["0:a", "1:b", "2:c", "3:d", "4:e"]}
+    # never more than one batch of 2 in flight, and batches never mix
+    for snapshot in batches:
+        assert len(snapshot) <= 2
+        assert len({i // 2 for i in snapshot}) == 1
+
+
+def test_with_items_failure_fails_task_after_inflight(backend: ModuleType) -> None:
+    def work(x: int) -> int:
+        if x == 2:
+            raise ValueError("bad item")
+        return x
+
+    wf = """
+version: 1.0
+tasks:
+  t:
+    with: x in {{ [0, 1, 2, 3] }}
+    action: t.work x="{{ item().x }}"
+"""
+    res = engine(backend, {"t.work": work}).run(wf)
+    assert res.status == "failed"
+    assert res.task("t").status == "failed"
+    assert "bad item" in (res.task("t").error or "")
+
+
+def test_with_items_item_context_is_a_clone_not_a_copy(backend: ModuleType) -> None:
+    backend.reset_store_stats()
+    res = engine(backend, executor="inline").run(
+        """
+version: 1.0
+tasks:
+  t:
+    with: "{{ range(50) | list }}"
+    action: core.echo message="{{ item() }}"
+""")
+    assert res.status == "succeeded"
+    assert backend.store_stats()["items"] == 50
+    assert res.metrics["items_run"] == 50
+
+
+# ---------------------------------------------------------------- retry, delay, timeout, when
+def test_retry_with_backoff_and_attempts(backend: ModuleType) -> None:
+    attempts: list[float] = []
+
+    def flaky() -> str:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise RuntimeError("try again")
+        return "ok"
+
+    wf = """
+ref: t.retry
+tasks:
+  - name: t
+    action: t.flaky
+    retry: {count: 3, delay: 0.05, backoff: exponential, max_delay: 0.08}
+output_map:
+  r: "{{ task.t.result }}"
+  attempts: "{{ task.t.attempts }}"
+"""
+    res = engine(backend, {"t.flaky": flaky}).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"r": "ok", "attempts": 3}
+    assert res.task("t").attempts == 3
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] >= 0.045 and gaps[1] >= 0.075  # 0.05, then min(0.1, 0.08)
+
+
+def test_retry_exhausted_fails(backend: ModuleType) -> None:
+    count = []
+    wf = """
+version: 1.0
+tasks:
+  t:
+    action: t.bad
+    retry: {count: 2, when: "{{ failed() }}"}
+"""
+    res = engine(backend, {"t.bad": lambda: count.append(1) or 1 / 0}).run(wf)
+    assert res.status == "failed"
+    assert len(count) == 3
+
+
+def test_timeout_takes_on_timeout_branch(backend: ModuleType) -> None:
+    def slow() -> str:
+        time.sleep(3)
+        return "late"
+
+    wf = """
+ref: t.timeout
+tasks:
+  - name: t
+    action: t.slow
+    timeout: 0.2
+    on_success: ok
+    on_timeout: handle
+  - name: ok
+    action: core.noop
+  - name: handle
+    action: core.noop
+"""
+    t0 = time.monotonic()
+    res = engine(backend, {"t.slow": slow}).run(wf)
+    assert time.monotonic() - t0 < 2.5
+    assert res.status == "succeeded"
+    assert res.task("t").status == "timeout"
+    assert [t.task for t in res.tasks] == ["t", "handle"]
+
+
+def test_task_when_skips_and_delay_waits(backend: ModuleType) -> None:
+    wf = """
+ref: t.when
+parameters:
+  go: {type: boolean, default: false}
+tasks:
+  - name: a
+    action: core.noop
+    when: "{{ parameters.go }}"
+    on_success: b
+  - name: b
+    action: core.noop
+    delay: 0.1
+output_map:
+  a: "{{ task.a.status }}"
+"""
+    t0 = time.monotonic()
+    res = engine(backend).run(wf)
+    assert time.monotonic() - t0 >= 0.09
+    assert res.status == "succeeded"
+    assert res.output == {"a": "skipped"}
+
+
+# ---------------------------------------------------------------- decisions, parallel, sub-workflows
+DECISION = """
+ref: t.decision
+parameters:
+  env: {type: string, default: dev}
+tasks:
+  - name: check
+    action: core.noop
+    decision:
+      - when: "{{ parameters.env == 'prod' }}"
+        next: approve
+      - when: "{{ parameters.env == 'stage' }}"
+        next: stage
+      - default: deploy
+  - name: approve
+    action: core.noop
+  - name: stage
+    action: core.noop
+  - name: deploy
+    action: core.noop
+"""
+
+
+@pytest.mark.parametrize("env,expected", [("prod", "approve"), ("stage", "stage"), ("dev", "deploy")])
+def test_decision_default_is_else(backend: ModuleType, env: str, expected: str) -> None:
+    res = engine(backend).run(DECISION, {"env": env})
+    assert res.status == "succeeded", res.errors
+    assert [t.task for t in res.tasks] == ["check", expected]
+
+
+def test_parallel_subtasks(backend: ModuleType) -> None:
+    wf = """
+ref: t.parallel
+tasks:
+  - name: checks
+    type: parallel
+    tasks:
+      - name: a
+        action: core.echo
+        input: {message: A}
+      - name: b
+        action: core.echo
+        input: {message: B}
+    on_success: after
+  - name: after
+    action: core.noop
+output_map:
+  a: "{{ task.a.result.stdout }}"
+  both: "{{ task.checks.result.b.stdout }}"
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"a": "A", "both": "B"}
+
+
+def test_subworkflow(backend: ModuleType, tmp_path: Any) -> None:
+    (tmp_path / "child.yaml").write_text(
+        """
+version: 1.0
+input: [n]
+tasks:
+  t:
+    action: core.noop
+output:
+  - doubled: "{{ ctx().n * 2 }}"
+"""
+    )
+    (tmp_path / "parent.yaml").write_text(
+        """
+ref: t.parent
+tasks:
+  - name: sub
+    type: workflow
+    workflow: child.yaml
+    input: {n: 21}
+output_map:
+  answer: "{{ task.sub.result.doubled }}"
+"""
+    )
+    res = engine(backend).run(str(tmp_path / "parent.yaml"))
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"answer": 42}
+
+
+# ---------------------------------------------------------------- cancel, pause, rerun
+def test_cancel_running_execution(backend: ModuleType) -> None:
+    gate = threading.Event()
+
+    def block(action_context: Any = None) -> None:
+        action_context.cancel_event.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.block
+    next: [{do: b}]
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.block": block}).start(wf)
+    time.sleep(0.1)
+    ex.cancel()
+    res = ex.wait(5)
+    assert res.status == "canceled"
+    assert [t.task for t in res.tasks] == ["a"]
+    assert res.tasks[0].status == "canceled"
+    gate.set()
+
+
+def test_pause_and_resume(backend: ModuleType) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next: [{do: b}]
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    time.sleep(0.05)
+    release.set()
+    deadline = time.monotonic() + 5
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ex.status == "paused"
+    assert [i.task for i in ex.conductor.sequence] == ["a"]
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded"
+    assert [t.task for t in res.tasks] == ["a", "b"]
+
+
+def test_rerun_failed_task_keeps_history(backend: ModuleType) -> None:
+    state = {"fail": True}
+
+    def maybe() -> str:
+        if state["fail"]:
+            raise RuntimeError("first time")
+        return "second time"
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: b}]
+  b:
+    action: t.maybe
+    next: [{publish: [{r: "{{ result() }}"}], do: c}]
+  c:
+    action: core.noop
+output:
+  - r: "{{ ctx().r }}"
+"""
+    eng = engine(backend, {"t.maybe": maybe})
+    res = eng.run(wf)
+    assert res.status == "failed"
+    state["fail"] = False
+    res2 = eng.rerun(res)
+    assert res2.status == "succeeded", res2.errors
+    assert res2.sequence == ["a", "b", "b", "c", "continue"]
+    assert res2.output == {"r": "second time"}
+
+
+# ---------------------------------------------------------------- the list-form examples
+def _mock_registry() -> ActionRegistry:
+    reg = ActionRegistry()
+    import flowctx.actions  # noqa: F401  registers core.*
+
+    from flowctx.actions.registry import DEFAULT_REGISTRY
+
+    for spec in DEFAULT_REGISTRY:
+        reg.register(spec.name, spec.func)
+
+    def generic(**inputs: Any) -> dict[str, Any]:
+        return {
+            "text": str(inputs.get("text", "")).upper() if inputs.get("uppercase") else inputs.get("text"),
+            "id": "dep-1",
+            "approved": True,
+            "image_name": "img",
+            "image_uri": "reg/img:1",
+            "health_url": f"https://{inputs.get('region', 'x')}.example/health",
+            "success": True,
+            "failed_regions": [],
+            "summary": "ok",
+            "violations": [],
+        }
+
+    for name in [
+        "string.transform", "validation.validate_deployment_params", "deployments.create_record",
+        "docker.check_registry_health", "kubernetes.check_clusters", "database.check_pending_migrations",
+        "secrets.verify_availability", "ci.build_and_test", "docker.push_image", "kubernetes.deploy_canary",
+        "monitoring.analyze_canary", "kubernetes.promote_canary", "kubernetes.rollback_canary",
+        "kubernetes.deploy", "http.get", "testing.run_smoke_tests", "monitoring.verify_deployment_metrics",
+        "aws.update_load_balancer", "deployments.update_status", "catalog.update_service_version",
+        "testing.trigger_integration_suite", "docs.update_deployment_history", "deployments.analyze_failures",
+        "diagnostics.analyze_health_failures", "testing.capture_smoke_test_results",
+        "monitoring.capture_metrics_failures", "kubernetes.rollback", "kubernetes.rollback_all",
+        "notifications.send_multi_channel", "deployments.cleanup_resources", "aws.rollback_load_balancer",
+    ]:
+        reg.register(name, generic)
+    return reg
+
+
+def test_attune_simple_workflow_runs(backend: ModuleType) -> None:
+    res = Engine(actions=_mock_registry(), store=backend).run(
+        os.path.join(ATTUNE, "simple-workflow.yaml"), {"message": "hi", "uppercase": True}
+    )
+    assert res.status == "succeeded", res.errors
+    assert res.output["original"] == "hi"
+    assert res.output["processed"] == "HI"
+
+
+@pytest.mark.parametrize("environment", ["dev", "production"])
+def test_attune_complete_workflow_runs(backend: ModuleType, environment: str) -> None:
+    reg = _mock_registry()
+    res = Engine(actions=reg, store=backend, responder=lambda payload: {"approved": True}).run(
+        os.path.join(ATTUNE, "complete-workflow.yaml"),
+        {"app_name": "shop", "version": "1.2.3", "environment": environment, "regions": ["eu-1", "us-2"]},
+    )
+    assert res.status == "succeeded", res.errors
+    names = [t.task for t in res.tasks]
+    assert names[-1] == "notify_deployment_success"
+    if environment == "production":
+        assert "require_production_approval" in names
+    assert res.output["deployed_version"] == "1.2.3"
