@@ -198,8 +198,8 @@ def _parse_yaml(text: str, file: str | None) -> YNode:
                 if tag is None or tag == "!":
                     tag = parser.resolve(yaml.ScalarNode, event.value, event.implicit)
                 if tag not in _SCALAR_TAGS and tag != _MERGE_TAG:
-                    raise _fail(f"YAML tag '{event.tag}' is not allowed (workflow files hold plain data)",
-                                file, event.start_mark.line + 1, event.start_mark.column + 1)
+                    raise _fail(f"YAML tag '{_short_tag(event.tag)}' is not allowed (workflow files hold plain "
+                                "data)", file, event.start_mark.line + 1, event.start_mark.column + 1)
                 if tag == _MERGE_TAG:
                     value: Any = "<<"
                 else:
@@ -208,7 +208,9 @@ def _parse_yaml(text: str, file: str | None) -> YNode:
                             yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style),
                         )
                     except (ValueError, OverflowError, yaml.YAMLError, TypeError) as exc:
-                        raise _fail(f"invalid {tag[len(_YAML):]} value {event.value[:40]!r}: {exc}",
+                        shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
+                        reason = str(exc).split(":")[0]
+                        raise _fail(f"invalid {tag[len(_YAML):]} value {shown!r}: {reason}",
                                     file, event.start_mark.line + 1, event.start_mark.column + 1) from None
                 node: YNode = YScalar(value, tag, event.style, loc_of(event))
                 if event.anchor:
@@ -218,8 +220,8 @@ def _parse_yaml(text: str, file: str | None) -> YNode:
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 is_seq = isinstance(event, yaml.SequenceStartEvent)
                 if event.tag not in (_SEQ_TAGS if is_seq else _MAP_TAGS):
-                    raise _fail(f"YAML tag '{event.tag}' is not allowed (workflow files hold plain data)",
-                                file, event.start_mark.line + 1, event.start_mark.column + 1)
+                    raise _fail(f"YAML tag '{_short_tag(event.tag)}' is not allowed (workflow files hold plain "
+                                "data)", file, event.start_mark.line + 1, event.start_mark.column + 1)
                 if len(stack) >= MAX_DEPTH:
                     raise _fail(f"document nested deeper than {MAX_DEPTH} levels", file,
                                 event.start_mark.line + 1, event.start_mark.column + 1)
@@ -248,6 +250,11 @@ def _parse_yaml(text: str, file: str | None) -> YNode:
             parser.dispose()
         except Exception:  # pragma: no cover
             pass
+
+
+def _short_tag(tag: str | None) -> str:
+    tag = tag or ""
+    return "!!" + tag[len(_YAML):] if tag.startswith(_YAML) else tag
 
 
 def _finish_map(node: YMap) -> None:
@@ -1172,8 +1179,9 @@ def _read(path_or_text: Any, file: str | None) -> tuple[str, str | None]:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise _fail(f"workflow file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset "
-                        f"{exc.start})", file, line) from None
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise _fail(f"workflow file is not valid UTF-8 (byte 0x{data[exc.start]:02x})", file, line,
+                        column) from None
     if not isinstance(data, str):
         raise _fail(f"load_workflow() takes a path or YAML text, got {type(data).__name__}", file)
     if len(data) > MAX_BYTES:

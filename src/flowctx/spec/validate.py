@@ -290,6 +290,11 @@ class _Checker:
         for p in self.spec.parameters:
             if not p.schema:
                 continue
+            declared_type = p.schema.get("type")
+            if isinstance(declared_type, str) and declared_type not in _JSON_TYPES:
+                self.error(p.loc, f"invalid schema for parameter '{p.name}': unknown type "
+                                  f"'{declared_type}'{did_you_mean(declared_type, _JSON_TYPES)}")
+                continue
             try:
                 validator_cls.check_schema(dict(p.schema))
             except jsonschema.SchemaError as exc:
@@ -301,6 +306,9 @@ class _Checker:
                     loc = self.spec.locs.get(f"parameters.{p.name}.default", p.loc)
                     self.error(loc, f"default of parameter '{p.name}' does not match its schema: "
                                     f"{errors[0].message}")
+
+
+_JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
 
 
 def _describe(value: Any) -> str:
