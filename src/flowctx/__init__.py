@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flowctx._backend import BACKEND, store as _store
 from flowctx.errors import ActionError, FlowctxError, StateError, TemplateError, WorkflowError
+from flowctx.render import Renderer, TaskScope
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,8 @@ __all__ = [
     "TemplateError",
     "ActionError",
     "StateError",
+    "Renderer",
+    "TaskScope",
     "action",
     "__version__",
 ]

@@ -1,0 +1,289 @@
+"""Helper functions shared by the Jinja and YAQL front ends, and the size guards.
+
+Every helper that can build a large string or list checks the size it is about to build *before*
+building it (``_Limits``), so a template cannot allocate its way around the output cap.
+"""
+from __future__ import annotations
+
+import json as _json
+import re
+import string
+import uuid as _uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import yaml
+
+__all__ = ["Limits", "LimitError", "plain", "bounded_repr"]
+
+
+class LimitError(Exception):
+    """A template tried to exceed a resource limit (size, steps, time)."""
+
+
+def plain(value: Any) -> Any:
+    """Deep copy of a (frozen) value into plain dicts and lists (for JSON/YAML dumping)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]?")
+_DIGITS = re.compile(r"\d+")
+_formatter = string.Formatter()
+
+
+class Limits:
+    """Size checks bound to one renderer's ``max_output``."""
+
+    __slots__ = ("max_size",)
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+
+    # ------------------------------------------------------------------ generic
+    def fail(self, what: str) -> LimitError:
+        return LimitError(f"{what} would exceed the template size limit ({self.max_size} characters)")
+
+    def check_len(self, n: int, what: str) -> None:
+        if n > self.max_size:
+            raise self.fail(what)
+
+    def approx_size(self, value: Any, budget: int | None = None) -> int:
+        """Approximate length of ``str(value)``; stops (returning > budget) once over budget.
+
+        Walks containers iteratively, so shared references (``[a, a]`` nested n times) cannot make
+        the walk itself exponential: it stops as soon as the running total passes the budget.
+        """
+        if budget is None:
+            budget = self.max_size
+        total = 0
+        stack = [value]
+        pop = stack.pop
+        push = stack.extend
+        while stack:
+            v = pop()
+            if isinstance(v, str):
+                total += len(v) + 2
+            elif isinstance(v, (bytes, bytearray)):
+                total += len(v) + 3
+            elif isinstance(v, Mapping):
+                total += 2 + 4 * len(v)
+                if total > budget:
+                    return total
+                push(v.keys())
+                push(v.values())
+            elif isinstance(v, (list, tuple, set, frozenset)):
+                total += 2 + 2 * len(v)
+                if total > budget:
+                    return total
+                push(v)
+            elif isinstance(v, int) and not isinstance(v, bool):
+                total += max(1, v.bit_length() * 3 // 10 + 1)
+            else:
+                total += 24
+            if total > budget:
+                return total
+        return total
+
+    def check_value(self, value: Any, what: str = "the value") -> None:
+        if isinstance(value, str):
+            if len(value) > self.max_size:
+                raise self.fail(what)
+            return
+        if self.approx_size(value) > self.max_size:
+            raise self.fail(what)
+
+    def to_str(self, value: Any) -> str:
+        """``str(value)`` for output, frozen containers shown as plain dicts/lists, size-checked."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (Mapping, list, tuple)):
+            self.check_value(value, "rendering this value")
+            return str(plain(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.check_value(value, "rendering this number")
+        return str(value)
+
+    # ------------------------------------------------------------------ operators
+    def binop(self, op: str, left: Any, right: Any) -> Any:
+        if op == "*":
+            seq, n = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(n, int) and isinstance(seq, (str, bytes, list, tuple)):
+                if n > 0:
+                    if isinstance(seq, (str, bytes)):
+                        size = len(seq)
+                    else:
+                        size = self.approx_size(seq, self.max_size // n + 1)
+                    if size * n > self.max_size:
+                        raise self.fail("repeating a sequence")
+            elif isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > 64 * 1024:
+                    raise self.fail("this multiplication")
+            return left * right
+        if op == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+                if left.bit_length() * right > 64 * 1024:
+                    raise self.fail("this power")
+            return left**right
+        if op == "+":
+            if isinstance(left, (str, bytes, list, tuple)) and isinstance(right, (str, bytes, list, tuple)):
+                if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+                    if len(left) + len(right) > self.max_size:
+                        raise self.fail("concatenation")
+                else:
+                    budget = self.max_size
+                    if self.approx_size(left, budget) + self.approx_size(right, budget) > budget:
+                        raise self.fail("concatenation")
+            return left + right
+        if op == "%":
+            if isinstance(left, (str, bytes)):
+                self.check_printf(left, right)
+            return left % right
+        if op == "//":
+            return left // right
+        if op == "/":
+            return left / right
+        if op == "-":
+            return left - right
+        raise LimitError(f"operator {op!r} is not supported")
+
+    def check_printf(self, fmt: str | bytes, args: Any) -> None:
+        text = fmt if isinstance(fmt, str) else fmt.decode("latin-1")
+        for m in _PRINTF.finditer(text):
+            for g in m.groups():
+                if g == "*":
+                    raise LimitError("'*' widths in % formatting are not allowed in templates")
+                if g is not None and int(g) > self.max_size:
+                    raise self.fail("this % format width")
+        budget = self.max_size
+        if len(text) + self.approx_size(args, budget) > budget:
+            raise self.fail("% formatting")
+
+    def check_format(self, fmt: str, args: Any = (), kwargs: Any = None) -> None:
+        """Check a ``str.format`` template: no nested fields in specs, widths within the limit."""
+        try:
+            parsed = list(_formatter.parse(fmt))
+        except ValueError as exc:
+            raise LimitError(f"bad format string: {exc}") from None
+        for _lit, _field, spec, _conv in parsed:
+            if spec:
+                if "{" in spec:
+                    raise LimitError("nested fields in a format spec are not allowed in templates")
+                for d in _DIGITS.findall(spec):
+                    if int(d) > self.max_size:
+                        raise self.fail("this format width")
+        budget = self.max_size
+        if len(fmt) + self.approx_size(args, budget) + self.approx_size(kwargs or {}, budget) > budget:
+            raise self.fail("formatting")
+
+    def check_str_method(self, name: str, s: str | bytes, args: tuple, kwargs: Mapping) -> None:
+        """Pre-check the str/bytes methods whose result can be much larger than their input."""
+        n = len(s)
+        if name in ("center", "ljust", "rjust", "zfill"):
+            width = args[0] if args else kwargs.get("width", 0)
+            if isinstance(width, int) and width > self.max_size:
+                raise self.fail(f"{name}()")
+        elif name == "expandtabs":
+            tab = args[0] if args else kwargs.get("tabsize", 8)
+            if isinstance(tab, int) and n * max(tab, 1) > self.max_size:
+                raise self.fail("expandtabs()")
+        elif name == "replace":
+            if len(args) >= 2:
+                old, new = args[0], args[1]
+                count = s.count(old) if old else n + 1
+                if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
+                    count = min(count, args[2])
+                if n + count * max(0, len(new) - len(old)) > self.max_size:
+                    raise self.fail("replace()")
+        elif name == "join":
+            items = list(args[0]) if args else []
+            total = sum(len(x) if isinstance(x, (str, bytes)) else 0 for x in items)
+            if total + n * max(0, len(items) - 1) > self.max_size:
+                raise self.fail("join()")
+        elif name == "translate":
+            table = args[0] if args else None
+            if isinstance(table, Mapping):
+                longest = max((len(v) for v in table.values() if isinstance(v, (str, bytes))), default=1)
+                if n * longest > self.max_size:
+                    raise self.fail("translate()")
+        elif name in ("format", "format_map") and isinstance(s, str):
+            self.check_format(s, args, kwargs)
+
+
+# ---------------------------------------------------------------------- helper functions
+def make_helpers(limits: Limits) -> dict[str, Any]:
+    """The helper functions (also used as Jinja filters), bound to ``limits``."""
+
+    def to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+        limits.check_value(value, "to_json_string()")
+        if indent is not None and (not isinstance(indent, int) or indent > 16):
+            raise LimitError("to_json_string(): indent must be an int <= 16")
+        return _json.dumps(plain(value), indent=indent, sort_keys=bool(sort_keys))
+
+    def from_json_string(value: Any) -> Any:
+        if not isinstance(value, (str, bytes)):
+            raise TypeError(f"from_json_string() needs a string, not {type(value).__name__!r}")
+        return _json.loads(value)
+
+    def json_(value: Any) -> Any:
+        if isinstance(value, (str, bytes)):
+            return _json.loads(value)
+        return value
+
+    def to_yaml_string(value: Any, indent: int | None = None) -> str:
+        limits.check_value(value, "to_yaml_string()")
+        return yaml.safe_dump(plain(value), default_flow_style=False, sort_keys=False, indent=indent)
+
+    def from_yaml_string(value: Any) -> Any:
+        if not isinstance(value, (str, bytes)):
+            raise TypeError(f"from_yaml_string() needs a string, not {type(value).__name__!r}")
+        return yaml.safe_load(value)
+
+    def regex_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
+        return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+
+    def regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
+        return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+
+    def regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
+        text = str(value)
+        total = [len(text)]
+
+        def repl(m: re.Match[str]) -> str:
+            out = m.expand(replacement)
+            total[0] += len(out) - (m.end() - m.start())
+            if total[0] > limits.max_size:
+                raise limits.fail("regex_replace()")
+            return out
+
+        return re.sub(pattern, repl, text, flags=re.IGNORECASE if ignorecase else 0)
+
+    def now(utc: bool = True) -> str:
+        return datetime.now(timezone.utc).isoformat() if utc else datetime.now().astimezone().isoformat()
+
+    def uuid() -> str:
+        return str(_uuid.uuid4())
+
+    def zip_(*seqs: Any) -> list[list[Any]]:
+        for s in seqs:
+            if isinstance(s, (str, bytes)) or not hasattr(s, "__iter__"):
+                raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
+        return [list(t) for t in zip(*seqs)]
+
+    return {
+        "to_json_string": to_json_string,
+        "from_json_string": from_json_string,
+        "to_yaml_string": to_yaml_string,
+        "from_yaml_string": from_yaml_string,
+        "regex_match": regex_match,
+        "regex_search": regex_search,
+        "regex_replace": regex_replace,
+        "now": now,
+        "uuid": uuid,
+        "json": json_,
+        "zip": zip_,
+    }

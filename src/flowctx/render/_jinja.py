@@ -1,0 +1,282 @@
+"""The Jinja2 front end: a sandboxed, immutable environment with size/step guards.
+
+* ``ImmutableSandboxedEnvironment`` + ``StrictUndefined``; unsafe attributes raise at once
+  (they never turn into an Undefined that ``is defined`` could probe).
+* ``*``, ``**``, ``+``, ``%`` are intercepted (``call_binop``) and size-checked *before* they run,
+  which also stops Jinja from folding ``'a' * 10**9`` at compile time.
+* ``~`` (concat), str methods with a width/growth argument, and the filters that can grow their
+  input are size-checked; every call and loop iteration counts against a step/time budget.
+* Templates are rendered against a :class:`flowctx.render._scope.Scope` (the context handle,
+  looked up lazily); the sandbox's own ``range`` is part of that scope, so no render path can see
+  Python's ``range``.
+"""
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.utils import Namespace
+
+from flowctx.render._functions import LimitError, Limits, plain
+from flowctx.render._scope import MISSING, Scope
+
+__all__ = ["FlowEnvironment", "RESULT_NAME"]
+
+RESULT_NAME = "_flowctx_result"
+_BuiltinMethod = types.BuiltinMethodType
+
+
+class _FlowCodeGenerator(CodeGenerator):
+    """Rewrites the template tree before compiling it.
+
+    * every ``for`` loop iterates through ``_flowctx_loop(...)`` (step/time budget);
+    * ``item(...)`` calls ``_flowctx_item_fn`` (``item`` alone is the current item's value);
+    * ``~`` concatenation goes through ``environment.flowctx_concat`` (size-checked).
+    """
+
+    def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
+        for loop in node.find_all(nodes.For):
+            it = loop.iter
+            call = nodes.Call(nodes.Name("_flowctx_loop", "load", lineno=it.lineno), [it], [], None, None, lineno=it.lineno)
+            call.set_environment(self.environment)
+            loop.iter = call
+        for call in node.find_all(nodes.Call):
+            fn = call.node
+            if isinstance(fn, nodes.Name) and fn.name == "item" and fn.ctx == "load":
+                new = nodes.Name("_flowctx_item_fn", "load", lineno=fn.lineno)
+                new.set_environment(self.environment)
+                call.node = new
+        super().visit_Template(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.flowctx_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _FlowContext(Context):
+    """Jinja context whose parent is a :class:`Scope`: one lazy lookup per name."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        v = self.vars
+        if key in v:
+            return v[key]
+        p = self.parent
+        if type(p) is Scope:
+            return p.lookup(key)
+        return super().resolve_or_missing(key)
+
+
+def _tick(context: Any) -> None:
+    p = getattr(context, "parent", None)
+    if type(p) is Scope:
+        p.tick()
+
+
+class FlowEnvironment(ImmutableSandboxedEnvironment):
+    """The sandboxed Jinja environment flowctx renders with."""
+
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+    code_generator_class = _FlowCodeGenerator
+    context_class = _FlowContext
+
+    def __init__(self, limits: Limits, helpers: Mapping[str, Any]) -> None:
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            finalize=limits.to_str,
+            cache_size=0,
+            auto_reload=False,
+        )
+        self.limits = limits
+        self.globals.clear()
+        self.globals.update({"range": safe_range, "dict": dict, "namespace": Namespace})
+        self.policies["json.dumps_function"] = self._dumps
+        self.filters.update(helpers)
+        self.filters.update(_guarded_filters(limits))
+        self.tests["regex_match"] = helpers["regex_match"]
+        self.tests["regex_search"] = helpers["regex_search"]
+
+    # ------------------------------------------------------------------ guards
+    def _dumps(self, obj: Any, **kwargs: Any) -> str:
+        import json
+
+        self.limits.check_value(obj, "tojson")
+        return json.dumps(plain(obj), **kwargs)
+
+    def flowctx_concat(self, parts: tuple[Any, ...]) -> str:
+        to_str = self.limits.to_str
+        strs = [to_str(p) for p in parts]
+        self.limits.check_len(sum(map(len, strs)), "the '~' concatenation")
+        return "".join(strs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return self.limits.binop(operator, left, right)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Workflow data first: ``result.items`` / ``vars.count`` mean the keys, not dict methods.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        p = __context.parent
+        if type(p) is Scope:
+            p.tick()
+        if not __self.is_safe_callable(__obj):
+            raise SecurityError(f"{__obj!r} is not safely callable")
+        if type(__obj) is _BuiltinMethod:
+            owner = getattr(__obj, "__self__", None)
+            if isinstance(owner, (str, bytes)):
+                __self.limits.check_str_method(__obj.__name__, owner, args, kwargs)
+        else:
+            wrapped = getattr(__obj, "__wrapped__", None)
+            if type(wrapped) is _BuiltinMethod and isinstance(getattr(wrapped, "__self__", None), str):
+                __self.limits.check_str_method(wrapped.__name__, wrapped.__self__, args, kwargs)
+        return __context.call(__obj, *args, **kwargs)
+
+
+def _guarded_filters(limits: Limits) -> dict[str, Any]:
+    to_str = limits.to_str
+    orig = FILTERS
+
+    def center(value: Any, width: int = 80) -> str:
+        if isinstance(width, int) and width > limits.max_size:
+            raise limits.fail("center")
+        return to_str(value).center(width)
+
+    def indent(s: Any, width: Any = 4, first: bool = False, blank: bool = False) -> str:
+        text = to_str(s)
+        w = width if isinstance(width, str) else " " * min(int(width), limits.max_size + 1)
+        limits.check_len(len(text) + (text.count("\n") + 1) * len(w), "indent")
+        return orig["indent"](text, w, first, blank)
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> str:
+        if args and kwargs:
+            raise TypeError("can't handle positional and keyword arguments at the same time")
+        fmt = to_str(value)
+        limits.check_printf(fmt, kwargs or args)
+        return fmt % (kwargs or args)
+
+    def join(value: Any, d: str = "", attribute: Any = None) -> str:
+        items = list(value)
+        if attribute is not None:
+            items = [it[attribute] if isinstance(it, Mapping) else getattr(it, str(attribute)) for it in items]
+        sep = to_str(d)
+        budget = limits.max_size
+        total = len(sep) * max(0, len(items) - 1)
+        for it in items:
+            total += len(it) if isinstance(it, str) else limits.approx_size(it, budget)
+            if total > budget:
+                raise limits.fail("join")
+        return sep.join(to_str(it) for it in items)
+
+    def replace(s: Any, old: str, new: str, count: int | None = None) -> str:
+        text = to_str(s)
+        old, new = to_str(old), to_str(new)
+        limits.check_str_method("replace", text, (old, new) if count is None else (old, new, count), {})
+        return text.replace(old, new, -1 if count is None else count)
+
+    def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
+        if fill_with is not None and isinstance(linecount, int) and linecount > limits.max_size:
+            raise limits.fail("batch")
+        return orig["batch"](value, linecount, fill_with)
+
+    def slice_(value: Any, slices: Any = None, fill_with: Any = None, start: Any = None, stop: Any = None,
+               end: Any = None, step: Any = None) -> Any:
+        if slices is None:
+            # Python-style slicing: ``xs | slice(start=1)``, ``xs | slice(1, 3)`` is Jinja's form.
+            seq = value if isinstance(value, (list, tuple, str)) else list(value)
+            out = seq[start:stop if stop is not None else end:step]
+            return list(out) if isinstance(out, tuple) else out
+        if isinstance(slices, int) and slices > limits.max_size:
+            raise limits.fail("slice")
+        return orig["slice"](value, slices, fill_with)
+
+    def wordwrap(s: Any, width: int = 79, break_long_words: bool = True, wrapstring: str | None = None,
+                 break_on_hyphens: bool = True) -> str:
+        text = to_str(s)
+        ws = "\n" if wrapstring is None else to_str(wrapstring)
+        limits.check_len(len(text) * (1 + len(ws)), "wordwrap")
+        # Jinja's wordwrap needs the environment only for its default newline sequence.
+        import textwrap
+
+        return ws.join(
+            ws.join(
+                textwrap.wrap(line, width=width, expand_tabs=False, replace_whitespace=False,
+                              break_long_words=break_long_words, break_on_hyphens=break_on_hyphens)
+            )
+            for line in text.splitlines()
+        )
+
+    def string(value: Any) -> str:
+        return to_str(value)
+
+    def pprint(value: Any) -> str:
+        import pprint as _pp
+
+        limits.check_value(value, "pprint")
+        return _pp.pformat(plain(value))
+
+    def truncate(s: Any, length: int = 255, killwords: bool = False, end: str = "...", leeway: int | None = None) -> str:
+        text = to_str(s)
+        limits.check_len(len(to_str(end)), "truncate")
+        lw = 5 if leeway is None else leeway
+        if len(text) <= length + lw:
+            return text
+        if killwords:
+            return text[: length - len(end)] + end
+        result = text[: length - len(end)].rsplit(" ", 1)[0]
+        return result + end
+
+    return {
+        "center": center,
+        "indent": indent,
+        "format": format_,
+        "join": join,
+        "replace": replace,
+        "batch": batch,
+        "slice": slice_,
+        "wordwrap": wordwrap,
+        "string": string,
+        "pprint": pprint,
+        "truncate": truncate,
+    }
+
+
+def find_undefined(value: Any) -> Any:
+    """The first Undefined inside a template-built value (native results), else MISSING."""
+    from jinja2.runtime import Undefined
+
+    stack = [value]
+    seen = 0
+    while stack and seen < 10000:
+        v = stack.pop()
+        seen += 1
+        if isinstance(v, Undefined):
+            return v
+        t = type(v)
+        if t is list or t is tuple:
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.values())
+    return MISSING
+
+
+__all__ += ["find_undefined", "LimitError"]

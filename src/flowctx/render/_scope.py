@@ -1,0 +1,296 @@
+"""Name resolution for one evaluation: a lightweight, lazy view over a context handle.
+
+Nothing here copies or flattens the context: every name is looked up in the frozen namespaces of
+the handle when (and only when) a template reads it.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jinja2.utils import missing as _jinja_missing
+
+from flowctx.render._functions import LimitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flowctx.render import Renderer
+
+__all__ = ["TaskScope", "Scope", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScope:
+    """What a transition / publish expression knows about the task being evaluated.
+
+    ``status`` is that task's status, ``result`` what ``result()`` returns, ``statuses`` maps task
+    names to their latest status (for ``task_status(name)``).
+    """
+
+    status: str | None = None
+    result: Any = None
+    statuses: Mapping[str, str] | None = None
+
+
+# Jinja's own "missing" sentinel, so a lookup result can be handed to Jinja unchanged.
+MISSING: Any = _jinja_missing
+
+FINISHED_STATUSES = frozenset(
+    {
+        "succeeded",
+        "success",
+        "failed",
+        "failure",
+        "error",
+        "timeout",
+        "timed_out",
+        "timedout",
+        "canceled",
+        "cancelled",
+        "expired",
+        "abandoned",
+    }
+)
+TIMEOUT_STATUSES = frozenset({"timeout", "timed_out", "timedout"})
+_SUCCEEDED = frozenset({"succeeded", "success"})
+_FAILED = frozenset({"failed", "failure", "error"})
+
+
+class ExpressionError(Exception):
+    """A workflow function was used wrongly (turned into a TemplateError by the renderer)."""
+
+
+class CtxView(Mapping):  # type: ignore[type-arg]
+    """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied."""
+
+    __slots__ = ("_vars", "_params")
+
+    def __init__(self, variables: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+        self._vars = variables
+        self._params = parameters
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._vars[key]
+        except KeyError:
+            return self._params[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._vars or key in self._params
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._vars
+        for k in self._params:
+            if k not in self._vars:
+                yield k
+
+    def __len__(self) -> int:
+        return len(self._vars) + sum(1 for k in self._params if k not in self._vars)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self._vars.get(key, MISSING)
+        if v is MISSING:
+            return self._params.get(key, default)
+        return v
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+class Tasks(Mapping):  # type: ignore[type-arg]
+    """``task`` / ``tasks``: task records by name; callable (``task('t1')``) and attribute access."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def _results(self) -> Mapping[str, Any]:
+        return self._scope.ctx.task_results
+
+    def __getitem__(self, name: str) -> Any:
+        return self._results()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._results()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results())
+
+    def __len__(self) -> int:
+        return len(self._results())
+
+    def __call__(self, name: str | None = None) -> Any:
+        if name is None:
+            ts = self._scope.task_scope
+            if ts is None:
+                raise ExpressionError("task() without a name needs a task scope (transitions and publish only)")
+            return {"status": ts.status, "result": ts.result}
+        rec = self._results().get(name, MISSING)
+        if rec is MISSING:
+            raise ExpressionError(f"task({name!r}): no task named {name!r} has a result yet")
+        return rec
+
+    def __repr__(self) -> str:
+        return f"<tasks {sorted(self._results())!r}>"
+
+
+class Scope:
+    """The name table of one evaluation (the mapping a Jinja template renders against)."""
+
+    __slots__ = ("renderer", "ctx", "task_scope", "steps", "deadline", "__weakref__")
+
+    def __init__(self, renderer: Renderer, ctx: Any, task_scope: TaskScope | None) -> None:
+        self.renderer = renderer
+        self.ctx = ctx
+        self.task_scope = task_scope
+        self.steps = 0
+        self.deadline = 0.0
+
+    # ------------------------------------------------------------------ limits
+    def tick(self) -> None:
+        self.steps = s = self.steps + 1
+        if s & 1023 == 0:
+            r = self.renderer
+            if s > r.max_steps:
+                raise LimitError(f"template exceeded the step limit ({r.max_steps} calls and loop iterations)")
+            now = time.monotonic()
+            if self.deadline == 0.0:
+                self.deadline = now + r.timeout
+            elif now > self.deadline:
+                raise LimitError(f"template exceeded the time limit ({r.timeout} s)")
+
+    def loop(self, iterable: Any) -> Iterator[Any]:
+        tick = self.tick
+        for x in iterable:
+            tick()
+            yield x
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, key: str) -> Any:
+        """The value of name ``key`` or MISSING: reserved names, then variables, then parameters."""
+        f = self.renderer._resolvers.get(key)
+        if f is not None:
+            v = f(self)
+            if v is not MISSING:
+                return v
+        ctx = self.ctx
+        v = ctx.get_var(key, MISSING)
+        if v is not MISSING:
+            return v
+        return ctx.parameters.get(key, MISSING)
+
+    def __getitem__(self, key: str) -> Any:
+        v = self.lookup(key)
+        if v is MISSING:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        return self.lookup(key) is not MISSING  # type: ignore[arg-type]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self.lookup(key)
+        return default if v is MISSING else v
+
+    # ------------------------------------------------------------------ functions
+    def fn_ctx(self, name: str | None = None) -> Any:
+        ctx = self.ctx
+        if name is None:
+            params = ctx.parameters
+            variables = ctx.variables
+            if not params:
+                return variables
+            if not variables:
+                return params
+            return CtxView(variables, params)
+        if not isinstance(name, str):
+            raise ExpressionError(f"ctx() needs a variable name, not {type(name).__name__!r}")
+        v = ctx.get_var(name, MISSING)
+        if v is MISSING:
+            v = ctx.parameters.get(name, MISSING)
+            if v is MISSING:
+                raise ExpressionError(f"ctx({name!r}): no variable or parameter named {name!r}")
+        return v
+
+    def fn_item(self, key: Any = MISSING) -> Any:
+        ctx = self.ctx
+        if ctx.index is None:
+            raise ExpressionError("item() is only available inside a with-items task")
+        it = ctx.item
+        if key is MISSING:
+            return it
+        if isinstance(it, Mapping):
+            if key in it:
+                return it[key]
+            raise ExpressionError(f"item({key!r}): the current item has no key {key!r}")
+        raise ExpressionError(f"item({key!r}): the current item is not a mapping")
+
+    def _need_scope(self, fn: str) -> TaskScope:
+        ts = self.task_scope
+        if ts is None:
+            raise ExpressionError(f"{fn}() is only available where a task has run (transitions, publish)")
+        return ts
+
+    def fn_result(self) -> Any:
+        return self._need_scope("result").result
+
+    def fn_succeeded(self) -> bool:
+        return self._need_scope("succeeded").status in _SUCCEEDED
+
+    def fn_failed(self) -> bool:
+        return self._need_scope("failed").status in _FAILED
+
+    def fn_completed(self) -> bool:
+        return self._need_scope("completed").status in FINISHED_STATUSES
+
+    def fn_timed_out(self) -> bool:
+        return self._need_scope("timed_out").status in TIMEOUT_STATUSES
+
+    def fn_task_status(self, name: str | None = None) -> Any:
+        ts = self.task_scope
+        if name is None:
+            return self._need_scope("task_status").status
+        if ts is not None and ts.statuses is not None:
+            st = ts.statuses.get(name, MISSING)
+            if st is not MISSING:
+                return st
+        rec = self.ctx.get_task_result(name, None)
+        if isinstance(rec, Mapping):
+            return rec.get("status")
+        return None
+
+
+def _item_value(s: Scope) -> Any:
+    ctx = s.ctx
+    return MISSING if ctx.index is None else ctx.item
+
+
+def _index_value(s: Scope) -> Any:
+    i = s.ctx.index
+    return MISSING if i is None else i
+
+
+def base_resolvers() -> dict[str, Any]:
+    """Reserved names -> function(scope) giving the value (MISSING to fall through)."""
+    return {
+        "parameters": lambda s: s.ctx.parameters,
+        "vars": lambda s: s.ctx.variables,
+        "variables": lambda s: s.ctx.variables,
+        "workflow": lambda s: s.ctx.variables,
+        "task": Tasks,
+        "tasks": Tasks,
+        "system": lambda s: s.ctx.system,
+        "item": _item_value,
+        "index": _index_value,
+        "ctx": lambda s: s.fn_ctx,
+        "result": lambda s: s.fn_result,
+        "succeeded": lambda s: s.fn_succeeded,
+        "failed": lambda s: s.fn_failed,
+        "completed": lambda s: s.fn_completed,
+        "timed_out": lambda s: s.fn_timed_out,
+        "task_status": lambda s: s.fn_task_status,
+        "_flowctx_item_fn": lambda s: s.fn_item,
+        "_flowctx_loop": lambda s: s.loop,
+    }

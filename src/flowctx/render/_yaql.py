@@ -1,0 +1,157 @@
+"""The YAQL front end (optional: needs the ``yaql`` package, ``pip install flowctx[yaql]``).
+
+The context is never converted for YAQL: the workflow functions (``ctx()``, ``item()``,
+``result()`` ...) read the frozen namespaces of the handle lazily, and ``$name`` look-ups go
+through an overridden ``#get_context_data`` that resolves them on demand.  Values handed to YAQL
+are the store's frozen dict/tuple subclasses, which YAQL's own collection functions accept as they
+are.  Results that still hold frozen store values are returned without copying.
+"""
+from __future__ import annotations
+
+import collections.abc  # noqa: F401  (yaql 3.x uses collections.abc without importing it)
+import itertools
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flowctx.render._functions import LimitError, Limits
+from flowctx.render._scope import MISSING, ExpressionError, Scope
+
+__all__ = ["YaqlFront", "split_yaql", "YAQL_RE"]
+
+# ``<% expr %>`` (non-greedy; an expression cannot contain ``%>``).
+YAQL_RE = re.compile(r"<%(.*?)%>", re.S)
+_SCOPE_KEY = "$__flowctx"
+
+
+def split_yaql(source: str) -> list[tuple[bool, str, int]]:
+    """Split a string into (is_expression, text, offset) parts; raises ValueError on a lone ``<%``."""
+    parts: list[tuple[bool, str, int]] = []
+    pos = 0
+    for m in YAQL_RE.finditer(source):
+        if m.start() > pos:
+            parts.append((False, source[pos : m.start()], pos))
+        parts.append((True, m.group(1), m.start()))
+        pos = m.end()
+    if pos < len(source):
+        parts.append((False, source[pos:], pos))
+    for is_expr, text, off in parts:
+        if not is_expr and "<%" in text:
+            raise ValueError(f"unterminated '<%' at offset {off + text.index('<%')}")
+    return parts
+
+
+def _frozen_types() -> tuple[type, ...]:
+    from flowctx import _store_py
+
+    types_: list[type] = [_store_py.FrozenDict, _store_py.FrozenList]
+    try:
+        from flowctx import _store  # type: ignore[attr-defined]
+
+        types_ += [_store.FrozenDict, _store.FrozenList]
+    except ImportError:  # pragma: no cover - compiled store missing
+        pass
+    return tuple(types_)
+
+
+class YaqlFront:
+    """One YAQL engine and root context per renderer (built once; evaluation is per child)."""
+
+    def __init__(self, limits: Limits, helpers: Mapping[str, Any], reserved: frozenset[str]) -> None:
+        import yaql
+        from yaql.language import exceptions, specs, utils, yaqltypes
+
+        self.exceptions = exceptions
+        self.limits = limits
+        self._lock = threading.Lock()
+        frozen = _frozen_types()
+        max_items = limits.max_size
+        no_value = utils.NO_VALUE
+
+        def out(obj: Any, depth: int = 0) -> Any:
+            if isinstance(obj, frozen) or obj is None or isinstance(obj, (str, int, float, bool)):
+                return obj
+            if depth > 200:
+                raise LimitError("YAQL result is nested too deeply")
+            if isinstance(obj, Mapping):
+                return {out(k, depth + 1): out(v, depth + 1) for k, v in obj.items()}
+            if isinstance(obj, (list, tuple, set, frozenset)) or utils.is_iterable(obj):
+                res = []
+                for i, v in enumerate(obj):
+                    if i >= max_items:
+                        raise LimitError(f"YAQL result has more than {max_items} items")
+                    res.append(out(v, depth + 1))
+                return res
+            return obj
+
+        @specs.name("#finalize")
+        def finalize(obj: Any) -> Any:
+            return out(obj)
+
+        self.engine = yaql.factory.YaqlFactory().create(
+            options={
+                "yaql.limitIterators": max_items,
+                "yaql.memoryQuota": 8 * limits.max_size + 4096,
+                "yaql.convertInputData": False,
+            }
+        )
+        root = yaql.create_context(finalizer=finalize, delegates=False)
+        root = root.create_child_context()
+        self.root = root
+
+        def scope_of(context: Any) -> Scope:
+            return context[_SCOPE_KEY]
+
+        @specs.parameter("name", yaqltypes.StringConstant())
+        @specs.name("#get_context_data")
+        def get_context_data(name: str, context: Any) -> Any:
+            v = context.get_data(name, no_value)
+            if v is not no_value:
+                return v
+            s = scope_of(context)
+            key = name[1:]
+            if key in ("", "1"):
+                return s.fn_ctx()
+            if key in reserved:
+                v = s.lookup(key)
+                if v is not MISSING:
+                    return v
+            raise ExpressionError(f"unknown name {name!r}")
+
+        def reg(fn: Any, name: str) -> None:
+            root.register_function(fn, name=name)
+
+        reg(get_context_data, "#get_context_data")
+        reg(lambda context, name=None: scope_of(context).fn_ctx(name), "ctx")
+
+        def item_(context: Any, key: Any = None) -> Any:
+            return scope_of(context).fn_item(MISSING if key is None else key)
+
+        reg(item_, "item")
+        reg(lambda context: scope_of(context).fn_result(), "result")
+        reg(lambda context: scope_of(context).fn_succeeded(), "succeeded")
+        reg(lambda context: scope_of(context).fn_failed(), "failed")
+        reg(lambda context: scope_of(context).fn_completed(), "completed")
+        reg(lambda context: scope_of(context).fn_timed_out(), "timed_out")
+        reg(lambda context, name=None: scope_of(context).fn_task_status(name), "task_status")
+
+        def task_(context: Any, name: Any = None) -> Any:
+            return scope_of(context).lookup("task")(name)
+
+        reg(task_, "task")
+
+        for hname, fn in helpers.items():
+            if hname == "zip":
+                reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
+            else:
+                reg(fn, hname)
+
+    def parse(self, text: str) -> Any:
+        with self._lock:  # the ply parser is not thread-safe
+            return self.engine(text)
+
+    def evaluate(self, expr: Any, scope: Scope) -> Any:
+        child = self.root.create_child_context()
+        child[_SCOPE_KEY] = scope
+        return expr.evaluate(context=child)

@@ -1,0 +1,161 @@
+"""YAQL (``<% %>``) rendering: the Orquesta conformance expressions, typed results, errors."""
+from __future__ import annotations
+
+import builtins
+
+import pytest
+
+from flowctx.errors import TemplateError
+from flowctx.render import Renderer, TaskScope
+
+pytest.importorskip("yaql")
+
+
+@pytest.fixture(scope="module")
+def r() -> Renderer:
+    return Renderer()
+
+
+@pytest.fixture()
+def ctx(backend):
+    return backend.Context(
+        parameters={"members": ["alice", "bob"], "messages": ["hi", "yo"], "n": 5},
+        variables={"greeting": "hello", "count": 1, "which": "a", "proceed": True, "fork1": False,
+                   "xs": [1, 2, 3], "a": True, "b": False, "file": "/tmp/x", "cfg": {"k": [1, 2]}},
+        task_results={"t1": {"status": "succeeded", "result": {"x": 42}}},
+        system={"execution_id": "ex-1"},
+    )
+
+
+OK = TaskScope(status="succeeded", result="RESULT", statuses={"t1": "succeeded"})
+FAIL = TaskScope(status="failed", result={"err": "bad"})
+
+
+@pytest.mark.parametrize(
+    "src, scope, expected",
+    [
+        ("<% ctx().greeting %>", None, "hello"),
+        ("<% ctx(greeting) %>", None, "hello"),
+        ("<% ctx('greeting') %>", None, "hello"),
+        ('<% ctx("greeting") %>', None, "hello"),
+        ("<% ctx(members) %>", None, ["alice", "bob"]),  # parameters (Orquesta input) are in ctx()
+        ("<% ctx().count + 1 %>", None, 2),
+        ("<% ctx().xs %>", None, [1, 2, 3]),
+        ("<% ctx().cfg %>", None, {"k": [1, 2]}),
+        ("<% result() %>", OK, "RESULT"),
+        ("<% succeeded() %>", OK, True),
+        ("<% failed() %>", OK, False),
+        ("<% failed()  %>", FAIL, True),
+        ("<% completed() %>", FAIL, True),
+        ("<% succeeded() and ctx().count < 2 %>", OK, True),
+        ('<% succeeded() and ctx().which = "a" %>', OK, True),
+        ('<% succeeded() and ctx().which = "b" %>', OK, False),
+        ("<% succeeded() and not ctx().which in list(a, b) %>", OK, False),
+        ("<% list(a, b) %>", None, ["a", "b"]),
+        ("<% succeeded() and ctx(a) %>", OK, True),
+        ("<% succeeded() and ctx(b) %>", OK, False),
+        ("<% not ctx().fork1 %>", None, True),
+        ("<% succeeded() and not result() %>", OK, False),
+        ("<% zip(ctx(members), ctx(messages)) %>", None, [["alice", "hi"], ["bob", "yo"]]),
+        ('<% ctx("greeting") %>, <% result() %>', OK, "hello, RESULT"),
+        ("<% ctx().greeting %> <% result() %>", OK, "hello RESULT"),
+        ("rm -f <% ctx().file %>", None, "rm -f /tmp/x"),
+        ("n=<% ctx(n) %> xs=<% ctx(xs) %>", None, "n=5 xs=[1, 2, 3]"),
+        ("<% task_status(t1) %>", OK, "succeeded"),
+        ("<% task(t1).result.x %>", None, 42),
+        ("<% $.greeting %>", None, "hello"),
+        ("<% $parameters.n %>", None, 5),
+        ("<% $vars.greeting %>", None, "hello"),
+        ("<% $system.execution_id %>", None, "ex-1"),
+        ("<% ctx().xs.select($ * 2) %>", None, [2, 4, 6]),
+        ("<% ctx().xs.where($ > 1).len() %>", None, 2),
+        ("<% str(5) %>", None, "5"),
+        ("<% json('[1, 2]') %>", None, [1, 2]),
+        ("<% to_json_string(ctx().cfg) %>", None, '{"k": [1, 2]}'),
+        ("<% regex_match(ctx().file, '/tmp/.*') %>", None, True),
+    ],
+)
+def test_yaql_expressions(r, ctx, src, scope, expected):
+    out = r.render_template(src, ctx, scope=scope)
+    if isinstance(out, tuple):
+        out = list(out)
+    if isinstance(out, dict):
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    assert out == expected
+
+
+def test_random_file_name(r, ctx):
+    out = r.render_template("/tmp/<% str(random(1000000, 9999999)) %>", ctx)
+    assert out.startswith("/tmp/") and 1000000 <= int(out[5:]) <= 9999999
+
+
+def test_item_functions(r, ctx):
+    c = ctx.with_item({"member": "alice", "message": "hi"}, 0)
+    assert r.render_template("<% item(member) %>", c) == "alice"
+    assert r.render_template('"<% item(member) %>, resistance is futile!"', c) == '"alice, resistance is futile!"'
+    c2 = ctx.with_item("bob", 1)
+    assert r.render_template("<% item() %>", c2) == "bob"
+    assert r.render_template("<% $item %>", c2) == "bob"
+    assert r.render_template("<% $index %>", c2) == 1
+    with pytest.raises(TemplateError, match="with-items"):
+        r.render_template("<% item() %>", ctx)
+
+
+def test_yaql_conditions(r, ctx):
+    assert r.evaluate_condition("<% succeeded() %>", ctx, scope=OK) is True
+    assert r.evaluate_condition("<% failed() %>", ctx, scope=OK) is False
+    assert r.evaluate_condition("<% ctx().proceed %>", ctx) is True
+    with pytest.raises(TemplateError):
+        r.evaluate_condition("<% ctx(nope) %>", ctx)
+
+
+def test_yaql_native_value_is_not_copied(r, ctx):
+    out = r.render_template("<% ctx(xs) %>", ctx)
+    assert out is ctx.variables["xs"]
+
+
+@pytest.mark.parametrize(
+    "src, pattern",
+    [
+        ("<% ctx( %>", "syntax"),
+        ("<% %>", "empty"),
+        ("<% nosuchfunc() %>", "unknown"),
+        ("<% ctx(nope) %>", "nope"),
+        ("<% result() %>", "result"),
+        ("<% $nope %>", "nope"),
+        ("a <% ctx(greeting)", "<%"),
+    ],
+)
+def test_yaql_errors(r, ctx, src, pattern):
+    with pytest.raises(TemplateError, match=pattern) as ei:
+        r.render_template(src, ctx, task="t", field="input")
+    assert ei.value.source == src and ei.value.task == "t"
+
+
+def test_yaql_check(r):
+    r.check("<% ctx().x %>")
+    with pytest.raises(TemplateError):
+        r.check("<% ctx(.x %>")
+
+
+def test_yaql_error_line(r, ctx):
+    with pytest.raises(TemplateError) as ei:
+        r.render_template("first\nsecond <% ctx(nope) %>", ctx)
+    assert ei.value.position == 2
+
+
+def test_without_yaql_installed(ctx, monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "yaql" or name.startswith("yaql."):
+            raise ImportError("No module named 'yaql'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    rr = Renderer()
+    with pytest.raises(TemplateError, match=r"flowctx\[yaql\]"):
+        rr.render_template("<% ctx(greeting) %>", ctx)
+    with pytest.raises(TemplateError, match=r"flowctx\[yaql\]"):
+        rr.check("<% ctx(greeting) %>")
+    assert rr.render_template("{{ vars.greeting }}", ctx) == "hello"  # Jinja unaffected
