@@ -1120,3 +1120,56 @@ def test_deep_nesting_is_refused() -> None:
     assert got == ["broken.yaml:5:70: error: document nested deeper than 64 levels"]
     got = problems_of("version: 1.0\ntasks:\n  t1:\n    input:\n      x: " + "[" * 50000 + "]" * 50000 + "\n")
     assert len(got) == 1 and got[0].startswith("broken.yaml:5:")
+
+
+TEMPLATE_CASES = [
+    ("""\
+ref: demo.tpl
+tasks:
+  - name: t1
+    action: core.echo
+    input:
+      message: "{{ parameters.x + }}"
+      nested:
+        deep: ["ok", "{% if %}"]
+    on_success: t2
+  - name: t2
+    action: core.noop
+    when: "{{ a ==== b }}"
+    publish:
+      - y: "{{ 'unterminated }}"
+""", [
+        ("broken.yaml:6:16", "input.message", "t1"),
+        ("broken.yaml:8:22", "input.nested.deep.1", "t1"),
+        ("broken.yaml:12:11", "when", "t2"),
+        ("broken.yaml:14:12", "publish.y", "t2"),
+    ]),
+    ("""\
+version: 1.0
+vars:
+  - v: <% 1 + %>
+tasks:
+  t1:
+    action: core.noop
+    next:
+      - when: <% succeeded( %>
+        publish: x=<% 1 + %>
+output:
+  - o: "{{ }"
+""", [
+        ("broken.yaml:3:8", "vars.v", None),
+        ("broken.yaml:8:15", "when", "t1"),
+        ("broken.yaml:9:18", "publish.x", "t1"),
+        ("broken.yaml:11:8", "output.o", None),
+    ]),
+]
+
+
+@pytest.mark.parametrize("text,expected", TEMPLATE_CASES)
+def test_template_syntax_errors_name_their_field(text: str, expected: list) -> None:
+    pytest.importorskip("flowctx.render")
+    got = problems_of(text)
+    assert len(got) == len(expected)
+    for line, (where, field, task) in zip(got, expected):
+        assert line.startswith(f"{where}: error: template syntax error in '{field}': "), line
+        assert line.endswith(f" [{task}]") if task else not line.endswith("]"), line

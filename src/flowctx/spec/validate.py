@@ -38,6 +38,8 @@ _VAR_PATTERNS = (
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
 )
+_YAQL_ROOT = re.compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
+_YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
 # Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
 _NOT_VARIABLES = frozenset({"get", "items", "keys", "values"})
 
@@ -47,11 +49,13 @@ def referenced_variables(source: str) -> set[str]:
     found: set[str] = set()
     for pattern in _VAR_PATTERNS:
         found.update(pattern.findall(source))
+    for block in _YAQL_BLOCK.findall(source):
+        found.update(_YAQL_ROOT.findall(block))
     return found - _NOT_VARIABLES
 
 
-def _template_checker() -> Callable[[str], None] | None:
-    """The renderer's syntax check, or None when the renderer is not available."""
+def _template_checker() -> Callable[[str, bool], None] | None:
+    """The renderer's syntax check ``(source, is_condition)``, or None without a renderer."""
     try:
         from flowctx.render import default_renderer
     except ImportError:
@@ -61,7 +65,19 @@ def _template_checker() -> Callable[[str], None] | None:
     except Exception:  # pragma: no cover - a broken renderer must not break validation
         return None
     check = getattr(renderer, "check", None)
-    return check if callable(check) else None
+    if not callable(check):
+        return None
+
+    def run(source: str, condition: bool) -> None:
+        if condition:
+            try:
+                check(source, condition=True)
+                return
+            except TypeError:  # a renderer without the ``condition`` keyword
+                pass
+        check(source)
+
+    return run
 
 
 class _Checker:
@@ -222,7 +238,7 @@ class _Checker:
             self.warning(loc, f"condition {source!r} in '{field}' is not a template ({{{{ ... }}}} or "
                               "<% ... %>): a non-empty string is always true", task)
             return
-        self.template(source, loc, field, task)
+        self.template(source, loc, field, task, condition=True)
 
     def number(self, value: Any, loc: Loc | None, field: str, task: str, *, integer: bool = False,
                minimum: float = 0, exclusive: bool = False) -> None:
@@ -258,7 +274,8 @@ class _Checker:
                     loc = t.loc if t else None
                 self.template(text, loc, sub_path, task)
 
-    def template(self, source: Any, loc: Loc | None, field: str, task: str | None) -> None:
+    def template(self, source: Any, loc: Loc | None, field: str, task: str | None, *,
+                 condition: bool = False) -> None:
         if not isinstance(source, str) or not is_template(source):
             return
         key = (source, loc, field)
@@ -267,7 +284,7 @@ class _Checker:
         self._seen_templates.add(key)
         if self.check_template is not None:
             try:
-                self.check_template(source)
+                self.check_template(source, condition)
             except TemplateError as exc:
                 reason = exc.reason if getattr(exc, "reason", None) else str(exc)
                 self.error(loc, f"template syntax error in '{field}': {reason}", task)
