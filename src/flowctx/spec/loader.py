@@ -52,6 +52,7 @@ _SafeParser: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "timestamp", "binary")}
 _MERGE_TAG = _YAML + "merge"
+_STR_TAG = _YAML + "str"
 _SEQ_TAGS = {None, "!", _YAML + "seq"}
 _MAP_TAGS = {None, "!", _YAML + "map"}
 
@@ -202,6 +203,8 @@ def _parse_yaml(text: str, file: str | None) -> YNode:
                                 "data)", file, event.start_mark.line + 1, event.start_mark.column + 1)
                 if tag == _MERGE_TAG:
                     value: Any = "<<"
+                elif tag == _STR_TAG:
+                    value = event.value
                 else:
                     try:
                         value = parser.construct_object(

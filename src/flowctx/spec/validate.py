@@ -15,6 +15,8 @@ semantic checks below), each printed as ``file:line:col: error: message [task]``
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -312,10 +314,9 @@ class _Checker:
                 self.error(p.loc, f"invalid schema for parameter '{p.name}': unknown type "
                                   f"'{declared_type}'{did_you_mean(declared_type, _JSON_TYPES)}")
                 continue
-            try:
-                validator_cls.check_schema(dict(p.schema))
-            except jsonschema.SchemaError as exc:
-                self.error(p.loc, f"invalid schema for parameter '{p.name}': {exc.message}")
+            schema_problem = _schema_problem(p.schema)
+            if schema_problem is not None:
+                self.error(p.loc, f"invalid schema for parameter '{p.name}': {schema_problem}")
                 continue
             if p.has_default and p.default is not None:
                 errors = list(validator_cls(dict(p.schema)).iter_errors(p.default))
@@ -323,6 +324,34 @@ class _Checker:
                     loc = self.spec.locs.get(f"parameters.{p.name}.default", p.loc)
                     self.error(loc, f"default of parameter '{p.name}' does not match its schema: "
                                     f"{errors[0].message}")
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem_cached(schema_json: str) -> str | None:
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(json.loads(schema_json))
+    except jsonschema.SchemaError as exc:
+        return exc.message
+    return None
+
+
+def _schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is not a valid JSON schema (None if it is); cached, schemas repeat a lot."""
+    try:
+        key = json.dumps(schema, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        key = None
+    if key is None:
+        import jsonschema
+
+        try:
+            jsonschema.Draft202012Validator.check_schema(dict(schema))
+        except jsonschema.SchemaError as exc:
+            return exc.message
+        return None
+    return _schema_problem_cached(key)
 
 
 _JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
