@@ -99,13 +99,16 @@ class Limits:
 
     def to_str(self, value: Any) -> str:
         """``str(value)`` for output, frozen containers shown as plain dicts/lists, size-checked."""
-        if isinstance(value, str):
+        t = type(value)
+        if t is str:
             return value
+        if t is int or t is float or t is bool or value is None:
+            return str(value)  # Python itself refuses int -> str beyond 4300 digits
+        if isinstance(value, str):
+            return str(value)
         if isinstance(value, (Mapping, list, tuple)):
             self.check_value(value, "rendering this value")
             return str(plain(value))
-        if isinstance(value, int) and not isinstance(value, bool):
-            self.check_value(value, "rendering this number")
         return str(value)
 
     # ------------------------------------------------------------------ operators

@@ -144,6 +144,8 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         if type(__obj) is _BuiltinMethod:
             owner = getattr(__obj, "__self__", None)
             if isinstance(owner, (str, bytes)):
+                if __obj.__name__ == "join" and args and not isinstance(args[0], (list, tuple)):
+                    args = (list(args[0]),) + args[1:]  # checked and joined: consume iterators once
                 __self.limits.check_str_method(__obj.__name__, owner, args, kwargs)
         else:
             wrapped = getattr(__obj, "__wrapped__", None)

@@ -141,6 +141,42 @@ class YaqlFront:
 
         reg(task_, "task")
 
+        # Iteration sources are bounded: range() yields through the step/time budget, and the
+        # unbounded generators of the standard library are disabled.
+        @specs.parameter("stop", int)
+        def range1(context: Any, stop: int) -> Any:
+            return range3(context, 0, stop)
+
+        @specs.parameter("start", int)
+        @specs.parameter("stop", int)
+        @specs.parameter("step", int)
+        def range3(context: Any, start: int, stop: int, step: int = 1) -> Any:
+            rng = range(start, stop, step)
+            if len(rng) > max_items:
+                raise LimitError(f"range() of {len(rng)} items exceeds the limit ({max_items})")
+            return scope_of(context).loop(rng)
+
+        reg(range1, "range")
+        reg(range3, "range")
+
+        def blocked(fname: str) -> Any:
+            @specs.extension_method
+            def fn(*args: Any) -> Any:
+                raise ExpressionError(f"{fname}() is disabled in flowctx templates (unbounded iteration)")
+
+            return fn
+
+        for fname in ("sequence", "repeat", "cycle", "generate", "generateMany"):
+            reg(blocked(fname), fname)
+
+        def pow_(a: Any, b: Any, c: Any = None) -> Any:
+            if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and c is None:
+                if a.bit_length() * b > 64 * 1024:
+                    raise LimitError("pow(): result too large")
+            return pow(a, b) if c is None else pow(a, b, c)
+
+        reg(pow_, "pow")
+
         for hname, fn in helpers.items():
             if hname == "zip":
                 reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
