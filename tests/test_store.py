@@ -132,6 +132,27 @@ class TestAccess:
             with pytest.raises(TypeError, match="unhashable"):
                 read(["greeting"])
 
+    def test_uninitialized_handle_raises_never_crashes(self, backend: ModuleType) -> None:
+        bare = backend.Context.__new__(backend.Context)  # misuse: __init__ skipped
+        good = backend.Context(variables={"a": 1})
+        for call in (
+            lambda: bare.get_var("a"),
+            lambda: bare.has_var("a"),
+            lambda: bare.delete_var("a"),
+            lambda: bare.set_var("a", 1),
+            lambda: bare.get_task_result("a"),
+            lambda: bare.set_task_result("a", 1),
+            lambda: bare.set_system("a", 1),
+            lambda: bare.merge(good),
+            lambda: good.merge(bare),
+            lambda: bare.size(),
+            lambda: repr(bare),
+        ):
+            with pytest.raises((TypeError, AttributeError)):
+                call()
+        bare.__init__(variables={"b": 2})  # initialising it afterwards makes it usable
+        assert bare.get_var("b") == 2 and bare.clone().get_var("b") == 2
+
     def test_repr_and_eq(self, backend: ModuleType) -> None:
         ctx = make(backend)
         assert repr(ctx) == "<Context parameters=2 variables=2 task_results=1 system=1>"
