@@ -34,7 +34,7 @@ from jinja2.utils import Namespace
 
 from flowctx.errors import TemplateError
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
-from flowctx.render._jinja import RESULT_NAME, FlowEnvironment, find_undefined
+from flowctx.render._jinja import RESULT_NAME, FlowEnvironment, _FlowContext, find_undefined
 from flowctx.render._scope import MISSING, ExpressionError, Scope, TaskScope, base_resolvers
 
 __all__ = ["Renderer", "TaskScope", "default_renderer"]
@@ -408,10 +408,14 @@ class Renderer:
     def _run(self, c: Any, ctx: Any, task_scope: TaskScope | None, condition: bool) -> Any:
         kind = c.kind
         scope = Scope(self, ctx, task_scope)
+        env = self.env
+        # The Jinja context is built directly over the scope (what ``new_context(scope,
+        # shared=True)`` does, minus copying the environment globals' keys each time).
+        ctx_class = _FlowContext
         if kind == "jinja_text":
             tmpl = c.template
             try:
-                jctx = tmpl.new_context(scope, shared=True)
+                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)
                 limit = self.max_output
                 n = 0
                 parts = []
@@ -429,7 +433,7 @@ class Renderer:
         if kind == "jinja_native":
             tmpl = c.template
             try:
-                jctx = tmpl.new_context(scope, shared=True)
+                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)
                 for _ in c.root(jctx):
                     pass
                 value = jctx.vars[RESULT_NAME]

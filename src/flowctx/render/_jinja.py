@@ -128,7 +128,7 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Workflow data first: ``result.items`` / ``vars.count`` mean the keys, not dict methods.
-        if isinstance(obj, Mapping):
+        if isinstance(obj, dict) or isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
