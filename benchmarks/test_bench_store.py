@@ -1,0 +1,84 @@
+"""Context store benchmarks (pytest-benchmark): clone by context size, with-items fan-out.
+
+    pytest benchmarks/ --benchmark-group-by=group --benchmark-json=bench.json
+    pytest benchmarks/ --benchmark-disable          # fast check (CI)
+
+Inputs are built outside the timed functions; every timed result is checked.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flowctx.cli.bench import ITEMS_CONTEXT_RESULTS, EmptyMethod, make_items, make_results
+
+ALL_RESULTS = make_results(500)  # ~5 MB of plain JSON-like data, built once
+NAMES = list(ALL_RESULTS)
+
+Variant = tuple[str, Callable[..., Any], Callable[[Any], Any]]
+
+
+def _context(variant: Variant, n: int) -> Any:
+    _, factory, _ = variant
+    return factory(task_results={k: ALL_RESULTS[k] for k in NAMES[:n]})
+
+
+def test_empty_method_call(benchmark: Any) -> None:
+    """The reference: an empty Python method call, timed exactly like ``clone``."""
+    benchmark.group = "reference: empty method call"
+    obj = EmptyMethod()
+    assert benchmark(obj.method) is None
+
+
+@pytest.mark.parametrize("size", [0, 10, 50, 100, 500])
+def test_clone(benchmark: Any, variant: Variant, size: int) -> None:
+    """clone() of a context holding ``size`` task results of ~10 KB (0 to ~5 MB)."""
+    benchmark.group = f"clone: {size} results"
+    benchmark.extra_info["results"] = size
+    ctx = _context(variant, size)
+    if variant[0] == "deepcopy":
+        # ~0.1 s per MB: a few rounds are plenty, and keep the suite short
+        result = benchmark.pedantic(ctx.clone, rounds=3 if size <= 100 else 2, iterations=1, warmup_rounds=0)
+    else:
+        result = benchmark(ctx.clone)
+    assert result is not ctx
+    if size:
+        last = NAMES[size - 1]
+        assert result.get_task_result(last)["rows"][-1]["id"] == ALL_RESULTS[last]["rows"][-1]["id"]
+    else:
+        assert result.get_task_result("task0") is None
+
+
+# A deep copy per item costs ~0.1 s here (1 MB): 100 items would take 10 s a round and 1000
+# items 100 s.  Its per-item cost does not depend on the count, so it runs at 10 items only.
+WITH_ITEMS_CASES = [
+    pytest.param(name, count, marks=[pytest.mark.compiled] if name == "cython" else [], id=f"{name}-{count}")
+    for count in (10, 100, 1000)
+    for name in ("cython", "python", "deepcopy")
+    if not (name == "deepcopy" and count > 10)
+]
+
+
+@pytest.mark.parametrize("name,count", WITH_ITEMS_CASES)
+def test_with_items(benchmark: Any, get_variant: Callable[[str], Variant], name: str, count: int) -> None:
+    """with_item() for ``count`` items over a context of 100 task results (~1 MB)."""
+    variant = get_variant(name)
+    freeze = variant[2]
+    benchmark.group = f"with_items: {count} items over 1 MB"
+    benchmark.extra_info["items"] = count
+    ctx = _context(variant, ITEMS_CONTEXT_RESULTS)
+    items = [freeze(item) for item in make_items(count)]  # frozen once, as the engine does
+    with_item = ctx.with_item
+
+    def fan_out() -> list[Any]:
+        return [with_item(item, i) for i, item in enumerate(items)]
+
+    if name == "deepcopy":
+        out = benchmark.pedantic(fan_out, rounds=2, iterations=1, warmup_rounds=0)
+    else:
+        out = benchmark(fan_out)
+    assert len(out) == count
+    assert out[-1].index == count - 1 and out[-1].item["host"] == f"host-{count - 1}"
+    assert out[0].get_task_result("task99")["task"] == "task-99"
