@@ -7,6 +7,7 @@ Inputs are built outside the timed functions; every timed result is checked.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,11 +26,56 @@ def _context(variant: Variant, n: int) -> Any:
     return factory(task_results={k: ALL_RESULTS[k] for k in NAMES[:n]})
 
 
+def timed(benchmark: Any, fn: Callable[[], Any], budget: float = 0.4) -> Any:
+    """Benchmark ``fn`` timeit-style: each round is a tight ``for _ in loop: fn()`` batch.
+
+    pytest-benchmark's own per-iteration call (``f(*args, **kwargs)`` inside its runner) costs
+    ~50-100 ns on this machine, more than a clone, so timing ``ctx.clone`` through it squeezes
+    every ratio to the empty-method reference towards 1.  A batch of >= 0.2 ms per round makes
+    the harness cost negligible, and the loop around each call is the same plain ``fn()`` for
+    every variant and for the reference (as in ``timeit`` and ``flowctx bench``).  The timer is
+    divided by the batch size so the tables and the JSON show time per call.
+    """
+    if getattr(benchmark, "disabled", False):
+        return benchmark.pedantic(fn, rounds=1, iterations=1)
+    calls = 1
+    while True:
+        elapsed = _batch(fn, calls)
+        if elapsed >= 1e-3 or calls >= 100_000:
+            break
+        calls *= 10
+    per_call = elapsed / calls
+    calls = max(1, int(2e-4 / per_call))
+    rounds = max(3, min(2000, int(budget / (per_call * calls))))
+    loop = range(calls)
+
+    def batch() -> Any:
+        for _ in loop:
+            result = fn()
+        return result
+
+    benchmark.extra_info["calls_per_round"] = calls
+    base_timer = benchmark._timer  # pytest-benchmark's timer (time.perf_counter by default)
+    benchmark._timer = lambda: base_timer() / calls
+    try:
+        return benchmark.pedantic(batch, rounds=rounds, iterations=1, warmup_rounds=1 if per_call < 1e-3 else 0)
+    finally:
+        benchmark._timer = base_timer
+
+
+def _batch(fn: Callable[[], Any], calls: int) -> float:
+    loop = range(calls)
+    start = time.perf_counter()
+    for _ in loop:
+        fn()
+    return time.perf_counter() - start
+
+
 def test_empty_method_call(benchmark: Any) -> None:
     """The reference: an empty Python method call, timed exactly like ``clone``."""
     benchmark.group = "reference: empty method call"
     obj = EmptyMethod()
-    assert benchmark(obj.method) is None
+    assert timed(benchmark, obj.method) is None
 
 
 @pytest.mark.parametrize("size", [0, 10, 50, 100, 500])
@@ -38,11 +84,7 @@ def test_clone(benchmark: Any, variant: Variant, size: int) -> None:
     benchmark.group = f"clone: {size} results"
     benchmark.extra_info["results"] = size
     ctx = _context(variant, size)
-    if variant[0] == "deepcopy":
-        # ~0.1 s per MB: a few rounds are plenty, and keep the suite short
-        result = benchmark.pedantic(ctx.clone, rounds=3 if size <= 100 else 2, iterations=1, warmup_rounds=0)
-    else:
-        result = benchmark(ctx.clone)
+    result = timed(benchmark, ctx.clone)
     assert result is not ctx
     if size:
         last = NAMES[size - 1]
@@ -75,10 +117,7 @@ def test_with_items(benchmark: Any, get_variant: Callable[[str], Variant], name:
     def fan_out() -> list[Any]:
         return [with_item(item, i) for i, item in enumerate(items)]
 
-    if name == "deepcopy":
-        out = benchmark.pedantic(fan_out, rounds=2, iterations=1, warmup_rounds=0)
-    else:
-        out = benchmark(fan_out)
+    out = timed(benchmark, fan_out)
     assert len(out) == count
     assert out[-1].index == count - 1 and out[-1].item["host"] == f"host-{count - 1}"
     assert out[0].get_task_result("task99")["task"] == "task-99"
