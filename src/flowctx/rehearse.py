@@ -193,7 +193,7 @@ class Rehearsal:
 
 
 def _norm(name: str) -> str:
-    return name[:-3] if name.endswith("__r0") else name
+    return name[:-4] if name.endswith("__r0") else name
 
 
 def compare(data: Mapping[str, Any], c: Conductor) -> list[str]:

@@ -40,6 +40,7 @@ SKIPPED = "skipped"
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
 DEFAULT_RETRY_COMMAND_COUNT = 3
+_TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
 
 @dataclass(eq=False)
@@ -51,6 +52,7 @@ class Staged:
     ctx: Any
     order: int
     sources: list[TaskInstance] = field(default_factory=list)
+    stamps: dict[str, int] = field(default_factory=dict)
     satisfied: list[str] = field(default_factory=list)
     allowed_after_fail: bool = False
     is_join: bool = False
@@ -88,8 +90,10 @@ class TaskInstance:
     handled: bool = False
     started: float = 0.0
     finished: float | None = None
-    out_ctxs: list[Any] = field(default_factory=list)
+    out_ctxs: list[tuple[Any, dict[str, int]]] = field(default_factory=list)
+    stamps: dict[str, int] = field(default_factory=dict)
     staged_from: Staged | None = None
+    superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
     item_names: tuple[str, ...] = ()
@@ -161,6 +165,7 @@ class Conductor:
         self.initial_ctx: Any = None
         self.finished = False
         self.items_run = 0
+        self._clock = 0
 
     # ================================================================== start
     def start(self) -> None:
@@ -187,7 +192,7 @@ class Conductor:
             self._finish_now()
             return
         for name in starts:
-            self._stage(name, 0, ctx.clone(), None)
+            self._stage(name, 0, ctx.clone(), None, {})
 
     def _finish_now(self) -> None:
         self.status = WF_FAILED
@@ -219,7 +224,8 @@ class Conductor:
             self._joins.pop((st.task, st.route), None)
         spec = self.graph.task(st.task)
         inst = TaskInstance(
-            seq=len(self.sequence), task=st.task, route=st.route, spec=spec, ctx=st.ctx, staged_from=st
+            seq=len(self.sequence), task=st.task, route=st.route, spec=spec, ctx=st.ctx, staged_from=st,
+            stamps=st.stamps,
         )
         inst.started = time.time()
         self.sequence.append(inst)
@@ -516,13 +522,16 @@ class Conductor:
             inst.term = True
             return
         ctx = inst.ctx.clone()
+        stamps = dict(inst.stamps)
         try:
             ctx.set_task_result(inst.task, self._record(inst))
+            stamps[_TASK_KEY + inst.task] = self._tick()
             if inst.item_results and spec.subtasks:
                 for name, res in inst.item_results.items():
                     ctx.set_task_result(
                         name, {"status": inst.item_status.get(name), "result": res, "error": None}
                     )
+                    stamps[_TASK_KEY + name] = self._tick()
         except (TypeError, ValueError) as exc:
             self._log_error(inst, f"task result cannot be stored: {exc}")
             self._request_fail()
@@ -532,26 +541,50 @@ class Conductor:
         scope = self._scope(inst, status_for_scope, inst.result)
         try:
             if spec.publish and status_for_scope == SUCCEEDED:
-                self._publish(ctx, spec.publish, inst, scope, "publish")
-            taken = self._transitions(inst, ctx, scope)
+                self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
+            taken = self._transitions(inst, ctx, stamps, scope)
         except FlowctxError as exc:
             self._log_error(inst, str(exc))
             self._request_fail()
             inst.term = True
             return
         if not taken:
-            inst.out_ctxs.append(ctx)
+            inst.out_ctxs.append((ctx, stamps))
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
             self._request_fail(unhandled=True)
         if not spec.transitions or not taken or self.status != RUNNING:
             inst.term = True
 
-    def _publish(self, ctx: Any, publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def _publish(self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
         for name, value in publish:
             ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+            stamps[name] = self._tick()
 
-    def _transitions(self, inst: TaskInstance, ctx: Any, scope: Any) -> list[tuple[Edge, Any]]:
+    def _fold(self, acc: Any, acc_stamps: dict[str, int], ctx: Any, stamps: dict[str, int]) -> tuple[Any, dict[str, int]]:
+        """Merge a branch into a join's context: per key, the later write wins.
+
+        Values a branch merely inherited (older stamps) never override what another branch
+        published after the split.  Cost: O(keys written), never O(bytes)."""
+        newer = [k for k, t in stamps.items() if t > acc_stamps.get(k, -1)]
+        if not newer:
+            return acc, acc_stamps
+        out = acc.clone()
+        out_stamps = dict(acc_stamps)
+        for k in newer:
+            if k.startswith(_TASK_KEY):
+                name = k[len(_TASK_KEY):]
+                out.set_task_result(name, ctx.get_task_result(name))
+            else:
+                out.set_var(k, ctx.get_var(k))
+            out_stamps[k] = stamps[k]
+        return out, out_stamps
+
+    def _transitions(self, inst: TaskInstance, ctx: Any, stamps: dict[str, int], scope: Any) -> list[tuple[Edge, Any]]:
         spec = inst.spec
         assert spec is not None
         fired: dict[int, Any] = {}  # entry index -> published context
@@ -577,21 +610,22 @@ class Conductor:
                     fired[entry] = None
         for entry in sorted(fired):
             out = ctx.clone()
+            out_stamps = dict(stamps)
             if entries[entry].publish:
-                self._publish(out, entries[entry].publish, inst, scope, f"next[{entry}].publish")
-            fired[entry] = out
-            inst.out_ctxs.append(out)
+                self._publish(out, out_stamps, entries[entry].publish, inst, scope, f"next[{entry}].publish")
+            fired[entry] = (out, out_stamps)
+            inst.out_ctxs.append((out, out_stamps))
         taken = [(edge, fired[edge.entry]) for edge in self.graph.ordered_out_edges(inst.task) if edge.entry in fired]
         staged_now: list[Staged] = []
         fail_here = False
-        for edge, out in taken:
+        for edge, (out, out_stamps) in taken:
             route = self._route_for(edge, inst.route)
             if self.graph.is_command(edge.target):
                 self._command(edge.target, route, inst, out)
                 if edge.target == "fail":
                     fail_here = True
             else:
-                st = self._stage(edge.target, route, out, inst)
+                st = self._stage(edge.target, route, out, inst, out_stamps)
                 if st is not None:
                     staged_now.append(st)
         if fail_here:
@@ -627,28 +661,31 @@ class Conductor:
                     pass
             done = sum(1 for i in self.sequence if i.task == source.task and i.route == source.route and not i.is_command)
             if done <= limit:
-                self._stage(source.task, source.route, source.ctx, source, force_new=True)
+                self._stage(source.task, source.route, source.ctx, source, source.stamps, force_new=True)
 
-    def _stage(self, task: str, route: int, ctx: Any, source: TaskInstance | None, *, force_new: bool = False) -> Staged | None:
+    def _stage(
+        self, task: str, route: int, ctx: Any, source: TaskInstance | None, stamps: dict[str, int],
+        *, force_new: bool = False,
+    ) -> Staged | None:
         self._order += 1
         if self.graph.is_join(task) and not force_new:
             key = (task, route)
             st = self._joins.get(key)
             if st is None:
-                st = Staged(task, route, ctx, self._order, is_join=True, join_required=self.graph.join_required(task))
+                st = Staged(
+                    task, route, ctx, self._order, is_join=True, join_required=self.graph.join_required(task),
+                    stamps=stamps,
+                )
                 self._joins[key] = st
                 self.staged.append(st)
-            elif source is not None and source.task in st.satisfied:
-                st.ctx = st.ctx.merge(ctx)
-                st.sources.append(source)
-                return st
             else:
-                st.ctx = st.ctx.merge(ctx)
+                st.ctx, st.stamps = self._fold(st.ctx, st.stamps, ctx, stamps)
             if source is not None:
                 st.sources.append(source)
-                st.satisfied.append(source.task)
+                if source.task not in st.satisfied:
+                    st.satisfied.append(source.task)
             return st
-        st = Staged(task, route, ctx, self._order, sources=[source] if source else [])
+        st = Staged(task, route, ctx, self._order, sources=[source] if source else [], stamps=stamps)
         self.staged.append(st)
         return st
 
@@ -700,7 +737,7 @@ class Conductor:
         elif self.status == FAILING:
             self.status = WF_FAILED
         for inst in self.sequence:
-            if inst.done and not inst.is_command and not inst.term:
+            if inst.done and not inst.is_command and not inst.term and not inst.superseded:
                 # an instance whose successors never started is where its branch ended
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
@@ -717,11 +754,15 @@ class Conductor:
     def terminal_context(self) -> Any:
         """The merged out-contexts of the terminal task instances (in completion order)."""
         ctx = None
+        acc: dict[str, int] = {}
         terms = [i for i in self.sequence if i.term and not i.is_command]
         terms.sort(key=lambda i: (i.finished or 0.0, i.seq))
         for inst in terms:
-            for out in inst.out_ctxs or [inst.ctx]:
-                ctx = out if ctx is None else ctx.merge(out)
+            for out, stamps in inst.out_ctxs or [(inst.ctx, inst.stamps)]:
+                if ctx is None:
+                    ctx, acc = out, stamps
+                else:
+                    ctx, acc = self._fold(ctx, acc, out, stamps)
         if ctx is None:
             ctx = self.initial_ctx if self.initial_ctx is not None else self.store.Context(self.parameters)
         return ctx
@@ -802,8 +843,12 @@ class Conductor:
             if inst.items is not None:
                 self._reopen_items(inst, reset_items)
                 continue
+            inst.superseded = True
             self._order += 1
-            st = Staged(inst.task, inst.route, inst.ctx, self._order, sources=list(inst.staged_from.sources) if inst.staged_from else [])
+            st = Staged(
+                inst.task, inst.route, inst.ctx, self._order,
+                sources=list(inst.staged_from.sources) if inst.staged_from else [], stamps=inst.stamps,
+            )
             self.staged.append(st)
 
     def _reopen_items(self, inst: TaskInstance, reset: bool) -> None:

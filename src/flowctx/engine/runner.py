@@ -389,8 +389,12 @@ class Engine:
         def dispatch() -> None:
             if paused or c.finished:
                 return
-            for st in c.ready():
-                c.begin(st)
+            while True:
+                ready = c.ready()
+                if not ready:
+                    break
+                for st in ready:
+                    c.begin(st)  # may complete at once (skipped, no items) and stage more
             for inst in c.active():
                 for call in c.calls_for(inst):
                     submit(call)
