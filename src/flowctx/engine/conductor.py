@@ -102,6 +102,7 @@ class TaskInstance:
     item_errors: dict[Any, str] = field(default_factory=dict)
     item_attempts: dict[Any, int] = field(default_factory=dict)
     next_item: int = 0
+    items_done: int = 0
     in_flight: int = 0
     concurrency: int | None = None
     batch_size: int | None = None
@@ -453,6 +454,8 @@ class Conductor:
 
     def _item_done(self, inst: TaskInstance, call: ActionCall, outcome: Outcome) -> None:
         idx = call.key
+        if outcome.status in COMPLETED and inst.item_status.get(idx) not in COMPLETED:
+            inst.items_done += 1
         inst.item_status[idx] = outcome.status
         inst.item_results[idx] = outcome.result
         inst.attempts = max(inst.attempts, call.attempt)
@@ -463,7 +466,7 @@ class Conductor:
             inst.item_errors[idx] = outcome.error or outcome.status
         self._emit("item", inst)
         assert inst.items is not None
-        finished_all = len([s for s in inst.item_status.values() if s in COMPLETED]) == len(inst.items)
+        finished_all = inst.items_done >= len(inst.items)
         if inst.in_flight == 0 and (inst.item_failed or finished_all):
             self._finish_items(inst)
 
@@ -860,7 +863,8 @@ class Conductor:
         inst.item_failed = False
         inst.item_errors.clear()
         for i in redo:
-            inst.item_status.pop(i, None)
+            if inst.item_status.pop(i, None) in COMPLETED:
+                inst.items_done -= 1
             inst.item_results.pop(i, None)
         inst.next_item = len(inst.items)
         for i in redo:

@@ -240,6 +240,7 @@ class Engine:
         self.copy_items = copy_items
         self.responder = responder
         self.on_event = on_event
+        self._checked: dict[tuple[Any, ...], tuple[Callable[..., Any], bool, str | None]] = {}
 
     # ------------------------------------------------------------------ public API
     def run(
@@ -474,6 +475,10 @@ class Engine:
             return self._subworkflow(path), False, None
         if call.action is None:
             return _no_action, False, None
+        key = (call.action, tuple(call.inputs))
+        hit = self._checked.get(key)
+        if hit is not None:
+            return hit
         try:
             aspec: ActionSpec = self.registry.resolve(call.action)
         except ActionError as exc:
@@ -481,7 +486,10 @@ class Engine:
         problems = aspec.check_inputs(call.inputs)
         if problems:
             return _no_action, False, f"task {task.name!r}: " + "; ".join(problems)
-        return aspec.func, aspec.wants_context(), None
+        hit = (aspec.func, aspec.wants_context(), None)
+        if len(self._checked) < 4096:  # same action, same input names: same verdict
+            self._checked[key] = hit
+        return hit
 
     def _subworkflow(self, path: str) -> Callable[..., Any]:
         engine = self
