@@ -167,6 +167,8 @@ class Conductor:
         self.finished = False
         self.items_run = 0
         self._clock = 0
+        self._active: dict[int, TaskInstance] = {}
+        self._plain_scope: Any = None
 
     # ================================================================== start
     def start(self) -> None:
@@ -215,8 +217,8 @@ class Conductor:
         return out
 
     def active(self) -> list[TaskInstance]:
-        """Instances started and not yet completed."""
-        return [i for i in self.sequence if not i.done and not i.is_command]
+        """Instances started and not yet completed (in start order)."""
+        return [i for i in self._active.values() if not i.done]
 
     def begin(self, st: Staged) -> TaskInstance:
         """Start a staged instance: enter it in the sequence, render what it needs up front."""
@@ -230,6 +232,7 @@ class Conductor:
         )
         inst.started = time.time()
         self.sequence.append(inst)
+        self._active[inst.seq] = inst
         self.statuses[st.task] = TASK_RUNNING
         self._emit("start", inst)
         try:
@@ -239,6 +242,11 @@ class Conductor:
         return inst
 
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
+        if status is None and result is None:
+            scope = self._plain_scope
+            if scope is None:
+                scope = self._plain_scope = self._Scope(status=None, result=None, statuses=self.statuses)
+            return scope
         return self._Scope(status=status, result=result, statuses=self.statuses)
 
     def _render(self, value: Any, ctx: Any, inst: TaskInstance, fld: str, scope: Any = None) -> Any:
@@ -511,6 +519,7 @@ class Conductor:
     def _complete(self, inst: TaskInstance, *, error_logged: bool = False) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
+        self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
         assert spec is not None
@@ -627,6 +636,8 @@ class Conductor:
                 self._command(edge.target, route, inst, out)
                 if edge.target == "fail":
                     fail_here = True
+            elif edge.target not in self.spec.tasks:
+                raise FlowctxError(f"transition to unknown task {edge.target!r}")
             else:
                 st = self._stage(edge.target, route, out, inst, out_stamps)
                 if st is not None:
@@ -860,6 +871,7 @@ class Conductor:
             i for i in range(len(inst.items)) if inst.item_status.get(i) != SUCCEEDED
         ]
         inst.status = TASK_RUNNING
+        self._active[inst.seq] = inst
         inst.item_failed = False
         inst.item_errors.clear()
         for i in redo:
