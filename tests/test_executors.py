@@ -469,3 +469,20 @@ def test_executor_as_context_manager():
         assert run(ex, square, {"x": 6})[0].result == 36
     with pytest.raises(ActionError):
         ex.submit(square, {"x": 1}, on_done=Recorder())
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_raising_on_done_does_not_kill_the_executor(kind, capsys):
+    ex = make_executor(kind, 1)
+    try:
+        def bad(outcome: Outcome) -> None:
+            raise RuntimeError("engine bug")
+
+        ex.submit(square, {"x": 1}, on_done=bad)
+        ex.submit(sleepy, {"seconds": 5}, on_done=bad, timeout=0.1)  # raises in the deadline thread
+        outcome, _, _ = run(ex, square, {"x": 7})
+        assert outcome.result == 49
+        time.sleep(0.3)
+        assert "engine bug" in capsys.readouterr().err
+    finally:
+        ex.shutdown(wait=False)

@@ -111,15 +111,22 @@ class _Deadlines:
             if callback is not None:
                 try:
                     callback()
-                except Exception:  # pragma: no cover - on_done must not kill the deadline thread
-                    import traceback
-
-                    traceback.print_exc()
+                except BaseException:  # on_done must not kill the deadline thread
+                    _report_callback_error()
 
     def _after_fork(self) -> None:
         self._cond = threading.Condition()
         self._heap = []
         self._thread = None
+
+
+def _report_callback_error() -> None:
+    """An ``on_done`` callback raised (an engine bug): print it, keep the executor's thread."""
+    import sys
+    import traceback
+
+    print("flowctx: an executor callback raised an exception:", file=sys.stderr)
+    traceback.print_exc()
 
 
 _DEADLINES = _Deadlines()
@@ -328,7 +335,10 @@ class _ThreadPool:
                     self._cond.wait()
                     self._idle -= 1
                 job = self._jobs.popleft()
-            job(worker)
+            try:
+                job(worker)
+            except BaseException:  # an on_done callback raised: report it, keep the worker
+                _report_callback_error()
             if worker.abandoned:
                 return
 
@@ -608,7 +618,10 @@ class _Slot:
             if job is None:
                 self.stop(wait=not self.owner._killing)
                 return
-            self.run_one(job)
+            try:
+                self.run_one(job)
+            except BaseException:  # an on_done callback raised: report it, keep the slot
+                _report_callback_error()
 
     def run_one(self, job: _Job) -> None:
         handle = job.handle
@@ -656,7 +669,10 @@ class _Slot:
 class ProcessExecutor(Executor):
     """A pool of ``max_workers`` worker processes (default: the number of CPUs) for CPU-bound
     Python actions.  See the module docstring; ``mp_context`` is a :mod:`multiprocessing` start
-    method (default ``"spawn"``, safe with the engine's threads)."""
+    method (default ``"spawn"``, safe with the engine's threads: workers start as fresh
+    interpreters with the engine's ``sys.path``, so a script that uses this executor needs the
+    usual ``if __name__ == "__main__":`` guard).  Workers start on first use and are replaced
+    when one is killed; ``thread_workers`` sizes the thread pool for engine-process actions."""
 
     def __init__(self, max_workers: int | None = None, *, mp_context: str | None = None, thread_workers: int | None = None) -> None:
         self.max_workers = _pool_size(max_workers, os.cpu_count() or 1)
@@ -699,6 +715,8 @@ class ProcessExecutor(Executor):
     # -- running ---------------------------------------------------------------------------------
     def _thread_executor(self) -> ThreadExecutor:
         with self._lock:
+            if self._closed:
+                raise ActionError("the executor was shut down")
             if self._threads is None:
                 self._threads = ThreadExecutor(self._thread_workers)
             return self._threads
