@@ -83,7 +83,8 @@ THREAD_SIZES_MB = (0, 5)
 DEEPCOPY_CASES = ((100, 0), (10, 1), (2, 5))  # (items, MB): ~0.1 s / ~0.7 s per item at 1 / 5 MB
 FLOOR_ITEMS = 10000
 
-BUDGET = 1.5  # seconds of timed rounds per case (after one untimed warm-up run)
+BUDGET = 1.5  # seconds of timed rounds per case
+WARMUP = 0.3  # seconds of untimed runs per case before the timed rounds
 MIN_ROUNDS, MAX_ROUNDS = 5, 30  # same order of rounds for every count: min-of-N is not biased much
 
 # (variant, items, MB) -> minimum seconds per item; floor name -> seconds per item
@@ -142,9 +143,9 @@ def _check(res: Any, n: int, mb: int) -> None:
 def _per_item(benchmark: Any, fn: Callable[[], Any], n: int, key: Any, into: dict[Any, float]) -> Any:
     """Time ``fn`` (one run over ``n`` items) with pytest-benchmark, reporting seconds per item.
 
-    One untimed warm-up run, then enough rounds to fill ``BUDGET`` (clamped to
-    ``MIN_ROUNDS..MAX_ROUNDS``); pytest-benchmark's timer is divided by ``n`` so its table and
-    JSON show per-item times.  Under ``--benchmark-disable`` the body runs once and that single
+    Untimed warm-up runs (``WARMUP`` seconds, at least one), then enough rounds to fill
+    ``BUDGET`` (clamped to ``MIN_ROUNDS..MAX_ROUNDS``); pytest-benchmark's timer is divided by
+    ``n`` so its table and JSON show per-item times.  Under ``--benchmark-disable`` the body runs once and that single
     run's time is kept (indicative only).
     """
     if getattr(benchmark, "disabled", False):
@@ -153,9 +154,17 @@ def _per_item(benchmark: Any, fn: Callable[[], Any], n: int, key: Any, into: dic
         out = benchmark.pedantic(fn, rounds=1, iterations=1)
         into[key] = (time.perf_counter() - start) / n
         return out
+    # Warm-up, untimed: at least one run and WARMUP seconds (templates compiled, caches and
+    # the CPU clock settled; without it the first cases of a session read ~1.5-2x slow here).
+    runs = 0
     start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
+    while True:
+        fn()
+        runs += 1
+        spent = time.perf_counter() - start
+        if spent >= WARMUP:
+            break
+    first = spent / runs
     rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(BUDGET / max(first, 1e-9))))
     if first * rounds > 4 * BUDGET:  # the deep-copy cases: a few rounds are plenty
         rounds = 3
