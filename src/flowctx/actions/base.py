@@ -40,6 +40,23 @@ def runs_in_engine_process(func: Callable[..., Any]) -> bool:
     return bool(getattr(func, _ENGINE_PROCESS_ATTR, False))
 
 
+_INLINE_ATTR = "__flowctx_inline__"
+
+
+def inline(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an action as instant and non-blocking (``core.noop``, ``core.echo``): the engine calls
+    it directly in its own thread instead of handing it to the executor, which saves the pool
+    round trip per call.  Only for actions that never wait on anything; a task ``timeout`` sends
+    the call through the executor as usual."""
+    setattr(func, _INLINE_ATTR, True)
+    return func
+
+
+def runs_inline(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` was marked with :func:`inline`."""
+    return bool(getattr(func, _INLINE_ATTR, False))
+
+
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     """An action's explicit outcome: ``status`` is ``"succeeded"``, ``"failed"`` or ``"timeout"``."""

@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from flowctx.actions.base import FAILED, TIMEOUT, ActionContext, ActionResult, in_engine_process, to_plain
+from flowctx.actions.base import FAILED, TIMEOUT, ActionContext, ActionResult, in_engine_process, inline, to_plain
 from flowctx.actions.registry import action
 from flowctx.errors import ActionError
 
@@ -20,6 +20,7 @@ INQUIRY_NEEDS_RESPONDER = (
 
 @action("core.noop")
 @in_engine_process
+@inline
 def noop(**kwargs: Any) -> None:
     """Do nothing and succeed (inputs are accepted and ignored)."""
     return None
@@ -27,6 +28,7 @@ def noop(**kwargs: Any) -> None:
 
 @action("core.echo")
 @in_engine_process
+@inline
 def echo(message: Any = "") -> dict[str, Any]:
     """Return the message: result ``{stdout: message}``."""
     return {"stdout": message}
@@ -34,6 +36,7 @@ def echo(message: Any = "") -> dict[str, Any]:
 
 @action("core.fail")
 @in_engine_process
+@inline
 def fail(message: str = "core.fail was called", **kwargs: Any) -> None:
     """Fail on purpose with ``message``."""
     raise ActionError(str(message))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome
+from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     PAUSED,
@@ -30,7 +30,7 @@ from flowctx.engine.conductor import (
     TaskInstance,
 )
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
-from flowctx.executors import CallHandle, Executor, InlineExecutor, ThreadExecutor
+from flowctx.executors import CallHandle, Executor, call_action, make_executor
 from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
@@ -166,6 +166,7 @@ class Execution:
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._executor: Executor | None = None
 
     @property
     def status(self) -> str:
@@ -264,7 +265,13 @@ class Engine:
         """
         spec = self._load(workflow)
         params = self._parameters(spec, parameters or {})
-        self._check_actions(spec)
+        executor = self._make_executor()
+        try:
+            self._check_actions(spec, executor)
+        except BaseException:
+            if not isinstance(self._executor_spec, Executor):
+                executor.shutdown(wait=False)
+            raise
         execution_id = uuid.uuid4().hex[:12]
         system = {
             "execution_id": execution_id,
@@ -277,6 +284,7 @@ class Engine:
             copy_items=self.copy_items, on_event=self.on_event,
         )
         ex = Execution(self, conductor, execution_id)
+        ex._executor = executor
         self._launch(ex, background)
         return ex
 
@@ -309,13 +317,14 @@ class Engine:
 
         return validate_parameters(spec, parameters)
 
-    def _check_actions(self, spec: WorkflowSpec) -> None:
+    def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
         for task in _all_tasks(spec):
             if task.type == "workflow" or task.action is None or _is_workflow_ref(task.action):
                 continue
             try:
-                self.registry.resolve(task.action)
+                aspec = self.registry.resolve(task.action)
+                executor.check(aspec.func, aspec.name)
             except ActionError as exc:
                 where = f"{task.loc}: " if task.loc else ""
                 problems.append(f"{where}task {task.name!r}: {exc}")
@@ -333,24 +342,14 @@ class Engine:
         spec = self._executor_spec
         if isinstance(spec, Executor):
             return spec
-        if spec == "inline":
-            return InlineExecutor()
-        if spec == "thread":
-            return ThreadExecutor(self.max_workers)
-        if spec == "process":
-            from flowctx import executors
-
-            factory = getattr(executors, "make_executor", None)
-            if factory is None:
-                raise FlowctxError("the process executor is not available in this build")
-            return factory("process", self.max_workers)
-        raise FlowctxError(f"unknown executor {spec!r} (choose thread, process or inline)")
+        return make_executor(spec, self.max_workers)
 
     # ------------------------------------------------------------------ the loop
     def _drive(self, ex: Execution) -> ExecutionResult:
         c = ex.conductor
         started = time.time()
-        executor = self._make_executor()
+        executor = ex._executor if ex._executor is not None else self._make_executor()
+        ex._executor = None
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
@@ -380,6 +379,9 @@ class Engine:
                     task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
                 )
             metrics["actions"] += 1
+            if call.timeout is None and runs_inline(func):
+                events.put(("done", token, call, call_action(func, call.inputs, actx)))
+                return
             handle = executor.submit(
                 func, call.inputs, timeout=call.timeout, context=actx,
                 on_done=lambda outcome, _t=token, _c=call: events.put(("done", _t, _c, outcome)),
@@ -483,9 +485,9 @@ class Engine:
             aspec: ActionSpec = self.registry.resolve(call.action)
         except ActionError as exc:
             return _no_action, False, f"task {task.name!r}: {exc}"
-        problems = aspec.check_inputs(call.inputs)
+        problems = aspec.check_inputs(call.inputs, task=task.name)
         if problems:
-            return _no_action, False, f"task {task.name!r}: " + "; ".join(problems)
+            return _no_action, False, "; ".join(problems)
         hit = (aspec.func, aspec.wants_context(), None)
         if len(self._checked) < 4096:  # same action, same input names: same verdict
             self._checked[key] = hit
