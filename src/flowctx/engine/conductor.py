@@ -169,6 +169,9 @@ class Conductor:
         self._clock = 0
         self._active: dict[int, TaskInstance] = {}
         self._plain_scope: Any = None
+        #: Durable-state / metrics hook (flowctx.state.journal): sees begins, call outcomes,
+        #: control requests and published values; ``None`` for a plain run.
+        self.journal: Any = None
 
     # ================================================================== start
     def start(self) -> None:
@@ -183,7 +186,9 @@ class Conductor:
             return
         for name, value in self.spec.vars:
             try:
-                ctx.set_var(name, self.renderer.render_json(value, ctx, field=f"vars.{name}"))
+                ctx.set_var(name, self._value(
+                    -1, "vars", name, lambda v=value, n=name: self.renderer.render_json(v, ctx, field=f"vars.{n}")
+                ))
             except (TemplateError, TypeError, ValueError) as exc:
                 self._workflow_error(None, f"cannot render variable {name!r}: {exc}")
                 self._finish_now()
@@ -233,6 +238,8 @@ class Conductor:
         inst.started = time.time()
         self.sequence.append(inst)
         self._active[inst.seq] = inst
+        if self.journal is not None:
+            self.journal.began(st, inst)
         self.statuses[st.task] = TASK_RUNNING
         self._emit("start", inst)
         try:
@@ -386,6 +393,8 @@ class Conductor:
     # ================================================================== outcomes
     def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
         """Record one call's outcome; returns follow-up calls (retries) to make."""
+        if self.journal is not None:
+            self.journal.call_done(call, outcome)
         inst = call.instance
         inst.in_flight -= 1
         if inst.done:
@@ -574,8 +583,17 @@ class Conductor:
 
     def _publish(self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
         for name, value in publish:
-            ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+            if self.journal is None:
+                ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+            else:  # a durable run renders each publish once: a resume reuses the recorded value
+                ctx.set_var(name, self._value(
+                    inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
+                ))
             stamps[name] = self._tick()
+
+    def _value(self, seq: int, fld: str, name: str, render: Callable[[], Any]) -> Any:
+        """``render()``, or the value the journal recorded for (seq, fld, name) on an earlier run."""
+        return render() if self.journal is None else self.journal.value(seq, fld, name, render)
 
     def _fold(self, acc: Any, acc_stamps: dict[str, int], ctx: Any, stamps: dict[str, int]) -> tuple[Any, dict[str, int]]:
         """Merge a branch into a join's context: per key, the later write wins.
@@ -805,6 +823,8 @@ class Conductor:
         """Stop: nothing new starts; running instances end as canceled."""
         if self.finished:
             return
+        if self.journal is not None:
+            self.journal.control("cancel")
         self.status = WF_CANCELED
         self.staged.clear()
         self._joins.clear()
@@ -842,6 +862,8 @@ class Conductor:
             ]
         if not targets:
             raise FlowctxError("nothing to rerun: no failed task instances")
+        if self.journal is not None:
+            self.journal.control("rerun", tasks=[list(t) for t in tasks] if tasks else None, reset_items=reset_items)
         names = {t.task for t in targets}
         self.errors = [e for e in self.errors if e.get("task_id") not in names]
         self.finished = False
@@ -892,6 +914,8 @@ class Conductor:
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:
+        if self.journal is not None:
+            self.journal.event(kind, inst)
         if self.on_event is not None:
             self.on_event(kind, inst)
 

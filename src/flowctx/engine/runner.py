@@ -226,6 +226,7 @@ class Engine:
         copy_items: bool = False,
         responder: Callable[[Mapping[str, Any]], Any] | None = None,
         on_event: EventHook | None = None,
+        state: Any = None,
     ) -> None:
         from flowctx import _backend
         from flowctx.render import default_renderer
@@ -241,6 +242,11 @@ class Engine:
         self.copy_items = copy_items
         self.responder = responder
         self.on_event = on_event
+        if state is not None:  # durable runs (flowctx.state): a path or a StateStore
+            from flowctx.state import open_state
+
+            state = open_state(state)
+        self.state = state
         self._checked: dict[tuple[Any, ...], tuple[Callable[..., Any], bool, str | None]] = {}
 
     # ------------------------------------------------------------------ public API
@@ -283,10 +289,41 @@ class Engine:
             spec, params, renderer=self.renderer, store=self.store, system=system,
             copy_items=self.copy_items, on_event=self.on_event,
         )
+        from flowctx.state.journal import attach
+
+        try:
+            attach(self, conductor, execution_id)  # metrics; with state=: execution row, lease, journal
+        except BaseException:
+            if not isinstance(self._executor_spec, Executor):
+                executor.shutdown(wait=False)
+            raise
         ex = Execution(self, conductor, execution_id)
         ex._executor = executor
         self._launch(ex, background)
         return ex
+
+    def resume(self, execution_id: str, state: Any = None, *, background: bool = False) -> Any:
+        """Continue a durable execution from its state store (default: this engine's ``state``):
+        rebuild it from the journal, run again the calls that had no recorded outcome, finish it.
+        Returns the :class:`ExecutionResult` (an :class:`Execution` with ``background=True``)."""
+        from flowctx.state import open_state, rebuild
+
+        store = open_state(state) if state is not None else self.state
+        if store is None:
+            raise FlowctxError("resume needs a state store: Engine(state=...) or resume(id, state=...)")
+        conductor = rebuild(self, execution_id, store)
+        executor = self._make_executor()
+        try:
+            self._check_actions(conductor.spec, executor)
+        except BaseException:
+            conductor.journal.close()
+            if not isinstance(self._executor_spec, Executor):
+                executor.shutdown(wait=False)
+            raise
+        ex = Execution(self, conductor, execution_id)
+        ex._executor = executor
+        self._launch(ex, background)
+        return ex if background else ex.wait()
 
     def rerun(
         self, result: ExecutionResult, tasks: list[str | tuple[str, int]] | None = None, *, reset_items: bool = False
@@ -360,6 +397,7 @@ class Engine:
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
+        journal = c.journal
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
@@ -402,6 +440,9 @@ class Engine:
                 for call in c.calls_for(inst):
                     submit(call)
 
+        if journal is not None:
+            for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
+                submit(call)
         try:
             while True:
                 dispatch()
@@ -459,6 +500,8 @@ class Engine:
             c.finalize()
         metrics.update(self.store.store_stats())
         metrics["items_run"] = c.items_run
+        if journal is not None:
+            journal.finish(c, metrics)  # metrics; a durable run flushes before it is reported finished
         return _result_from(c, ex.execution_id, started, metrics)
 
     # ------------------------------------------------------------------ actions

@@ -1,0 +1,314 @@
+"""The conductor's journal hook: metrics for every run, durable write-behind for state runs.
+
+The conductor calls (``conductor.journal``): :meth:`Recorder.began` after it starts a staged
+instance, :meth:`Recorder.call_done` before it applies an action call's outcome,
+:meth:`Recorder.control` on cancel / rerun, :meth:`Recorder.value` for every published value
+and rendered workflow variable, and :meth:`Recorder.event` with its task events.  The engine
+calls :meth:`Recorder.resubmit` when it starts driving and :meth:`Recorder.finish` when the run
+ends.
+
+:class:`Journal` queues records and a small flusher thread writes them in one transaction every
+``batch_size`` records or ``flush_interval`` seconds (it sleeps on a condition with a deadline:
+no polling).  The final flush happens before the run is reported finished.  Durability rule: an
+outcome an action returned is either in the database or its call is still outstanding there, so
+a resume runs it again; an outcome in the database is never recomputed.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from flowctx.errors import StateError
+from flowctx.state.base import Record, StateStore
+from flowctx.state.metrics import Metrics, TimedRenderer, export_prometheus
+
+
+class Recorder:
+    """The hook of a plain (in-memory) run: metrics only."""
+
+    durable = False
+
+    def __init__(self, conductor: Any) -> None:
+        self.conductor = conductor
+        self.metrics = Metrics()
+        self.metrics.baseline(conductor.store)
+        self.replaying = False
+        if not isinstance(conductor.renderer, TimedRenderer):
+            conductor.renderer = TimedRenderer(conductor.renderer, self.metrics)
+
+    # ------------------------------------------------------------ conductor hooks
+    def began(self, st: Any, inst: Any) -> None:
+        pass
+
+    def call_done(self, call: Any, outcome: Any) -> None:
+        if not self.replaying:
+            self.metrics.outcome(outcome.started, outcome.finished)
+
+    def control(self, kind: str, **data: Any) -> None:
+        pass
+
+    def value(self, seq: int, fld: str, name: str, render: Any) -> Any:
+        return render()
+
+    def event(self, kind: str, inst: Any) -> None:
+        pass
+
+    # ------------------------------------------------------------ engine hooks
+    def resubmit(self) -> list[Any]:
+        """Calls issued before a crash with no recorded outcome: the engine submits them again."""
+        return []
+
+    def finish(self, conductor: Any, metrics: dict[str, Any]) -> None:
+        """The run ended (finalized or canceled): add this execution's metrics to ``metrics``."""
+        metrics.update(self.metrics.as_dict(conductor, conductor.store, durable=self.durable))
+        export_prometheus(conductor.status, metrics)
+
+
+class Journal(Recorder):
+    """Durable hook: records the conductor's inputs and published values in a :class:`StateStore`."""
+
+    durable = True
+
+    def __init__(self, state: StateStore, execution_id: str, conductor: Any) -> None:
+        super().__init__(conductor)
+        self.state = state
+        self.execution_id = execution_id
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.batch_size = max(1, int(state.batch_size))
+        self.flush_interval = max(0.0, float(state.flush_interval))
+        self._pos = state.next_pos(execution_id)
+        self._pending: list[Record] = []
+        self._oldest = 0.0
+        self._cond = threading.Condition(threading.Lock())
+        self._write_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._leased = False
+        self.flush_error: BaseException | None = None
+        self._values: dict[tuple[int, str, str], deque[Any]] = {}
+        self._outstanding: list[Any] = []
+        self._finished = False
+
+    # ------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        """Take the execution's lease and start the flusher thread."""
+        if not self._leased:
+            self.state.acquire_lease(self.execution_id, self.owner)
+            self._leased = True
+        if self._thread is None:
+            self._closing = False
+            self._thread = threading.Thread(
+                target=self._run, name=f"flowctx-state-{self.execution_id}", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the flusher, write everything queued, give the lease up."""
+        thread = self._thread
+        if thread is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify()
+            thread.join()
+            self._thread = None
+        try:
+            self.flush()
+        finally:
+            if self._leased:
+                self._leased = False
+                try:
+                    self.state.release_lease(self.execution_id, self.owner)
+                except StateError:
+                    pass
+
+    # ------------------------------------------------------------ queue
+    def _next_pos(self) -> int:
+        pos = self._pos
+        self._pos += 1
+        return pos
+
+    def _append(self, rec: Record) -> None:
+        with self._cond:
+            pending = self._pending
+            pending.append(rec)
+            n = len(pending)
+            if n == 1:
+                self._oldest = time.monotonic()
+                self._cond.notify()
+            elif n == self.batch_size:
+                self._cond.notify()
+
+    def flush(self) -> None:
+        """Write every queued record now (one transaction)."""
+        with self._write_lock:
+            with self._cond:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            t = time.perf_counter()
+            try:
+                self.state.write_batch(self.execution_id, batch)
+            except BaseException:
+                with self._cond:  # keep them: a later flush may succeed, nothing is dropped
+                    self._pending[:0] = batch
+                raise
+            self.metrics.flushed(len(batch), time.perf_counter() - t)
+
+    def _run(self) -> None:
+        heartbeat = max(0.2, self.state.lease_ttl / 3.0)
+        next_beat = time.monotonic() + heartbeat
+        backoff = 0.0
+        while True:
+            with self._cond:
+                while not self._closing:
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        break
+                    deadline = next_beat
+                    if self._pending:
+                        due = self._oldest + self.flush_interval + backoff
+                        if len(self._pending) >= self.batch_size and not backoff or now >= due:
+                            break
+                        deadline = min(deadline, due)
+                    self._cond.wait(deadline - now)
+                closing = self._closing
+            if closing:
+                return  # close() does the final flush on the caller's thread
+            try:
+                self.flush()
+                backoff = 0.0
+                if time.monotonic() >= next_beat:
+                    self.state.renew_lease(self.execution_id, self.owner)
+                    next_beat = time.monotonic() + heartbeat
+            except BaseException as exc:  # noqa: BLE001 - kept; raised by the final flush
+                self.flush_error = exc
+                backoff = min(max(backoff * 2, 0.05), 2.0)
+                next_beat = time.monotonic() + max(heartbeat, backoff)
+
+    # ------------------------------------------------------------ conductor hooks
+    def began(self, st: Any, inst: Any) -> None:
+        if self.replaying:
+            return
+        self._append(("j", self._next_pos(), "begin", inst.seq, {"task": st.task, "route": st.route, "order": st.order}))
+        self._append(("i", inst.seq, inst.task, inst.route, "running", None, 0, None, None, inst.started, None))
+
+    def call_done(self, call: Any, outcome: Any) -> None:
+        if self.replaying:
+            return
+        self.metrics.outcome(outcome.started, outcome.finished)
+        inst = call.instance
+        self._append(
+            ("t", self._next_pos(), inst.seq, inst.task, inst.route, call.key, call.attempt, outcome.status,
+             outcome.result, outcome.error, outcome.started, outcome.finished)
+        )
+
+    def control(self, kind: str, **data: Any) -> None:
+        if self.replaying:
+            return
+        if kind == "rerun":
+            self.open()
+            self._finished = False
+            self._append(("x", {"status": "running", "finished": None}))
+        self._append(("j", self._next_pos(), kind, None, data or None))
+
+    def value(self, seq: int, fld: str, name: str, render: Any) -> Any:
+        if self._values:
+            q = self._values.get((seq, fld, name))
+            if q:
+                v = q.popleft()
+                if not q:
+                    del self._values[(seq, fld, name)]
+                return v
+        v = render()
+        self._append(("j", self._next_pos(), "value", seq, {"f": fld, "n": name, "v": v}))
+        return v
+
+    def event(self, kind: str, inst: Any) -> None:
+        if kind == "finish" and not self.replaying:
+            self._append(_instance_row(inst))
+
+    # ------------------------------------------------------------ replay support
+    def load_values(self, events: list[tuple[Any, ...]]) -> None:
+        for _pos, kind, seq, data in events:
+            if kind == "value":
+                self._values.setdefault((seq, data["f"], data["n"]), deque()).append(data["v"])
+
+    def set_outstanding(self, calls: list[Any]) -> None:
+        self._outstanding = list(calls)
+
+    def mark_finished(self) -> None:
+        self._finished = True
+
+    # ------------------------------------------------------------ engine hooks
+    def resubmit(self) -> list[Any]:
+        calls, self._outstanding = self._outstanding, []
+        return calls
+
+    def finish(self, conductor: Any, metrics: dict[str, Any]) -> None:
+        if self._finished:  # a resume of an execution that had already finished
+            metrics.update(self.metrics.as_dict(conductor, conductor.store, durable=True))
+            self.close()
+            return
+        self._finished = True
+        self._append(("j", self._next_pos(), "finished", None, {"status": conductor.status}))
+        now = time.time()
+        mine = self.metrics.as_dict(conductor, conductor.store, durable=True)
+        self._append(
+            ("x", {"status": conductor.status, "output": conductor.output, "errors": conductor.errors,
+                   "metrics": mine, "finished": now, "updated": now})
+        )
+        try:
+            self.close()
+        finally:
+            mine = self.metrics.as_dict(conductor, conductor.store, durable=True)
+            metrics.update(mine)
+            size = self.state.size_bytes()
+            if size is not None:
+                metrics["state_bytes"] = size
+        update = getattr(self.state, "update_execution", None)
+        if update is not None:
+            update(self.execution_id, {"metrics": mine})
+        export_prometheus(conductor.status, metrics)
+
+
+def _instance_row(inst: Any) -> Record:
+    items = len(inst.items) if inst.items is not None else None
+    done = inst.items_done if inst.items is not None else None
+    return ("i", inst.seq, inst.task, inst.route, inst.status, inst.error, max(inst.attempts, 1), items, done,
+            inst.started, inst.finished)
+
+
+def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
+    """Give a new execution its hook: a :class:`Journal` writing to ``engine.state`` (creating
+    the execution row and taking its lease) or a metrics-only :class:`Recorder`."""
+    state = getattr(engine, "state", None)
+    if state is None:
+        rec: Recorder = Recorder(conductor)
+        conductor.journal = rec
+        return rec
+    spec = conductor.spec
+    if not spec.source:
+        raise StateError("a durable run needs the workflow's YAML source (load it from a file or from text)")
+    now = time.time()
+    state.create_execution(
+        {
+            "id": execution_id,
+            "workflow": spec.name,
+            "file": os.path.abspath(spec.file) if spec.file and os.path.exists(spec.file) else spec.file,
+            "source": spec.source,
+            "parameters": conductor.parameters,
+            "system": conductor.system,
+            "status": "running",
+            "created": now,
+            "updated": now,
+        }
+    )
+    journal = Journal(state, execution_id, conductor)
+    journal.open()
+    conductor.journal = journal
+    return journal

@@ -1,0 +1,561 @@
+"""The SQLite state store: stdlib ``sqlite3``, WAL mode, one file, versioned schema.
+
+Every problem with the file itself — not a database, damaged, written by a newer flowctx,
+another process holding the execution — is a :class:`~flowctx.errors.StateError` with a
+one-line message; the file is never rewritten, truncated or deleted to "repair" it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from flowctx.errors import StateError
+from flowctx.state.base import Record, StateStore
+from flowctx.state.codec import dumps, loads
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+#: Table-driven migrations: version -> statements that bring a database of version - 1 to it.
+#: A new schema version only ever adds an entry here.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE executions (
+            id TEXT PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            file TEXT,
+            source TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            system TEXT NOT NULL,
+            status TEXT NOT NULL,
+            output TEXT,
+            errors TEXT,
+            metrics TEXT,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            finished REAL
+        )""",
+        """CREATE TABLE journal (
+            execution_id TEXT NOT NULL,
+            pos INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            seq INTEGER,
+            data TEXT,
+            PRIMARY KEY (execution_id, pos)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE task_executions (
+            execution_id TEXT NOT NULL,
+            pos INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            route INTEGER NOT NULL,
+            item_key,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT,
+            error TEXT,
+            started REAL,
+            finished REAL,
+            PRIMARY KEY (execution_id, pos)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE task_instances (
+            execution_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            route INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            attempts INTEGER NOT NULL,
+            items INTEGER,
+            items_done INTEGER,
+            started REAL,
+            finished REAL,
+            PRIMARY KEY (execution_id, seq)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE leases (
+            execution_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            acquired REAL NOT NULL,
+            heartbeat REAL NOT NULL,
+            expires REAL NOT NULL
+        )""",
+    ],
+    2: [
+        "CREATE INDEX task_executions_by_instance ON task_executions (execution_id, seq, item_key)",
+        "CREATE INDEX executions_by_created ON executions (created)",
+    ],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class SQLiteState(StateStore):
+    """State in one SQLite file (created if missing).
+
+    ``batch_size`` / ``flush_interval`` configure write-behind batching (records per transaction,
+    seconds before a partial batch is written); ``synchronous`` is SQLite's setting: ``NORMAL``
+    (default, with WAL: nothing committed is lost when the process dies) or ``FULL`` (also
+    survives power loss, slower).  ``lease_ttl``: seconds a lease survives without a heartbeat.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        batch_size: int = 256,
+        flush_interval: float = 0.1,
+        synchronous: str = "NORMAL",
+        lease_ttl: float = 30.0,
+        timeout: float = 10.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if flush_interval < 0:
+            raise ValueError("flush_interval must not be negative")
+        if synchronous.upper() not in _SYNC:
+            raise ValueError(f"synchronous must be one of {', '.join(sorted(_SYNC))}")
+        self.path = os.fspath(path)
+        self.batch_size = int(batch_size)
+        self.flush_interval = float(flush_interval)
+        self.lease_ttl = float(lease_ttl)
+        self.timeout = float(timeout)
+        self._lock = threading.RLock()
+        self._host = socket.gethostname()
+        self._check_header()
+        try:
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot open the state file ({exc})") from None
+        try:
+            with self._guard():
+                c = self._conn
+                c.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StateError(f"{self.path}: cannot switch the state file to WAL mode (got {mode})")
+                c.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+                self._migrate()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def location(self) -> str:
+        return self.path
+
+    def _check_header(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            raise StateError(f"{self.path}: is a directory, not a state file") from None
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read the state file ({exc.strerror})") from None
+        if head and head != SQLITE_MAGIC:
+            raise StateError(f"{self.path}: not a flowctx state file (not an SQLite database); it was left as it is")
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; SQLite errors become :class:`StateError`."""
+        with self._lock:
+            if self._conn is None:
+                raise StateError(f"{self.path}: the state store is closed")
+            try:
+                yield self._conn
+            except sqlite3.OperationalError as exc:
+                msg = str(exc)
+                if "locked" in msg or "busy" in msg:
+                    raise StateError(
+                        f"{self.path}: the state file stayed locked by another process for {self.timeout:g}s"
+                    ) from None
+                if "malformed" in msg or "not a database" in msg or "disk image" in msg:
+                    raise self._corrupt(msg) from None
+                raise StateError(f"{self.path}: state file error: {msg}") from None
+            except sqlite3.DatabaseError as exc:
+                raise self._corrupt(str(exc)) from None
+
+    def _corrupt(self, detail: str) -> StateError:
+        return StateError(f"{self.path}: the state file is damaged ({detail}); it was left as it is")
+
+    @contextmanager
+    def _tx(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._guard() as c:
+            c.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield c
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        assert self._conn is not None
+        c = self._conn
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables:
+                raise StateError(
+                    f"{self.path}: an SQLite database, but not a flowctx state file (no meta table); it was left as it is"
+                )
+            version = 0
+        else:
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                raise StateError(f"{self.path}: not a flowctx state file (no schema version); it was left as it is")
+            try:
+                version = int(row[0])
+            except ValueError:
+                raise self._corrupt(f"schema version {row[0]!r}") from None
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: written by a newer flowctx (state schema version {version}; this flowctx "
+                f"reads versions up to {SCHEMA_VERSION}); upgrade flowctx to use this file"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have migrated meanwhile: read the version again inside the lock
+            if version:
+                version = int(c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v]:
+                    c.execute(stmt)
+            if version < SCHEMA_VERSION:
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated', ?)", (repr(time.time()),)
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        with self._guard() as c:
+            return int(c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def size_bytes(self) -> int | None:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return total
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (for an honest file size)."""
+        with self._guard() as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # ------------------------------------------------------------------ executions
+    def create_execution(self, row: dict[str, Any]) -> None:
+        with self._tx() as c:
+            self._insert_execution(c, row)
+
+    def _insert_execution(self, c: sqlite3.Connection, row: dict[str, Any]) -> None:
+        now = time.time()
+        try:
+            c.execute(
+                "INSERT INTO executions (id, workflow, file, source, parameters, system, status, output, errors,"
+                " metrics, created, updated, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row["id"], row["workflow"], row.get("file"), row["source"], dumps(row.get("parameters") or {}),
+                    dumps(row.get("system") or {}), row.get("status") or "running", dumps(row.get("output")),
+                    dumps(row.get("errors") or []), dumps(row.get("metrics") or {}), row.get("created") or now,
+                    row.get("updated") or now, row.get("finished"),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise StateError(f"execution {row['id']} already exists in {self.path}") from None
+
+    _ROW = ("id", "workflow", "file", "source", "parameters", "system", "status", "output", "errors", "metrics",
+            "created", "updated", "finished")
+    _JSON = {"parameters", "system", "output", "errors", "metrics"}
+
+    def get_execution(self, execution_id: str) -> dict[str, Any]:
+        with self._guard() as c:
+            row = c.execute(f"SELECT {', '.join(self._ROW)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        if row is None:
+            raise StateError(f"no execution {execution_id!r} in {self.path}")
+        out = dict(zip(self._ROW, row))
+        for k in self._JSON:
+            out[k] = loads(out[k])
+        return out
+
+    def list_executions(self) -> list[dict[str, Any]]:
+        cols = ("id", "workflow", "file", "status", "created", "updated", "finished")
+        with self._guard() as c:
+            rows = c.execute(f"SELECT {', '.join(cols)} FROM executions ORDER BY created DESC, id").fetchall()
+            counts = dict(
+                c.execute(
+                    "SELECT execution_id, count(*) FROM task_instances GROUP BY execution_id"
+                ).fetchall()
+            )
+            leases = {r[0]: r[1:] for r in c.execute("SELECT execution_id, pid, host, expires FROM leases")}
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r))
+            d["tasks"] = counts.get(d["id"], 0)
+            lease = leases.get(d["id"])
+            d["owner"] = None if lease is None or self._stale(lease[0], lease[1], lease[2]) else f"pid {lease[0]} on {lease[1]}"
+            out.append(d)
+        return out
+
+    # ------------------------------------------------------------------ journal
+    def write_batch(self, execution_id: str, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        journal: list[tuple[Any, ...]] = []
+        calls: list[tuple[Any, ...]] = []
+        insts: dict[int, tuple[Any, ...]] = {}
+        updates: dict[str, Any] = {}
+        for rec in records:
+            kind = rec[0]
+            if kind == "t":
+                _, pos, seq, task, route, key, attempt, status, result, error, started, finished = rec
+                calls.append(
+                    (execution_id, pos, seq, task, route, key, attempt, status, dumps(result),
+                     None if error is None else str(error), started, finished)
+                )
+            elif kind == "j":
+                _, pos, jkind, seq, data = rec
+                journal.append((execution_id, pos, jkind, seq, None if data is None else dumps(data)))
+            elif kind == "i":
+                insts[rec[1]] = (execution_id, *rec[1:])
+            elif kind == "x":
+                updates.update(rec[1])
+            else:  # pragma: no cover - a programming error
+                raise ValueError(f"unknown record kind {kind!r}")
+        with self._tx() as c:
+            if journal:
+                c.executemany("INSERT INTO journal (execution_id, pos, kind, seq, data) VALUES (?,?,?,?,?)", journal)
+            if calls:
+                c.executemany(
+                    "INSERT INTO task_executions (execution_id, pos, seq, task, route, item_key, attempt, status,"
+                    " result, error, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    calls,
+                )
+            if insts:
+                c.executemany(
+                    "INSERT OR REPLACE INTO task_instances (execution_id, seq, task, route, status, error, attempts,"
+                    " items, items_done, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    list(insts.values()),
+                )
+            if updates:
+                self._update(c, execution_id, updates)
+
+    def _update(self, c: sqlite3.Connection, execution_id: str, fields: dict[str, Any]) -> None:
+        fields = dict(fields)
+        fields.setdefault("updated", time.time())
+        names = [k for k in fields if k in self._ROW and k != "id"]
+        values = [dumps(fields[k]) if k in self._JSON else fields[k] for k in names]
+        c.execute(
+            f"UPDATE executions SET {', '.join(f'{k} = ?' for k in names)} WHERE id = ?", (*values, execution_id)
+        )
+
+    def update_execution(self, execution_id: str, fields: dict[str, Any]) -> None:
+        """Update execution-row fields at once (not batched)."""
+        with self._tx() as c:
+            self._update(c, execution_id, fields)
+
+    def load_events(self, execution_id: str) -> list[tuple[Any, ...]]:
+        with self._guard() as c:
+            events = [
+                (pos, kind, seq, loads(data))
+                for pos, kind, seq, data in c.execute(
+                    "SELECT pos, kind, seq, data FROM journal WHERE execution_id = ? ORDER BY pos", (execution_id,)
+                )
+            ]
+            calls = [
+                (pos, "done", seq, (key, attempt, status, loads(result), error, started, finished))
+                for pos, seq, key, attempt, status, result, error, started, finished in c.execute(
+                    "SELECT pos, seq, item_key, attempt, status, result, error, started, finished"
+                    " FROM task_executions WHERE execution_id = ? ORDER BY pos",
+                    (execution_id,),
+                )
+            ]
+        merged = events + calls
+        merged.sort(key=lambda e: e[0])
+        return merged
+
+    def next_pos(self, execution_id: str) -> int:
+        with self._guard() as c:
+            a = c.execute("SELECT max(pos) FROM journal WHERE execution_id = ?", (execution_id,)).fetchone()[0]
+            b = c.execute("SELECT max(pos) FROM task_executions WHERE execution_id = ?", (execution_id,)).fetchone()[0]
+        return max(a if a is not None else -1, b if b is not None else -1) + 1
+
+    _INST = ("seq", "task", "route", "status", "error", "attempts", "items", "items_done", "started", "finished")
+    _CALL = ("pos", "seq", "task", "route", "item_key", "attempt", "status", "result", "error", "started", "finished")
+
+    def task_instances(self, execution_id: str) -> list[dict[str, Any]]:
+        with self._guard() as c:
+            rows = c.execute(
+                f"SELECT {', '.join(self._INST)} FROM task_instances WHERE execution_id = ? ORDER BY seq",
+                (execution_id,),
+            ).fetchall()
+        return [dict(zip(self._INST, r)) for r in rows]
+
+    def task_executions(self, execution_id: str) -> list[dict[str, Any]]:
+        with self._guard() as c:
+            rows = c.execute(
+                f"SELECT {', '.join(self._CALL)} FROM task_executions WHERE execution_id = ? ORDER BY pos",
+                (execution_id,),
+            ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(self._CALL, r))
+            d["result"] = loads(d["result"])
+            out.append(d)
+        return out
+
+    def journal_rows(self, execution_id: str) -> list[dict[str, Any]]:
+        with self._guard() as c:
+            rows = c.execute(
+                "SELECT pos, kind, seq, data FROM journal WHERE execution_id = ? ORDER BY pos", (execution_id,)
+            ).fetchall()
+        return [{"pos": p, "kind": k, "seq": s, "data": loads(d)} for p, k, s, d in rows]
+
+    def counts(self, execution_id: str) -> dict[str, int]:
+        """Rows stored for one execution, per table (the 'number of changes')."""
+        with self._guard() as c:
+            return {
+                t: c.execute(f"SELECT count(*) FROM {t} WHERE execution_id = ?", (execution_id,)).fetchone()[0]
+                for t in ("journal", "task_executions", "task_instances")
+            }
+
+    # ------------------------------------------------------------------ leases
+    def _stale(self, pid: int, host: str, expires: float) -> bool:
+        if expires < time.time():
+            return True
+        return host == self._host and not _pid_alive(int(pid))
+
+    def acquire_lease(self, execution_id: str, owner: str) -> None:
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT owner, pid, host, expires FROM leases WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            if row is not None and row[0] != owner and not self._stale(row[1], row[2], row[3]):
+                raise StateError(
+                    f"execution {execution_id} is already being run by process {row[1]} on {row[2]}; "
+                    "refusing to run it twice at the same time"
+                )
+            c.execute(
+                "INSERT OR REPLACE INTO leases (execution_id, owner, pid, host, acquired, heartbeat, expires)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (execution_id, owner, os.getpid(), self._host, now, now, now + self.lease_ttl),
+            )
+
+    def renew_lease(self, execution_id: str, owner: str) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                "UPDATE leases SET heartbeat = ?, expires = ? WHERE execution_id = ? AND owner = ?",
+                (now, now + self.lease_ttl, execution_id, owner),
+            )
+
+    def release_lease(self, execution_id: str, owner: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM leases WHERE execution_id = ? AND owner = ?", (execution_id, owner))
+
+    def lease(self, execution_id: str) -> dict[str, Any] | None:
+        with self._guard() as c:
+            row = c.execute(
+                "SELECT owner, pid, host, acquired, heartbeat, expires FROM leases WHERE execution_id = ?",
+                (execution_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        d = dict(zip(("owner", "pid", "host", "acquired", "heartbeat", "expires"), row))
+        d["stale"] = self._stale(d["pid"], d["host"], d["expires"])
+        return d
+
+    # ------------------------------------------------------------------ export / import
+    def export_execution(self, execution_id: str) -> dict[str, Any]:
+        row = self.get_execution(execution_id)
+        return {
+            "format": "flowctx-execution",
+            "version": 1,
+            "schema_version": SCHEMA_VERSION,
+            "execution": row,
+            "journal": self.journal_rows(execution_id),
+            "task_executions": self.task_executions(execution_id),
+            "task_instances": self.task_instances(execution_id),
+        }
+
+    def import_execution(self, data: dict[str, Any]) -> str:
+        if not isinstance(data, dict) or data.get("format") != "flowctx-execution":
+            raise StateError("not a flowctx execution export (missing \"format\": \"flowctx-execution\")")
+        if int(data.get("version", 0)) > 1:
+            raise StateError(f"execution export version {data.get('version')} is newer than this flowctx reads (1)")
+        try:
+            ex = dict(data["execution"])
+            eid = str(ex["id"])
+            journal = [(eid, int(r["pos"]), str(r["kind"]), r.get("seq"), None if r.get("data") is None else dumps(r["data"]))
+                       for r in data.get("journal") or []]
+            calls = [
+                (eid, int(r["pos"]), int(r["seq"]), str(r["task"]), int(r["route"]), r.get("item_key"), int(r["attempt"]),
+                 str(r["status"]), dumps(r.get("result")), r.get("error"), r.get("started"), r.get("finished"))
+                for r in data.get("task_executions") or []
+            ]
+            insts = [tuple([eid] + [r.get(k) for k in self._INST]) for r in data.get("task_instances") or []]
+            row = {k: ex.get(k) for k in self._ROW}
+            if not isinstance(row["source"], str) or not row["workflow"]:
+                raise KeyError("source")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"execution export is incomplete or malformed ({exc})") from None
+        with self._tx() as c:
+            self._insert_execution(c, row)
+            c.executemany("INSERT INTO journal (execution_id, pos, kind, seq, data) VALUES (?,?,?,?,?)", journal)
+            c.executemany(
+                "INSERT INTO task_executions (execution_id, pos, seq, task, route, item_key, attempt, status,"
+                " result, error, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                calls,
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO task_instances (execution_id, seq, task, route, status, error, attempts,"
+                " items, items_done, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                insts,
+            )
+        return eid
