@@ -1,0 +1,625 @@
+"""``flowctx run FILE``: run a workflow, show its progress, print its output.
+
+Layout (kept easy to extend): :func:`add_arguments` builds the parser, :func:`gather_parameters`
+turns ``-p`` / ``--params-file`` into typed parameters, :func:`make_engine` builds the
+:class:`~flowctx.engine.runner.Engine` from the options, :func:`execute` starts and waits (Ctrl-C
+cancels), and :func:`report` prints the result in one of three modes: a live ``rich`` display
+and a task table in a terminal, plain lines when stdout is not a terminal, JSON with ``--json``.
+
+Exit status: 0 succeeded; 1 failed or canceled (one line ``flowctx: workflow failed: ...`` on
+stderr); 2 usage, parameter or workflow errors (nothing ran); 130 interrupted with Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flowctx.errors import ActionError, FlowctxError, WorkflowError
+
+EXAMPLE = """\
+examples:
+  flowctx run examples/hello-orquesta.yaml -p name=Ada
+  flowctx run examples/fanout.yaml --actions examples/actions.py -p items=50000
+  flowctx run deploy.yaml --params-file params.yaml -p dry_run=true --json > result.json
+  flowctx run approve.yaml --answer approve='{approved: true}'
+
+parameters:
+  -p NAME=VALUE is typed by the parameter's JSON schema when it has a `type` (integer, number,
+  boolean, array, object, string; an array also takes a,b,c); without one, VALUE is read as YAML
+  (42 -> int, 1.5 -> float, true/false, null, [a, b], {k: v}; anything else is a string; quote
+  to force a string: -p v='"42"').  -p wins over --params-file (a YAML or JSON mapping).
+
+answers (core.inquiry):
+  --answer TASK=VALUE answers the inquiry of task TASK with VALUE (read as YAML);
+  --answer TASK.FIELD=VALUE sets one field of the answer.  --answers-file maps TASK -> answer.
+  An inquiry without an answer fails its task.
+
+output:
+  in a terminal: a live progress bar per with-items task, then a task table and the output;
+  otherwise plain lines (the output as JSON, then the status and elapsed time); --json prints one
+  JSON document {status, reason, output, errors, tasks, metrics, ...}.
+
+exit status: 0 succeeded, 1 failed or canceled (the reason on stderr), 2 bad usage, parameters
+or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twice quits at once).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "run",
+        help="run a workflow",
+        description="Run a workflow file (Orquesta native v1 or list form) on this machine and "
+        "print its output. Actions run in a thread pool by default; a task's timeout is enforced "
+        "(shell commands and process-pool workers are killed).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``flowctx run`` (in groups, so more can be added next to them)."""
+    parser.add_argument("file", metavar="FILE", help="workflow YAML file")
+    params = parser.add_argument_group("parameters")
+    params.add_argument(
+        "-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+        help="a workflow parameter (repeatable); typed by its schema, else read as YAML",
+    )
+    params.add_argument(
+        "--params-file", metavar="FILE", help="a YAML or JSON mapping of parameters (-p values win)",
+    )
+    execution = parser.add_argument_group("execution")
+    execution.add_argument(
+        "--executor", choices=("thread", "process", "inline"), default="thread",
+        help="where actions run: a thread pool (default), a process pool (CPU-bound Python "
+        "actions; inputs are pickled), or inline in the engine thread (no concurrency)",
+    )
+    execution.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="size of the thread or process pool",
+    )
+    execution.add_argument(
+        "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
+        help="import a module (dotted name or .py file) that registers actions with "
+        "@flowctx.action; repeatable",
+    )
+    execution.add_argument(
+        "--answer", dest="answers", action="append", default=[], metavar="TASK=VALUE",
+        help="answer core.inquiry in task TASK (VALUE read as YAML; TASK.FIELD=VALUE sets one field)",
+    )
+    execution.add_argument(
+        "--answers-file", metavar="FILE", help="a YAML or JSON mapping TASK -> answer for core.inquiry",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json", action="store_true",
+        help="print one JSON document (status, reason, output, errors, tasks, metrics); no progress",
+    )
+    output.add_argument(
+        "--results", action="store_true", help="with --json: include every task's result (may be large)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+# ====================================================================== parameters
+_YAML_WORDS_KEPT_AS_STRINGS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def read_mapping_file(path: str, what: str) -> dict[str, Any]:
+    """A YAML or JSON file holding one mapping (``--params-file``, ``--answers-file``)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise FlowctxError(f"{what} {path!r}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise FlowctxError(f"{what} {path!r}{where}: not valid YAML or JSON") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FlowctxError(f"{what} {path!r}: expected a mapping of names to values, got {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _split_assignment(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise FlowctxError(f"{option} {text!r}: expected NAME=VALUE")
+    return name, value
+
+
+def _is_json_like(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_json_like(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_like(v) for k, v in value.items())
+    return False
+
+
+def parse_yaml_value(text: str) -> Any:
+    """VALUE of ``-p NAME=VALUE`` without a schema type: JSON-like YAML, else the string itself.
+
+    ``yes``/``no``/``on``/``off`` and dates stay strings (YAML 1.2 reads them so too).
+    """
+    import yaml
+
+    stripped = text.strip()
+    if stripped == "" or stripped.lower() in _YAML_WORDS_KEPT_AS_STRINGS:
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if _is_json_like(value) else text
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true/false)",
+    "array": "an array (e.g. [a, b] or a,b)",
+    "object": "an object (e.g. {key: value})",
+    "null": "null",
+    "string": "a string",
+}
+_TRUE = {"true", "yes", "on", "1", "y"}
+_FALSE = {"false", "no", "off", "0", "n"}
+
+
+def _coerce_one(kind: str, text: str) -> Any:
+    """``text`` as JSON-schema type ``kind``; ValueError if it is not one."""
+    s = text.strip()
+    if kind == "string":
+        return text
+    if kind == "integer":
+        return int(s, 10)
+    if kind == "number":
+        try:
+            return int(s, 10)
+        except ValueError:
+            x = float(s)
+            if not math.isfinite(x):
+                raise ValueError(text) from None
+            return x
+    if kind == "boolean":
+        low = s.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(text)
+    if kind == "null":
+        if s.lower() in ("", "null", "none", "~"):
+            return None
+        raise ValueError(text)
+    if kind in ("array", "object"):
+        value = parse_yaml_value(text)
+        if kind == "array" and isinstance(value, list):
+            return value
+        if kind == "object" and isinstance(value, dict):
+            return value
+        if kind == "array" and isinstance(value, str) and not s.startswith(("[", "{")):
+            return [parse_yaml_value(part.strip()) for part in s.split(",")] if s else []
+        raise ValueError(text)
+    raise ValueError(text)  # pragma: no cover - unknown kinds are handled by the caller
+
+
+def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> Any:
+    """The value of ``-p name=text``, typed by ``schema['type']`` (a name or a list of names)."""
+    kind = (schema or {}).get("type")
+    if kind is None:
+        return parse_yaml_value(text)
+    kinds = [kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)]
+    known = [k for k in kinds if k in _TYPE_WORDS]
+    if not known:
+        return parse_yaml_value(text)
+    # most specific first; a string (when allowed) is the fallback
+    order = ["null", "boolean", "integer", "number", "array", "object"]
+    for k in sorted((k for k in known if k != "string"), key=order.index):
+        try:
+            return _coerce_one(k, text)
+        except ValueError:
+            continue
+    if "string" in known:
+        return text
+    wanted = " or ".join(_TYPE_WORDS[k] for k in known)
+    raise FlowctxError(f"parameter '{name}': expected {wanted}, got {text!r}")
+
+
+def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Parameters from ``--params-file`` and ``-p`` (typed by the spec's schemas), validated."""
+    from flowctx.spec import validate_parameters
+
+    params: dict[str, Any] = {}
+    if args.params_file:
+        params.update(read_mapping_file(args.params_file, "--params-file"))
+    schemas = {p.name: p.schema for p in spec.parameters}
+    for text in args.params:
+        name, value = _split_assignment(text, "-p")
+        params[name] = coerce_parameter(name, value, schemas.get(name))
+    try:
+        validate_parameters(spec, params)
+    except WorkflowError as exc:
+        messages = [p.message for p in exc.problems] or [exc.message]
+        raise FlowctxError(f"invalid parameters for {spec.name}: " + "; ".join(messages)) from None
+    return params
+
+
+# ====================================================================== inquiry answers
+def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
+    if not args.answers and not args.answers_file:
+        return None
+    answers: dict[str, Any] = {}
+    if args.answers_file:
+        answers.update(read_mapping_file(args.answers_file, "--answers-file"))
+    for text in args.answers:
+        key, value = _split_assignment(text, "--answer")
+        task, _, path = key.partition(".")
+        parsed = parse_yaml_value(value)
+        if not path:
+            answers[task] = parsed
+            continue
+        node = answers.setdefault(task, {})
+        if not isinstance(node, dict):
+            raise FlowctxError(f"--answer {text!r}: the answer of task {task!r} is already {node!r}, not a mapping")
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise FlowctxError(f"--answer {text!r}: {part!r} is not a mapping")
+        node[leaf] = parsed
+
+    def responder(request: Mapping[str, Any]) -> Any:
+        task = request.get("task")
+        if task in answers:
+            return answers[task]
+        if "*" in answers:
+            return answers["*"]
+        raise ActionError(f"no answer for the inquiry of task {task!r}: pass --answer {task}=VALUE")
+
+    return responder
+
+
+# ====================================================================== live display
+class LiveDisplay:
+    """A rich progress display fed by the engine's ``on_event`` hook.
+
+    The hook runs in the engine thread for every task start, item and finish, so it only
+    appends started instances to a list; rich's refresh thread (a few times a second) reads
+    their ``items_done`` counters and updates the bars.
+    """
+
+    def __init__(self, console: Any, title: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        display = self
+
+        class _Progress(Progress):
+            def get_renderables(self) -> Any:
+                display._sync()
+                yield from super().get_renderables()
+
+        self.started: list[Any] = []
+        self._seen = 0
+        self._bars: dict[int, Any] = {}  # instance seq -> rich task id
+        self._pending: list[Any] = []  # started instances whose items are not known yet
+        self._running: dict[int, Any] = {}
+        self._finished = 0
+        self._sync_lock = threading.Lock()
+        self.progress = _Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TextColumn("[progress.percentage]{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            refresh_per_second=8,
+            transient=False,
+        )
+        self._title = title
+        self._overall = self.progress.add_task(f"[bold]{title}[/]", total=None)
+
+    def hook(self, kind: str, inst: Any) -> None:
+        if kind == "start":
+            self.started.append(inst)
+
+    def _sync(self) -> None:
+        if not self._sync_lock.acquire(blocking=False):
+            return
+        try:
+            started = self.started
+            n = len(started)
+            for inst in started[self._seen:n]:
+                self._running[inst.seq] = inst
+            self._seen = n
+            for seq, inst in list(self._running.items()):
+                items = inst.items
+                bar = self._bars.get(seq)
+                if bar is None and items is not None:
+                    bar = self._bars[seq] = self.progress.add_task(inst.name, total=max(len(items), 1))
+                if bar is not None and items is not None:
+                    done = inst.items_done if items else 1
+                    self.progress.update(bar, completed=done)
+                if inst.done:
+                    del self._running[seq]
+                    self._finished += 1
+                    if bar is not None:
+                        style = "green" if inst.status == "succeeded" else "red"
+                        self.progress.update(bar, description=f"[{style}]{inst.name}[/] {inst.status}")
+                        self.progress.stop_task(bar)
+            running = [i.name for i in self._running.values()]
+            shown = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
+            desc = f"[bold]{self._title}[/]  {self._finished} task(s) finished"
+            if running:
+                desc += f", running: {shown}"
+            self.progress.update(self._overall, description=desc)
+        finally:
+            self._sync_lock.release()
+
+    def __enter__(self) -> LiveDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._sync()
+        self.progress.update(self._overall, total=1, completed=1)
+        self.progress.stop()
+
+
+# ====================================================================== running
+def make_engine(
+    args: argparse.Namespace,
+    *,
+    on_event: Callable[[str, Any], None] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
+    from flowctx.engine.runner import Engine
+
+    return Engine(
+        executor=args.executor,
+        max_workers=args.workers,
+        responder=make_responder(args),
+        on_event=on_event,
+        **kwargs,
+    )
+
+
+def execute(engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None) -> tuple[Any, bool]:
+    """Start the workflow and wait for it; Ctrl-C cancels it and waits for the cancellation
+    (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``."""
+    stderr = stderr or sys.stderr
+    ex = engine.start(spec, params)
+    interrupted = False
+    while True:
+        try:
+            return ex.wait(timeout=0.5), interrupted
+        except TimeoutError:
+            continue
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            print("flowctx: interrupted: canceling the workflow (Ctrl-C again to quit at once)", file=stderr)
+            ex.cancel()
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowctx.actions import import_action_module
+    from flowctx.spec import load_workflow
+
+    for module in args.action_modules:
+        import_action_module(module)
+    if not os.path.exists(args.file):
+        raise FlowctxError(f"{args.file}: no such file")
+    spec = load_workflow(args.file)
+    params = gather_parameters(spec, args)
+    make_responder(args)  # report bad --answer values before anything runs
+
+    live = _stdout_is_terminal() and not args.json
+    display = None
+    console = None
+    if live:
+        from rich.console import Console
+
+        console = Console()
+        display = LiveDisplay(console, f"{spec.name}")
+    engine = make_engine(args, on_event=display.hook if display is not None else None)
+    t0 = time.perf_counter()
+    if display is not None:
+        with display:
+            result, interrupted = execute(engine, spec, params)
+    else:
+        result, interrupted = execute(engine, spec, params)
+    elapsed = time.perf_counter() - t0
+    report(result, elapsed, args, console=console)
+    if result.status != "succeeded":
+        print(f"flowctx: workflow {result.status}: {one_line(result.reason or result.status)}", file=sys.stderr)
+    if interrupted:
+        return 130
+    return 0 if result.status == "succeeded" else 1
+
+
+# ====================================================================== reporting
+def one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _plain(value: Any) -> Any:
+    from flowctx import thaw
+
+    try:
+        return thaw(value)
+    except Exception:  # noqa: BLE001 - best effort for display
+        return value
+
+
+def _json_default(value: Any) -> Any:
+    thawed = _plain(value)
+    if thawed is not value:
+        return thawed
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _count(result: Any) -> tuple[int, int]:
+    tasks = len(result.tasks)
+    actions = int(result.metrics.get("actions", 0) or 0)
+    return tasks, actions
+
+
+def summary_line(result: Any, elapsed: float) -> str:
+    tasks, actions = _count(result)
+    return f"{result.status} in {format_seconds(elapsed)} ({tasks} task(s), {actions:,} action call(s))"
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1000:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def task_rows(result: Any, with_results: bool = False) -> list[dict[str, Any]]:
+    rows = []
+    for t in result.tasks:
+        row: dict[str, Any] = {
+            "task": t.task,
+            "route": t.route,
+            "status": t.status,
+            "attempts": t.attempts,
+            "started": t.started,
+            "finished": t.finished,
+            "duration": t.duration,
+            "items": t.items,
+            "error": t.error,
+        }
+        if with_results:
+            row["result"] = _plain(t.result)
+        rows.append(row)
+    return rows
+
+
+def as_json(result: Any, elapsed: float, with_results: bool = False) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "workflow": result.workflow,
+        "execution_id": result.execution_id,
+        "elapsed": elapsed,
+        "output": _plain(result.output),
+        "errors": _plain(result.errors),
+        "tasks": task_rows(result, with_results),
+        "metrics": _plain(result.metrics),
+    }
+
+
+def report(result: Any, elapsed: float, args: argparse.Namespace, *, console: Any = None) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(result, elapsed, args.results), indent=2, default=_json_default) + "\n")
+    elif console is not None:
+        report_rich(result, elapsed, console)
+    else:
+        report_plain(result, elapsed)
+    sys.stdout.flush()
+
+
+def report_plain(result: Any, elapsed: float, out: Any = None) -> None:
+    out = out or sys.stdout
+    if result.output is not None:
+        text = json.dumps(_plain(result.output), indent=2, default=_json_default, ensure_ascii=False)
+        out.write(f"output: {text}\n")
+    for t in result.tasks:
+        if t.status not in ("succeeded", "skipped") and t.error:
+            out.write(f"task {t.name} {t.status}: {one_line(t.error, 300)}\n")
+    out.write(summary_line(result, elapsed) + "\n")
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "timeout": "red",
+    "timed_out": "red",
+    "canceled": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+}
+
+
+def report_rich(result: Any, elapsed: float, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.workflow} · {result.execution_id}", title_justify="left")
+    table.add_column("task")
+    table.add_column("route", justify="right")
+    table.add_column("status")
+    table.add_column("attempts", justify="right")
+    table.add_column("duration", justify="right")
+    table.add_column("items", justify="right")
+    for t in result.tasks:
+        style = _STATUS_STYLE.get(t.status, "")
+        table.add_row(
+            t.task,
+            str(t.route),
+            f"[{style}]{t.status}[/]" if style else t.status,
+            str(t.attempts),
+            format_seconds(t.duration),
+            f"{t.items:,}" if t.items is not None else "",
+        )
+    if result.tasks:
+        console.print(table)
+    for t in result.tasks:
+        if t.status not in ("succeeded", "skipped") and t.error:
+            console.print(f"[red]task {t.name} {t.status}:[/] {one_line(t.error, 300)}", markup=True, highlight=False)
+    if result.output is not None:
+        console.print("[bold]output[/]")
+        console.print_json(json.dumps(_plain(result.output), default=_json_default))
+    style = _STATUS_STYLE.get(result.status, "")
+    mark = "✔" if result.status == "succeeded" else "✘"
+    console.print(f"[{style or 'bold'}]{mark} {summary_line(result, elapsed)}[/]", highlight=False)
