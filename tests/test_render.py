@@ -370,3 +370,24 @@ def test_renders_do_not_copy_or_change_the_context(r, ctx):
     r.render_template("{% for x in vars.xs %}{{ x }}{% endfor %}", ctx)
     r.render_json({"a": "{{ ctx() }}"}, ctx)
     assert ctx.export() == before
+
+
+# --------------------------------------------------------------------------- C-style ternary
+@pytest.mark.parametrize(
+    "src, expected",
+    [
+        ("{{ vars.proceed ? 'rolled_back' : 'success' }}", "rolled_back"),
+        ("s={{ vars.count == 2 ? 'two' : 'other' }}", "s=other"),
+        ("{{ 0 ? 'a' : 1 ? 'b' : 'c' }}", "b"),
+        ("{{ '?' ~ vars.greeting }}", "?hello"),
+    ],
+)
+def test_c_style_ternary(r, ctx, src, expected):
+    # list-form workflows (e.g. attune complete-workflow.yaml output_map) use ``a ? b : c``
+    assert r.render_template(src, ctx) == expected
+
+
+def test_c_style_ternary_condition(r, ctx):
+    assert r.evaluate_condition("vars.proceed ? false : true", ctx) is False
+    with pytest.raises(TemplateError, match="syntax"):
+        r.render_template("{{ vars.proceed ? 'a' }}", ctx)

@@ -34,7 +34,14 @@ from jinja2.utils import Namespace
 
 from flowctx.errors import TemplateError
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
-from flowctx.render._jinja import RESULT_NAME, FlowEnvironment, _FlowContext, find_undefined
+from flowctx.render._jinja import (
+    RESULT_NAME,
+    FlowEnvironment,
+    _FlowContext,
+    find_undefined,
+    rewrite_ternaries_in_template,
+    rewrite_ternary,
+)
 from flowctx.render._scope import MISSING, ExpressionError, Scope, TaskScope, base_resolvers
 
 __all__ = ["Renderer", "TaskScope", "default_renderer"]
@@ -332,6 +339,12 @@ class Renderer:
         try:
             tmpl = self.env.from_string(source)
         except TemplateSyntaxError as exc:
+            alt = rewrite_ternaries_in_template(source) if "?" in source else None
+            if alt is not None:
+                retry = self._compile(alt, condition)
+                if retry.kind != "failed":
+                    retry.source = source
+                    return retry
             return _Failed(source, f"syntax error: {exc.message}", exc.lineno)
         except (LimitError, SecurityError, RecursionError, MemoryError) as exc:
             return _Failed(source, f"{type(exc).__name__}: {exc}", None)
@@ -346,6 +359,11 @@ class Renderer:
                 tok = parser.stream.current
                 raise TemplateSyntaxError(f"unexpected {tok.value or tok.type!r} after the expression", tok.lineno)
         except TemplateSyntaxError as exc:
+            alt = rewrite_ternary(expr_source) if "?" in expr_source else None
+            if alt is not None:
+                retry = self._compile_jinja_expression(alt, source, offset, quiet=True)
+                if retry is not None and retry.kind != "failed":
+                    return retry
             if quiet:
                 return None
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)

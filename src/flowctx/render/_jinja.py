@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -296,3 +297,84 @@ def find_undefined(value: Any) -> Any:
 
 
 __all__ += ["find_undefined", "LimitError"]
+
+
+# ---------------------------------------------------------------------- C-style ternary
+_QUOTES = "'\""
+_OPEN = "([{"
+_CLOSE = ")]}"
+
+
+def _top_level(text: str, chars: str) -> list[int]:
+    """Offsets of ``chars`` in ``text`` outside string literals and brackets."""
+    out = []
+    depth = 0
+    quote = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in _QUOTES:
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif depth == 0 and ch in chars:
+            out.append(i)
+        i += 1
+    return out
+
+
+def rewrite_ternary(expr: str) -> str | None:
+    """``c ? a : b`` -> ``((a) if (c) else (b))`` (right-associative); None if there is none.
+
+    Jinja has no ``?`` operator, so this only ever runs on text Jinja itself would reject; it lets
+    list-form workflows written for engines with C-style conditionals keep working.
+    """
+    marks = _top_level(expr, "?:")
+    q = next((i for i in marks if expr[i] == "?"), None)
+    if q is None:
+        return None
+    depth = 0
+    colon = None
+    for i in marks:
+        if i <= q:
+            continue
+        if expr[i] == "?":
+            depth += 1
+        elif depth == 0:
+            colon = i
+            break
+        else:
+            depth -= 1
+    if colon is None:
+        return None
+    cond, a, b = expr[:q], expr[q + 1 : colon], expr[colon + 1 :]
+    a = rewrite_ternary(a) or a
+    b = rewrite_ternary(b) or b
+    return f"(({a.strip()}) if ({cond.strip()}) else ({b.strip()}))"
+
+
+_VAR_BLOCK = re.compile(r"(\{\{-?)(.*?)(-?\}\})", re.S)
+
+
+def rewrite_ternaries_in_template(source: str) -> str | None:
+    """Apply :func:`rewrite_ternary` inside every ``{{ }}``; None if nothing changed."""
+    changed = False
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal changed
+        new = rewrite_ternary(m.group(2))
+        if new is None:
+            return m.group(0)
+        changed = True
+        return f"{m.group(1)} {new} {m.group(3)}"
+
+    out = _VAR_BLOCK.sub(sub, source)
+    return out if changed else None
