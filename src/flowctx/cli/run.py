@@ -329,16 +329,18 @@ class LiveDisplay:
 
         class _Progress(Progress):
             def get_renderables(self) -> Any:
-                display._sync()
-                yield from super().get_renderables()
+                yield display._status_line()
+                if self.tasks:
+                    yield from super().get_renderables()
 
         self.started: list[Any] = []
         self._seen = 0
         self._bars: dict[int, Any] = {}  # instance seq -> rich task id
-        self._pending: list[Any] = []  # started instances whose items are not known yet
         self._running: dict[int, Any] = {}
         self._finished = 0
+        self._t0 = time.monotonic()
         self._sync_lock = threading.Lock()
+        self._title = title
         self.progress = _Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -350,12 +352,22 @@ class LiveDisplay:
             refresh_per_second=8,
             transient=False,
         )
-        self._title = title
-        self._overall = self.progress.add_task(f"[bold]{title}[/]", total=None)
 
     def hook(self, kind: str, inst: Any) -> None:
         if kind == "start":
             self.started.append(inst)
+
+    def _status_line(self) -> Any:
+        from rich.text import Text
+
+        self._sync()
+        running = [i.name for i in list(self._running.values())]
+        shown = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
+        line = Text.assemble((self._title, "bold"), f"  {format_seconds(time.monotonic() - self._t0)}  "
+                             f"{self._finished} task(s) finished")
+        if running:
+            line.append(f", running: {shown}")
+        return line
 
     def _sync(self) -> None:
         if not self._sync_lock.acquire(blocking=False):
@@ -381,12 +393,6 @@ class LiveDisplay:
                         style = "green" if inst.status == "succeeded" else "red"
                         self.progress.update(bar, description=f"[{style}]{inst.name}[/] {inst.status}")
                         self.progress.stop_task(bar)
-            running = [i.name for i in self._running.values()]
-            shown = ", ".join(running[:4]) + (f" +{len(running) - 4}" if len(running) > 4 else "")
-            desc = f"[bold]{self._title}[/]  {self._finished} task(s) finished"
-            if running:
-                desc += f", running: {shown}"
-            self.progress.update(self._overall, description=desc)
         finally:
             self._sync_lock.release()
 
@@ -396,7 +402,6 @@ class LiveDisplay:
 
     def __exit__(self, *exc: Any) -> None:
         self._sync()
-        self.progress.update(self._overall, total=1, completed=1)
         self.progress.stop()
 
 
@@ -475,13 +480,45 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     report(result, elapsed, args, console=console)
     if result.status != "succeeded":
-        print(f"flowctx: workflow {result.status}: {one_line(result.reason or result.status)}", file=sys.stderr)
+        print(f"flowctx: workflow {result.status}: {failure_reason(result)}", file=sys.stderr)
     if interrupted:
         return 130
     return 0 if result.status == "succeeded" else 1
 
 
 # ====================================================================== reporting
+def failure_reason(result: Any) -> str:
+    """One line: why the workflow did not succeed (its first error, naming the task once)."""
+    for err in result.errors or ():
+        message = str(err.get("message") or err.get("type") or "error")
+        task = err.get("task_id")
+        if task and message.startswith("Execution failed. See result for details."):
+            # the Orquesta-style message: say what the task itself reported instead
+            detail = _task_error(result, str(task))
+            if detail:
+                message = f"task {task!r} {_task_status(result, str(task))}: {detail}"
+        if task and not message.startswith(f"task {task!r}"):
+            message = f"task {task!r}: {message}"
+        return one_line(message)
+    if result.status == "canceled":
+        return "the execution was canceled"
+    return one_line(result.reason or result.status)
+
+
+def _task_error(result: Any, task: str) -> str | None:
+    for rec in reversed(result.tasks):
+        if rec.task == task and rec.error:
+            return str(rec.error)
+    return None
+
+
+def _task_status(result: Any, task: str) -> str:
+    for rec in reversed(result.tasks):
+        if rec.task == task:
+            return str(rec.status)
+    return "failed"
+
+
 def one_line(text: str, limit: int = 500) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -549,7 +586,7 @@ def task_rows(result: Any, with_results: bool = False) -> list[dict[str, Any]]:
 def as_json(result: Any, elapsed: float, with_results: bool = False) -> dict[str, Any]:
     return {
         "status": result.status,
-        "reason": result.reason,
+        "reason": None if result.status == "succeeded" else failure_reason(result),
         "workflow": result.workflow,
         "execution_id": result.execution_id,
         "elapsed": elapsed,
