@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from flowctx import Engine, WorkflowError
+from flowctx import Engine, Renderer, WorkflowError
 from flowctx.actions import ActionRegistry
+from flowctx.spec import load_workflow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ATTUNE = os.path.join(HERE, "conformance", "attune")
@@ -641,6 +642,12 @@ def _mock_registry() -> ActionRegistry:
 
     # the original engine's echo answered {message}; ours answers {stdout}: the mock gives both
     reg.register("core.echo", lambda message="": {"stdout": message, "message": message})
+    for wf in ("simple-workflow.yaml", "complete-workflow.yaml"):
+        spec = load_workflow(os.path.join(ATTUNE, wf))
+        for task in spec.tasks.values():
+            for t in (task, *task.subtasks):
+                if t.action and not t.action.startswith("core."):
+                    reg.register(t.action, generic)
     for name in [
         "string.transform", "validation.validate_deployment_params", "deployments.create_record",
         "docker.check_registry_health", "kubernetes.check_clusters", "database.check_pending_migrations",
@@ -669,7 +676,10 @@ def test_attune_simple_workflow_runs(backend: ModuleType) -> None:
 @pytest.mark.parametrize("environment", ["dev", "production"])
 def test_attune_complete_workflow_runs(backend: ModuleType, environment: str) -> None:
     reg = _mock_registry()
-    res = Engine(actions=reg, store=backend, responder=lambda payload: {"approved": True}).run(
+    renderer = Renderer(config={"docker_registry": "registry.local"})
+    res = Engine(
+        actions=reg, store=backend, renderer=renderer, responder=lambda payload: {"approved": True}
+    ).run(
         os.path.join(ATTUNE, "complete-workflow.yaml"),
         {"app_name": "shop", "version": "1.2.3", "environment": environment, "regions": ["eu-1", "us-2"]},
     )
@@ -679,3 +689,6 @@ def test_attune_complete_workflow_runs(backend: ModuleType, environment: str) ->
     if environment == "production":
         assert "require_production_approval" in names
     assert res.output["deployed_version"] == "1.2.3"
+    assert res.output["status"] == "success"
+    assert res.errors == []
+    assert "parallel_health_checks" in names and "update_load_balancer" in names

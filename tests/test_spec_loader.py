@@ -35,11 +35,7 @@ ATTUNE = sorted((ROOT / "attune").glob("*.yaml"))
 
 # Conformance files whose templates the renderer's syntax check rejects today (reported to the lead:
 # the renderer has to accept them for the "validate with no errors" criterion).
-RENDERER_GAP = {
-    "with-multi-items.yaml": "renderer: YAQL '<% item(member), item(message) %>' is a parse error",
-    "with-multi-items-concurrency.yaml": "renderer: YAQL '<% item(member), item(message) %>' is a parse error",
-    "complete-workflow.yaml": "renderer: Jinja has no `a ? b : c` (output_map.status)",
-}
+RENDERER_GAP: dict[str, str] = {}
 
 
 def _gap(paths: list[Path]) -> list:
@@ -80,7 +76,6 @@ def test_orquesta_files_have_no_warnings(path: Path) -> None:
     assert [str(p) for p in validate(load_workflow(path))] == []
 
 
-@pytest.mark.xfail(reason=RENDERER_GAP["complete-workflow.yaml"], strict=True)
 def test_attune_warnings_are_only_the_dangling_handler() -> None:
     spec = load_workflow(ROOT / "attune" / "complete-workflow.yaml", validate=False)
     warnings = [str(p) for p in validate(spec)]

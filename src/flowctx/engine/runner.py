@@ -284,6 +284,7 @@ class Engine:
             "workflow": spec.name,
             "workflow_start": time.time(),
             "timestamp": int(time.time()),
+            "identity": {"login": _login()},
         }
         conductor = Conductor(
             spec, params, renderer=self.renderer, store=self.store, system=system,
@@ -550,6 +551,15 @@ class Engine:
             return ActionResult("failed", {"output": res.output, "errors": res.errors}, res.reason)
 
         return run_subworkflow
+
+
+def _login() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers): still a usable value
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 def _no_action(**inputs: Any) -> None:

@@ -6,7 +6,7 @@ Public API: :class:`Renderer`, :class:`TaskScope`, :func:`default_renderer`.
   native value (``"{{ parameters.n }}"`` -> ``5``; values read from the context come back as the
   store's frozen dict / tuple types, without a copy); anything else renders to ``str``.
 * Names: ``parameters``, ``vars`` / ``variables`` / ``workflow``, ``task`` / ``tasks``, ``item``,
-  ``index``, ``system``, ``config`` / ``keystore`` (when given), bare variable names (variables
+  ``index``, ``system``, ``config`` (also as ``pack.config``) / ``keystore`` (when given), bare variable names (variables
   first, then parameters).  Functions: ``ctx()``, ``item()``, ``result()``, ``task_status()``,
   ``succeeded()``, ``failed()``, ``completed()``, ``timed_out()``, ``json()``, ``zip()``,
   ``to_json_string``, ``from_json_string``, ``to_yaml_string``, ``from_yaml_string``,
@@ -160,6 +160,9 @@ class Renderer:
             if value is not None:
                 frozen = store.freeze(value, name)
                 resolvers[name] = lambda s, _v=frozen: _v
+                if name == "config":  # StackStorm-style `pack.config.x` reads the same values
+                    pack = store.freeze({"config": frozen}, "pack")
+                    resolvers["pack"] = lambda s, _v=pack: _v
         for name, fn in self.helpers.items():
             resolvers[name] = lambda s, _f=fn: _f
         resolvers["range"] = lambda s: safe_range

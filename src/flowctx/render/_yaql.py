@@ -184,10 +184,60 @@ class YaqlFront:
                 reg(fn, hname)
 
     def parse(self, text: str) -> Any:
+        parts = _split_top_level_commas(text)
         with self._lock:  # the ply parser is not thread-safe
+            if len(parts) > 1:
+                # `<% item(member), item(message) %>` (Orquesta's with-multi-items): a comma list
+                # of expressions is a list of their values
+                return _ExpressionList([self.engine(p) for p in parts])
             return self.engine(text)
 
     def evaluate(self, expr: Any, scope: Scope) -> Any:
         child = self.root.create_child_context()
         child[_SCOPE_KEY] = scope
         return expr.evaluate(context=child)
+
+
+class _ExpressionList:
+    """A top-level comma list of YAQL expressions; evaluates to the list of their values."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+
+    def evaluate(self, context: Any = None, **kwargs: Any) -> list[Any]:
+        return [p.evaluate(context=context, **kwargs) for p in self.parts]
+
+
+def _split_top_level_commas(text: str) -> list[str]:
+    """Split on commas outside brackets and string literals (one part when there are none)."""
+    if "," not in text:
+        return [text]
+    parts: list[str] = []
+    depth = 0
+    quote = ""
+    start = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    if len(parts) > 1 and all(p.strip() for p in parts):
+        return [p.strip() for p in parts]
+    return [text]
