@@ -102,6 +102,9 @@ class StateStore(ABC):
     def import_execution(self, data: dict[str, Any]) -> str:
         """Store an exported execution; returns its id."""
 
+    def check(self) -> None:
+        """Verify the store is intact (raise :class:`~flowctx.errors.StateError` if not)."""
+
     def size_bytes(self) -> int | None:
         """The store's size on disk, if it has one."""
         return None

@@ -93,6 +93,7 @@ class Journal(Recorder):
         self._values: dict[tuple[int, str, str], deque[Any]] = {}
         self._outstanding: list[Any] = []
         self._finished = False
+        self._item_rows: set[int] = set()
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -229,7 +230,12 @@ class Journal(Recorder):
         return v
 
     def event(self, kind: str, inst: Any) -> None:
-        if kind == "finish" and not self.replaying:
+        if self.replaying:
+            return
+        if kind == "finish":
+            self._append(_instance_row(inst))
+        elif kind == "item" and inst.seq not in self._item_rows:  # once: the item count for `show`
+            self._item_rows.add(inst.seq)
             self._append(_instance_row(inst))
 
     # ------------------------------------------------------------ replay support
@@ -283,6 +289,36 @@ def _instance_row(inst: Any) -> Record:
             inst.started, inst.finished)
 
 
+def _action_modules(engine: Any, spec: Any) -> list[str]:
+    """Files of the user modules that registered the workflow's actions (``flowctx resume``
+    imports them again when it is not told ``--actions``)."""
+    import sys
+
+    out: list[str] = []
+    registry = getattr(engine, "registry", None)
+    if registry is None:
+        return out
+    for task in spec.tasks.values():
+        for t in (task, *task.subtasks):
+            if not t.action or "." not in t.action:
+                continue
+            try:
+                aspec = registry.get(t.action)
+            except Exception:  # noqa: BLE001
+                aspec = None
+            if aspec is None or aspec.source != "code":
+                continue
+            mod = sys.modules.get(getattr(aspec.func, "__module__", "") or "")
+            name = getattr(mod, "__name__", "")
+            path = getattr(mod, "__file__", None)
+            if not path or name == "__main__" or name.startswith("flowctx."):
+                continue
+            path = os.path.abspath(path)
+            if path not in out:
+                out.append(path)
+    return out
+
+
 def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
     """Give a new execution its hook: a :class:`Journal` writing to ``engine.state`` (creating
     the execution row and taking its lease) or a metrics-only :class:`Recorder`."""
@@ -303,6 +339,7 @@ def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
             "source": spec.source,
             "parameters": conductor.parameters,
             "system": conductor.system,
+            "options": {"action_modules": _action_modules(engine, spec)},
             "status": "running",
             "created": now,
             "updated": now,

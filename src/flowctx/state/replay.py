@@ -43,6 +43,7 @@ def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
     from flowctx.engine.conductor import Conductor
     from flowctx.spec import load_workflow
 
+    state.check()
     row = state.get_execution(execution_id)
     spec = load_workflow(row["source"], file=row.get("file"), validate=False)
     conductor = Conductor(

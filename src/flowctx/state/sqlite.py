@@ -37,6 +37,7 @@ MIGRATIONS: dict[int, list[str]] = {
             output TEXT,
             errors TEXT,
             metrics TEXT,
+            options TEXT,
             created REAL NOT NULL,
             updated REAL NOT NULL,
             finished REAL
@@ -283,6 +284,14 @@ class SQLiteState(StateStore):
                 pass
         return total
 
+    def check(self) -> None:
+        """Verify the file's structure (``PRAGMA quick_check``, O(file size)); a damaged file
+        is a :class:`StateError`.  Resume runs it before replaying anything."""
+        with self._guard() as c:
+            rows = c.execute("PRAGMA quick_check(5)").fetchall()
+        if not rows or rows[0][0] != "ok":
+            raise self._corrupt("; ".join(str(r[0]) for r in rows) or "quick_check failed")
+
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (for an honest file size)."""
         with self._guard() as c:
@@ -298,11 +307,12 @@ class SQLiteState(StateStore):
         try:
             c.execute(
                 "INSERT INTO executions (id, workflow, file, source, parameters, system, status, output, errors,"
-                " metrics, created, updated, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " metrics, options, created, updated, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row["id"], row["workflow"], row.get("file"), row["source"], dumps(row.get("parameters") or {}),
                     dumps(row.get("system") or {}), row.get("status") or "running", dumps(row.get("output")),
-                    dumps(row.get("errors") or []), dumps(row.get("metrics") or {}), row.get("created") or now,
+                    dumps(row.get("errors") or []), dumps(row.get("metrics") or {}), dumps(row.get("options") or {}),
+                    row.get("created") or now,
                     row.get("updated") or now, row.get("finished"),
                 ),
             )
@@ -310,8 +320,8 @@ class SQLiteState(StateStore):
             raise StateError(f"execution {row['id']} already exists in {self.path}") from None
 
     _ROW = ("id", "workflow", "file", "source", "parameters", "system", "status", "output", "errors", "metrics",
-            "created", "updated", "finished")
-    _JSON = {"parameters", "system", "output", "errors", "metrics"}
+            "options", "created", "updated", "finished")
+    _JSON = {"parameters", "system", "output", "errors", "metrics", "options"}
 
     def get_execution(self, execution_id: str) -> dict[str, Any]:
         with self._guard() as c:

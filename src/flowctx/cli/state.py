@@ -1,0 +1,366 @@
+"""``flowctx resume | list | show | export | import``: durable executions in a state file.
+
+``flowctx run WORKFLOW --state FILE`` makes a run durable; if the process dies, ``flowctx
+resume EXECUTION_ID --state FILE`` continues it where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+EXAMPLES = """\
+examples:
+  flowctx run examples/fanout.yaml --actions examples/actions.py --state runs.db
+  flowctx list --state runs.db
+  flowctx show 3f2a9c1b7e10 --state runs.db
+  flowctx resume 3f2a9c1b7e10 --state runs.db
+  flowctx export 3f2a9c1b7e10 --state runs.db -o run.json
+  flowctx import run.json --state other.db
+"""
+
+
+def _state_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", required=True, metavar="FILE", help="the state database (SQLite file)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "resume",
+        help="continue a durable execution that stopped (crash, kill, reboot)",
+        description=(
+            "Continue a durable execution: rebuild its state from the state file (recorded results "
+            "are reused, never recomputed), run again only the action calls that had no recorded "
+            "outcome, and finish the workflow. Refused while another process is running it. "
+            "Exit code 0 if the workflow succeeded, 1 if it failed or was canceled."
+        ),
+        epilog=EXAMPLES, formatter_class=fmt,
+    )
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    _state_arg(p)
+    p.add_argument(
+        "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
+        help="import a module (dotted name or .py file) that registers actions; repeatable "
+        "(default: the modules the original run used, when they still exist)",
+    )
+    p.add_argument("--executor", choices=("thread", "process", "inline"), default="thread",
+                   help="where actions run (default: thread)")
+    p.add_argument("--max-workers", type=int, default=None, metavar="N", help="executor workers")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "list",
+        help="list the executions in a state file",
+        description="List the executions in a state file, newest first. An execution shown as "
+        "'interrupted' was running when its process stopped: `flowctx resume` continues it.",
+        epilog=EXAMPLES, formatter_class=fmt,
+    )
+    _state_arg(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "show",
+        help="show one execution: status, output, a per-task table, metrics",
+        description="Show one execution of a state file: status, errors, output, one row per task "
+        "instance (status, attempts, items done, timings) and the run's metrics.",
+        epilog=EXAMPLES, formatter_class=fmt,
+    )
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    _state_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "export",
+        help="write one execution's full state as JSON",
+        description="Write one execution's full state (execution row, journal, task executions) as JSON.",
+        epilog=EXAMPLES, formatter_class=fmt,
+    )
+    p.add_argument("execution_id", metavar="EXECUTION_ID")
+    _state_arg(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import",
+        help="add an exported execution to a state file",
+        description="Add an execution exported with `flowctx export` to a state file "
+        "(it can then be shown or resumed there).",
+        epilog=EXAMPLES, formatter_class=fmt,
+    )
+    p.add_argument("file", metavar="FILE", help="the JSON file `flowctx export` wrote ('-' for standard input)")
+    _state_arg(p)
+    p.set_defaults(func=cmd_import)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _open(path: str, *, must_exist: bool = True) -> Any:
+    from flowctx.errors import StateError
+    from flowctx.state import SQLiteState
+
+    if must_exist and not os.path.exists(path):
+        raise StateError(f"{path}: no such state file")
+    return SQLiteState(path)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 120
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _dur(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "-"
+    d = max(0.0, b - a)
+    if d < 1:
+        return f"{d * 1000:.0f} ms"
+    if d < 120:
+        return f"{d:.2f} s"
+    return f"{d / 60:.1f} min"
+
+
+def _status(row: dict[str, Any], lease: dict[str, Any] | None) -> str:
+    if row["status"] in ("running", "paused") and (lease is None or lease.get("stale")):
+        return "interrupted"
+    return str(row["status"])
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def describe(state: Any, execution_id: str) -> dict[str, Any]:
+    """What ``flowctx show --json`` prints for one execution."""
+    row = state.get_execution(execution_id)
+    lease = state.lease(execution_id)
+    calls = state.task_executions(execution_id)
+    latest: dict[int, dict[Any, tuple[int, str]]] = {}
+    ncalls: dict[int, int] = {}
+    for c in calls:
+        ncalls[c["seq"]] = ncalls.get(c["seq"], 0) + 1
+        keys = latest.setdefault(c["seq"], {})
+        prev = keys.get(c["item_key"])
+        if prev is None or c["attempt"] >= prev[0]:
+            keys[c["item_key"]] = (c["attempt"], c["status"])
+    tasks = []
+    for inst in state.task_instances(execution_id):
+        t = dict(inst)
+        t["name"] = inst["task"] if not inst["route"] else f"{inst['task']}__r{inst['route']}"
+        if inst["items"] is not None and inst["status"] == "running":
+            t["items_done"] = sum(1 for _a, s in latest.get(inst["seq"], {}).values() if s != "running")
+        t["calls"] = ncalls.get(inst["seq"], 0)
+        t["duration"] = None if not inst["finished"] or not inst["started"] else inst["finished"] - inst["started"]
+        tasks.append(t)
+    out = {k: v for k, v in row.items() if k != "source"}
+    out["state"] = _status(row, lease)
+    out["lease"] = lease
+    out["tasks"] = tasks
+    out["records"] = state.counts(execution_id)
+    return out
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    state = _open(args.state)
+    try:
+        rows = state.list_executions()
+        for r in rows:
+            r["state"] = "interrupted" if r["status"] in ("running", "paused") and r["owner"] is None else r["status"]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            print(f"no executions in {args.state}")
+            return 0
+        from rich.table import Table
+
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for col in ("EXECUTION", "WORKFLOW", "STATUS", "TASKS", "STARTED", "DURATION", "RUNNING IN"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["id"], r["workflow"], r["state"], str(r["tasks"]), _when(r["created"]),
+                _dur(r["created"], r["finished"]), r["owner"] or "-",
+            )
+        _console().print(table)
+        return 0
+    finally:
+        state.close()
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    state = _open(args.state)
+    try:
+        info = describe(state, args.execution_id)
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"[bold]execution[/bold] {info['id']}  [bold]workflow[/bold] {info['workflow']}")
+    if info.get("file"):
+        con.print(f"file:     {info['file']}", markup=False)
+    state_line = info["state"]
+    lease = info.get("lease")
+    if lease and not lease.get("stale"):
+        state_line += f" (in process {lease['pid']} on {lease['host']})"
+    con.print(f"status:   {state_line}", markup=False)
+    con.print(f"started:  {_when(info['created'])}   finished: {_when(info['finished'])}   "
+              f"duration: {_dur(info['created'], info['finished'])}", markup=False)
+    if info.get("parameters"):
+        con.print(f"parameters: {_short(info['parameters'])}", markup=False)
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col in ("#", "TASK", "STATUS", "ATTEMPTS", "ITEMS", "STARTED", "DURATION", "ERROR"):
+        table.add_column(col, overflow="fold")
+    for t in info["tasks"]:
+        items = "-" if t["items"] is None else f"{t.get('items_done') or 0}/{t['items']}"
+        table.add_row(
+            str(t["seq"]), t["name"], t["status"], str(t["attempts"]), items,
+            _when(t["started"]).split(" ")[-1], _dur(t["started"], t["finished"]), _short(t["error"] or "", 60),
+        )
+    con.print()
+    con.print(table)
+    if info.get("errors"):
+        con.print()
+        con.print("[bold]errors[/bold]")
+        for err in info["errors"]:
+            where = f"task {err['task_id']!r}: " if err.get("task_id") else ""
+            con.print(f"  {where}{err.get('message')}", markup=False)
+    if info.get("output") is not None and info["status"] != "running":
+        con.print()
+        con.print("[bold]output[/bold]")
+        con.print(_short(info["output"], 2000), markup=False)
+    m = info.get("metrics") or {}
+    rec = info["records"]
+    con.print()
+    con.print("[bold]metrics[/bold]")
+    if m:
+        con.print(
+            f"  items run {m.get('items_run', 0)}, clones {m.get('clones', 0)}, item contexts "
+            f"{m.get('item_contexts', 0)}, action calls {m.get('action_calls', 0)}", markup=False,
+        )
+        con.print(
+            f"  render {m.get('render_time', 0):.3f} s ({m.get('renders', 0)} renders), actions "
+            f"{m.get('action_time', 0):.3f} s, queue wait {m.get('queue_wait', 0):.3f} s "
+            f"(max {m.get('queue_wait_max', 0) * 1000:.1f} ms)", markup=False,
+        )
+        con.print(
+            f"  state: {m.get('flushes', 0)} flushes, {m.get('records_written', 0)} records, flush latency mean "
+            f"{m.get('flush_latency_mean', 0) * 1000:.2f} ms / max {m.get('flush_latency_max', 0) * 1000:.2f} ms"
+            + (f", resumed {m['resumes']}x (replayed {m.get('replayed_events', 0)} records in "
+               f"{m.get('replay_time', 0) * 1000:.1f} ms)" if m.get("resumes") else ""),
+            markup=False,
+        )
+        sizes = m.get("context_size") or []
+        if sizes:
+            con.print("  context size (keys / approx. bytes per namespace):", markup=False)
+            for s in sizes:
+                label = "initial" if s.get("after") is None else f"after {s['after']}"
+                parts = ", ".join(
+                    f"{ns} {s[ns]['keys']}/{_bytes(s[ns]['bytes'])}"
+                    for ns in ("parameters", "variables", "task_results", "system") if isinstance(s.get(ns), dict)
+                )
+                con.print(f"    {label}: {parts}", markup=False)
+    con.print(
+        f"  stored: {rec['journal']} journal records, {rec['task_executions']} task executions, "
+        f"{rec['task_instances']} task instances", markup=False,
+    )
+    return 0
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from flowctx.actions import DEFAULT_REGISTRY, import_action_module
+    from flowctx.engine import Engine
+
+    state = _open(args.state)
+    try:
+        modules = list(args.action_modules)
+        if not modules:
+            row = state.get_execution(args.execution_id)
+            modules = [m for m in (row.get("options") or {}).get("action_modules", []) if os.path.isfile(m)]
+        for mod in modules:
+            import_action_module(mod)
+        engine = Engine(actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.max_workers, state=state)
+        t = time.time()
+        res = engine.resume(args.execution_id)
+        elapsed = time.time() - t
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2, default=str))
+    else:
+        m = res.metrics
+        print(
+            f"execution {res.execution_id} {res.status} in {elapsed:.2f} s "
+            f"(resumed: {m.get('replayed_events', 0)} recorded records replayed in "
+            f"{m.get('replay_time', 0) * 1000:.0f} ms, {m.get('action_calls', 0)} action calls made)"
+        )
+        if res.reason:
+            print(f"reason: {res.reason}")
+        if res.output is not None:
+            print(json.dumps(res.output, indent=2, default=str))
+    return 0 if res.succeeded else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    state = _open(args.state)
+    try:
+        data = state.export_execution(args.execution_id)
+    finally:
+        state.close()
+    text = json.dumps(data, indent=1, default=str)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.write("\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from flowctx.errors import StateError
+
+    try:
+        if args.file == "-":
+            data = json.load(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                data = json.load(fh)
+    except OSError as exc:
+        raise StateError(f"{args.file}: cannot read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{args.file}: not JSON ({exc})") from None
+    state = _open(args.state, must_exist=False)
+    try:
+        eid = state.import_execution(data)
+    finally:
+        state.close()
+    print(f"imported execution {eid} into {args.state}")
+    return 0
