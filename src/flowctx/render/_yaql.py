@@ -214,30 +214,11 @@ def _split_top_level_commas(text: str) -> list[str]:
     """Split on commas outside brackets and string literals (one part when there are none)."""
     if "," not in text:
         return [text]
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    start = 0
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    if len(parts) > 1 and all(p.strip() for p in parts):
-        return [p.strip() for p in parts]
-    return [text]
+    from flowctx.render._jinja import _top_level
+
+    cuts = _top_level(text, ",")
+    if not cuts:
+        return [text]
+    bounds = [-1, *cuts, len(text)]
+    parts = [text[a + 1 : b].strip() for a, b in zip(bounds, bounds[1:])]
+    return parts if all(parts) else [text]
