@@ -7,6 +7,7 @@ deadline, so a timer never costs a thread and an idle engine never spins.
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import os
@@ -391,6 +392,7 @@ class Engine:
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
+        local: collections.deque[tuple[Any, ...]] = collections.deque()  # outcomes of inline calls
         timers: list[tuple[float, int, ActionCall]] = []
         seq = itertools.count()
         inflight = 0
@@ -419,7 +421,7 @@ class Engine:
                 )
             metrics["actions"] += 1
             if call.timeout is None and runs_inline(func):
-                events.put(("done", token, call, call_action(func, call.inputs, actx)))
+                local.append(("done", token, call, call_action(func, call.inputs, actx)))
                 return
             handle = executor.submit(
                 func, call.inputs, timeout=call.timeout, context=actx,
@@ -441,6 +443,31 @@ class Engine:
                 for call in c.calls_for(inst):
                     submit(call)
 
+        def handle(ev: tuple[Any, ...]) -> None:
+            nonlocal inflight, paused
+            kind = ev[0]
+            if kind == "done":
+                _, token, call, outcome = ev
+                handles.pop(token, None)
+                inflight -= 1
+                metrics["action_time"] += max(0.0, outcome.finished - outcome.started)
+                for follow in c.call_done(call, outcome):
+                    metrics["retries"] += 1
+                    submit(follow)
+            elif kind == "cancel":
+                c.cancel()
+                for h in list(handles.values()):
+                    h.cancel()
+                for _ in timers:
+                    inflight -= 1
+                timers.clear()
+            elif kind == "pause":
+                paused = True
+            elif kind == "resume":
+                paused = False
+                if c.status == PAUSED:
+                    c.status = "running"
+
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
@@ -452,13 +479,20 @@ class Engine:
                         c.status = PAUSED
                     elif not paused and c.is_idle():
                         break
-                timeout = None
-                if timers:
-                    timeout = max(0.0, timers[0][0] - time.monotonic())
-                try:
-                    ev = events.get(timeout=timeout) if timeout is not None else events.get()
-                except queue.Empty:
-                    ev = None
+                if local:
+                    ev = local.popleft()
+                else:
+                    timeout = None
+                    if timers:
+                        timeout = max(0.0, timers[0][0] - time.monotonic())
+                    try:
+                        ev = events.get(timeout=timeout) if timeout is not None else events.get()
+                    except queue.Empty:
+                        ev = None
+                # one event, then dispatch again: the durable journal's replay mirrors exactly this
+                # rhythm (it dispatches after every recorded event), so keep them in step
+                if ev is not None:
+                    handle(ev)
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)
@@ -468,30 +502,6 @@ class Engine:
                         submit(call)
                     else:
                         c.call_done(call, Outcome("canceled", None, "canceled", time.time(), time.time()))
-                if ev is None:
-                    continue
-                kind = ev[0]
-                if kind == "done":
-                    _, token, call, outcome = ev
-                    handles.pop(token, None)
-                    inflight -= 1
-                    metrics["action_time"] += max(0.0, outcome.finished - outcome.started)
-                    for follow in c.call_done(call, outcome):
-                        metrics["retries"] += 1
-                        submit(follow)
-                elif kind == "cancel":
-                    c.cancel()
-                    for h in list(handles.values()):
-                        h.cancel()
-                    for _, _, call in timers:
-                        inflight -= 1
-                    timers.clear()
-                elif kind == "pause":
-                    paused = True
-                elif kind == "resume":
-                    paused = False
-                    if c.status == PAUSED:
-                        c.status = "running"
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
