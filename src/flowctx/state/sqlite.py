@@ -154,11 +154,12 @@ class SQLiteState(StateStore):
             with self._guard():
                 c = self._conn
                 c.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                version = self._version()  # read-only checks first: a foreign file stays untouched
                 mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise StateError(f"{self.path}: cannot switch the state file to WAL mode (got {mode})")
                 c.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-                self._migrate()
+                self._migrate(version)
         except BaseException:
             self._conn.close()
             self._conn = None
@@ -217,7 +218,8 @@ class SQLiteState(StateStore):
                 raise
             c.execute("COMMIT")
 
-    def _migrate(self) -> None:
+    def _version(self) -> int:
+        """The file's schema version (0: a new, empty file); refuses foreign and newer files."""
         assert self._conn is not None
         c = self._conn
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -226,20 +228,24 @@ class SQLiteState(StateStore):
                 raise StateError(
                     f"{self.path}: an SQLite database, but not a flowctx state file (no meta table); it was left as it is"
                 )
-            version = 0
-        else:
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                raise StateError(f"{self.path}: not a flowctx state file (no schema version); it was left as it is")
-            try:
-                version = int(row[0])
-            except ValueError:
-                raise self._corrupt(f"schema version {row[0]!r}") from None
+            return 0
+        row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise StateError(f"{self.path}: not a flowctx state file (no schema version); it was left as it is")
+        try:
+            version = int(row[0])
+        except ValueError:
+            raise self._corrupt(f"schema version {row[0]!r}") from None
         if version > SCHEMA_VERSION:
             raise StateError(
                 f"{self.path}: written by a newer flowctx (state schema version {version}; this flowctx "
                 f"reads versions up to {SCHEMA_VERSION}); upgrade flowctx to use this file"
             )
+        return version
+
+    def _migrate(self, version: int) -> None:
+        assert self._conn is not None
+        c = self._conn
         if version == SCHEMA_VERSION:
             return
         c.execute("BEGIN IMMEDIATE")
