@@ -443,6 +443,25 @@ def execute(engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = 
             ex.cancel()
 
 
+def settle_actions(timeout: float = 5.0) -> None:
+    """Give actions that were canceled or timed out a moment to clean up before exiting.
+
+    The engine reports a canceled or timed-out thread action at once and abandons its worker
+    thread; the action (``core.local`` killing its process group, ``core.sleep``) notices
+    within ~50 ms.  A process that exits sooner kills those daemon threads mid-cleanup and
+    leaves the commands running, so wait (bounded) for the executor's worker threads.
+    """
+    deadline = time.monotonic() + timeout
+    me = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is me or not thread.name.startswith("flowctx-action"):
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        thread.join(remaining)
+
+
 def _stdout_is_terminal() -> bool:
     try:
         return sys.stdout.isatty()
@@ -478,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         result, interrupted = execute(engine, spec, params)
     elapsed = time.perf_counter() - t0
+    settle_actions()
     report(result, elapsed, args, console=console)
     if result.status != "succeeded":
         print(f"flowctx: workflow {result.status}: {failure_reason(result)}", file=sys.stderr)
@@ -549,8 +569,13 @@ def _count(result: Any) -> tuple[int, int]:
 
 
 def summary_line(result: Any, elapsed: float) -> str:
+    import flowctx
+
     tasks, actions = _count(result)
-    return f"{result.status} in {format_seconds(elapsed)} ({tasks} task(s), {actions:,} action call(s))"
+    return (
+        f"{result.status} in {format_seconds(elapsed)} "
+        f"({tasks} task(s), {actions:,} action call(s), {flowctx.BACKEND} context store)"
+    )
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -584,8 +609,11 @@ def task_rows(result: Any, with_results: bool = False) -> list[dict[str, Any]]:
 
 
 def as_json(result: Any, elapsed: float, with_results: bool = False) -> dict[str, Any]:
+    import flowctx
+
     return {
         "status": result.status,
+        "backend": flowctx.BACKEND,
         "reason": None if result.status == "succeeded" else failure_reason(result),
         "workflow": result.workflow,
         "execution_id": result.execution_id,

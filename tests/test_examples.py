@@ -1,0 +1,215 @@
+"""Every workflow in ``examples/`` runs, through the CLI, and produces the output it promises."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowctx
+from flowctx.actions import DEFAULT_REGISTRY
+from flowctx.cli import main
+from flowctx.cli.validate import check_file
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ACTIONS = str(EXAMPLES / "actions.py")
+WORKFLOWS = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry():
+    """examples/actions.py registers examples.*; undo it (and its import) after each test."""
+    before = set(DEFAULT_REGISTRY._actions)
+    path = list(sys.path)
+    had = "actions" in sys.modules
+    yield
+    for name in set(DEFAULT_REGISTRY._actions) - before:
+        del DEFAULT_REGISTRY._actions[name]
+    mod = sys.modules.get("actions")
+    if not had and mod is not None and os.path.abspath(getattr(mod, "__file__", "") or "") == ACTIONS:
+        del sys.modules["actions"]
+    sys.path[:] = path
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str, expect: int = 0) -> dict[str, Any]:
+    rc = main(["run", *args, "--json"])
+    out, err = capsys.readouterr()
+    assert rc == expect, err
+    return json.loads(out)
+
+
+def test_every_example_is_tested() -> None:
+    assert WORKFLOWS == [
+        "fanout.yaml", "hello-list.yaml", "hello-orquesta.yaml", "orquesta-yaql.yaml",
+        "retry-timeout.yaml", "shell-http.yaml",
+    ]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_examples_validate_without_errors(name: str) -> None:
+    errors = [p for p in check_file(str(EXAMPLES / name)) if p.is_error]
+    assert errors == []
+
+
+# ====================================================================== hello
+def test_hello_orquesta(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "hello-orquesta.yaml"), "-p", "name=Ada")
+    assert doc["output"] == {"greeting": "Hello, Ada!", "shouted": "HELLO, ADA!"}
+    assert [t["task"] for t in doc["tasks"]] == ["greet", "shout"]
+
+
+def test_hello_list(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "hello-list.yaml"), "-p", "name=Ada", "-p", "times=3")
+    assert doc["output"] == {
+        "greeting": "Hello, Ada!",
+        "lines": ["1: Hello, Ada!", "2: Hello, Ada!", "3: Hello, Ada!"],
+    }
+    assert doc["tasks"][1]["items"] == 3
+
+
+# ====================================================================== fan-out
+def test_fanout(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "fanout.yaml"), "--actions", ACTIONS)
+    assert doc["output"] == {
+        "items": 10000, "first": "host-00000", "last": "host-00999",
+        "context_bytes": doc["output"]["context_bytes"],
+    }
+    assert 900_000 < doc["output"]["context_bytes"] < 1_100_000  # a ~1 MB context
+    fan = doc["tasks"][1]
+    assert (fan["task"], fan["status"], fan["items"]) == ("fan_out", "succeeded", 10000)
+    assert doc["metrics"]["actions"] == 10001
+    print(f"fan-out: {doc['elapsed']:.3f} s ({flowctx.BACKEND} store)")
+    # "well under a second" on an idle machine (~0.35 s compiled, ~0.45 s pure on 2 cores);
+    # the bound leaves room for a loaded CI box.
+    assert doc["elapsed"] < 3.0
+
+
+def test_fanout_readme_command_prints_elapsed_last() -> None:
+    # README main job: pip install . && flowctx run examples/fanout.yaml --actions examples/actions.py
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowctx", "run", "examples/fanout.yaml", "--actions", "examples/actions.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"items": 10000' in proc.stdout
+    last = proc.stdout.splitlines()[-1]
+    assert re.fullmatch(
+        r"succeeded in [\d.]+ (ms|s) \(2 task\(s\), 10,001 action call\(s\), (cython|python) context store\)", last
+    ), last
+
+
+def test_fanout_smaller_with_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "fanout.yaml"), "--actions", ACTIONS, "-p", "items=25", "-p", "hosts=10")
+    assert doc["output"]["items"] == 25
+    assert doc["output"]["last"] == "host-00004"  # item 24 -> host 24 % 10
+
+
+# ====================================================================== shell + HTTP
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    inventory = {
+        "hosts": [
+            {"name": "web-1", "region": "eu"},
+            {"name": "web-2", "region": "eu"},
+            {"name": "web-3", "region": "us"},
+            {"name": "db-1", "region": "eu"},
+        ]
+    }
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_shell_http(capsys: pytest.CaptureFixture[str], http_server: str) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "shell-http.yaml"), "-p", f"url={http_server}")
+    assert doc["status"] == "succeeded", doc["reason"]
+    assert doc["output"] == {
+        "hosts": 4,
+        "status_code": 200,
+        "busiest_region": "eu",
+        "busiest_count": 3,
+        "probe": "not found (404)",
+    }
+    statuses = {t["task"]: t["status"] for t in doc["tasks"]}
+    assert statuses == {
+        "fetch": "succeeded", "regions": "succeeded", "probe": "failed",
+        "note_missing": "succeeded", "done": "succeeded",
+    }
+
+
+def test_shell_http_needs_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXAMPLES / "shell-http.yaml")]) == 2
+    assert "missing required parameter 'url'" in capsys.readouterr().err
+
+
+def test_shell_http_server_down(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "shell-http.yaml"), "-p", "url=http://127.0.0.1:9", expect=1)
+    assert doc["status"] == "failed"
+    assert doc["reason"].startswith("task 'fetch' failed:")
+
+
+# ====================================================================== retry / timeout
+def test_retry_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "retry-timeout.yaml"), "--actions", ACTIONS)
+    assert doc["status"] == "succeeded", doc["reason"]
+    assert doc["output"] == {"attempts": 3, "path": "timeout branch", "slow_command": "timeout"}
+    tasks = {t["task"]: t for t in doc["tasks"]}
+    assert tasks["flaky_call"]["attempts"] == 3
+    # back-off 0.05 s then 0.1 s between the three attempts
+    assert tasks["flaky_call"]["duration"] >= 0.14
+    slow = tasks["slow_command"]
+    assert slow["status"] == "timeout"
+    assert 0.4 < slow["duration"] < 1.5  # killed at its 0.5 s timeout, not after 30 s
+    assert "took_too_long" in tasks and "finished_in_time" not in tasks
+
+
+def test_retry_timeout_other_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, str(EXAMPLES / "retry-timeout.yaml"), "--actions", ACTIONS,
+                   "-p", "failures=0", "-p", "sleep=0.01")
+    assert doc["output"] == {"attempts": 1, "path": "in time", "slow_command": "succeeded"}
+    doc = run_json(capsys, str(EXAMPLES / "retry-timeout.yaml"), "--actions", ACTIONS,
+                   "-p", "failures=9", expect=1)
+    assert doc["reason"] == (
+        "task 'flaky_call' failed: flaky: attempt 5 failed on purpose (9 failure(s) planned)"
+    )
+    assert doc["tasks"][0]["attempts"] == 5
+
+
+# ====================================================================== Orquesta + YAQL
+def test_orquesta_yaql(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("yaql")
+    doc = run_json(capsys, str(EXAMPLES / "orquesta-yaql.yaml"))
+    assert doc["output"] == {
+        "checked": ["api=ok", "web=ok", "worker=ok"],
+        "unhealthy": [],
+        "verdict": "all 3 services healthy",
+    }
+    doc = run_json(capsys, str(EXAMPLES / "orquesta-yaql.yaml"), "-p", "services=[api, db, web, db]")
+    assert doc["output"] == {
+        "checked": ["api=ok", "db=degraded", "web=ok", "db=degraded"],
+        "unhealthy": ["db", "db"],
+        "verdict": "2 of 4 degraded (db, db)",
+    }
+    assert doc["tasks"][0]["items"] == 4
