@@ -91,6 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "@flowctx.action; repeatable",
     )
     execution.add_argument(
+        "--state", metavar="FILE",
+        help="make the run durable: record it in this SQLite state file; if the process dies, "
+        "`flowctx resume EXECUTION_ID --state FILE` continues it",
+    )
+    execution.add_argument(
         "--answer", dest="answers", action="append", default=[], metavar="TASK=VALUE",
         help="answer core.inquiry in task TASK (VALUE read as YAML; TASK.FIELD=VALUE sets one field)",
     )
@@ -420,6 +425,7 @@ def make_engine(
         max_workers=args.workers,
         responder=make_responder(args),
         on_event=on_event,
+        state=getattr(args, "state", None),
         **kwargs,
     )
 
@@ -429,6 +435,9 @@ def execute(engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = 
     (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``."""
     stderr = stderr or sys.stderr
     ex = engine.start(spec, params)
+    if getattr(engine, "state", None) is not None:
+        print(f"flowctx: durable execution {ex.execution_id} (if this process dies: flowctx resume "
+              f"{ex.execution_id} --state {engine.state.location})", file=stderr)
     interrupted = False
     while True:
         try:
