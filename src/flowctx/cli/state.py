@@ -262,8 +262,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         con.print(
             f"  render {m.get('render_time', 0):.3f} s ({m.get('renders', 0)} renders), actions "
-            f"{m.get('action_time', 0):.3f} s, queue wait {m.get('queue_wait', 0):.3f} s "
-            f"(max {m.get('queue_wait_max', 0) * 1000:.1f} ms)", markup=False,
+            f"{m.get('action_time', 0):.3f} s, queue wait mean "
+            f"{m.get('queue_wait', 0) / max(1, m.get('action_calls', 0)) * 1000:.1f} ms / max "
+            f"{m.get('queue_wait_max', 0) * 1000:.1f} ms", markup=False,
         )
         con.print(
             f"  state: {m.get('flushes', 0)} flushes, {m.get('records_written', 0)} records, flush latency mean "
