@@ -59,8 +59,12 @@ def work(i):
 '''
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def actions_module(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    import sys
+
+    if "clitest_actions" in sys.modules:  # one module per session: it registers clitest.work
+        return sys.modules["clitest_actions"]
     path = tmp_path_factory.mktemp("cliactions") / "clitest_actions.py"
     path.write_text(textwrap.dedent(MODULE))
     return import_action_module(str(path))
