@@ -25,7 +25,10 @@ from typing import Any
 
 from flowctx.errors import StateError
 from flowctx.state.base import Record, StateStore
-from flowctx.state.metrics import Metrics, TimedRenderer, export_prometheus
+from flowctx.state.metrics import Metrics, TimedRenderer, context_sizes, export_prometheus
+
+
+_RERENDER = object()  # a recorded value that replay renders again (it is the task's result)
 
 
 class Recorder:
@@ -224,9 +227,17 @@ class Journal(Recorder):
                 v = q.popleft()
                 if not q:
                     del self._values[(seq, fld, name)]
-                return v
+                return render() if v is _RERENDER else v
         v = render()
-        self._append(("j", self._next_pos(), "value", seq, {"f": fld, "n": name, "v": v}))
+        data: dict[str, Any] = {"f": fld, "n": name}
+        seqs = self.conductor.sequence
+        if 0 <= seq < len(seqs) and v is seqs[seq].result and isinstance(v, (dict, list, tuple)):
+            # `{{ result() }}`: the task's own result, rebuilt from recorded outcomes on replay —
+            # rendering it again is deterministic, and storing it twice would double the database
+            data["same"] = "result"
+        else:
+            data["v"] = v
+        self._append(("j", self._next_pos(), "value", seq, data))
         return v
 
     def event(self, kind: str, inst: Any) -> None:
@@ -242,7 +253,9 @@ class Journal(Recorder):
     def load_values(self, events: list[tuple[Any, ...]]) -> None:
         for _pos, kind, seq, data in events:
             if kind == "value":
-                self._values.setdefault((seq, data["f"], data["n"]), deque()).append(data["v"])
+                self._values.setdefault((seq, data["f"], data["n"]), deque()).append(
+                    _RERENDER if "same" in data else data.get("v")
+                )
 
     def set_outstanding(self, calls: list[Any]) -> None:
         self._outstanding = list(calls)
@@ -263,7 +276,8 @@ class Journal(Recorder):
         self._finished = True
         self._append(("j", self._next_pos(), "finished", None, {"status": conductor.status}))
         now = time.time()
-        mine = self.metrics.as_dict(conductor, conductor.store, durable=True)
+        sizes = context_sizes(conductor)
+        mine = self.metrics.as_dict(conductor, conductor.store, durable=True, sizes=sizes)
         self._append(
             ("x", {"status": conductor.status, "output": conductor.output, "errors": conductor.errors,
                    "metrics": mine, "finished": now, "updated": now})
@@ -271,7 +285,7 @@ class Journal(Recorder):
         try:
             self.close()
         finally:
-            mine = self.metrics.as_dict(conductor, conductor.store, durable=True)
+            mine = self.metrics.as_dict(conductor, conductor.store, durable=True, sizes=sizes)
             metrics.update(mine)
             size = self.state.size_bytes()
             if size is not None:

