@@ -26,7 +26,7 @@ def _default(obj: Any) -> Any:
     return {_TAG: "repr", "data": repr(obj)}
 
 
-_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=True)
+_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def dumps(value: Any) -> str:
