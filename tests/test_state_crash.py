@@ -84,7 +84,7 @@ def _recorded_values(db: str, eid: str) -> dict[str, Any]:
 
     with sqlite3.connect(db) as c:
         rows = c.execute("SELECT data FROM journal WHERE execution_id = ? AND kind = 'value'", (eid,)).fetchall()
-    return {d["n"]: d["v"] for d in (json.loads(r[0]) for r in rows)}
+    return {d["n"]: d["v"] for d in (json.loads(r[0]) for r in rows) if "v" in d}  # not "same as the result"
 
 
 def _uninterrupted(backend: ModuleType, tmp: str) -> tuple[dict[str, Any], float]:
