@@ -181,7 +181,7 @@ class Conductor:
         try:
             ctx = Context(self.parameters, self.parameters, None, self.system)
         except (TypeError, ValueError) as exc:
-            self._workflow_error(None, f"invalid parameters: {exc}")
+            self._log_error(None, f"invalid parameters: {exc}")
             self._finish_now()
             return
         for name, value in self.spec.vars:
@@ -190,13 +190,13 @@ class Conductor:
                     -1, "vars", name, lambda v=value, n=name: self.renderer.render_json(v, ctx, field=f"vars.{n}")
                 ))
             except (TemplateError, TypeError, ValueError) as exc:
-                self._workflow_error(None, f"cannot render variable {name!r}: {exc}")
+                self._log_error(None, f"cannot render variable {name!r}: {exc}")
                 self._finish_now()
                 return
         self.initial_ctx = ctx
         starts = self.spec.start_tasks()
         if not starts:
-            self._workflow_error(None, "the workflow has no start task (every task is the target of a transition)")
+            self._log_error(None, "the workflow has no start task (every task is the target of a transition)")
             self._finish_now()
             return
         for name in starts:
@@ -505,7 +505,7 @@ class Conductor:
         inst.status = FAILED
         inst.error = message
         inst.pending.clear()
-        self._log_error(inst, message, logged_as_render=True)
+        self._log_error(inst, message)
         self._complete(inst, error_logged=True)
 
     # ================================================================== completion
@@ -573,7 +573,7 @@ class Conductor:
             inst.out_ctxs.append((ctx, stamps))
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
-            self._request_fail(unhandled=True)
+            self._request_fail()
         if not spec.transitions or not taken or self.status != RUNNING:
             inst.term = True
 
@@ -722,7 +722,7 @@ class Conductor:
         return st
 
     # ================================================================== status
-    def _log_error(self, inst: TaskInstance | None, message: str, *, result: Any = None, logged_as_render: bool = False) -> None:
+    def _log_error(self, inst: TaskInstance | None, message: str, *, result: Any = None) -> None:
         err: dict[str, Any] = {"type": "error", "message": message}
         if inst is not None:
             err["task_id"] = inst.task
@@ -732,10 +732,7 @@ class Conductor:
             err["result"] = result
         self.errors.append(err)
 
-    def _workflow_error(self, inst: TaskInstance | None, message: str) -> None:
-        self._log_error(inst, message)
-
-    def _request_fail(self, unhandled: bool = False) -> None:
+    def _request_fail(self) -> None:
         if self.status == RUNNING:
             self.status = FAILING
 
@@ -907,10 +904,6 @@ class Conductor:
                 inst.in_flight -= 1
                 inst.pending.append(call)
         self.statuses[inst.task] = TASK_RUNNING
-
-    def reopened(self) -> list[TaskInstance]:
-        """With-items instances reopened by a rerun that have calls waiting."""
-        return [i for i in self.sequence if not i.done and not i.is_command and i.pending]
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:
