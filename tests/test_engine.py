@@ -692,3 +692,24 @@ def test_attune_complete_workflow_runs(backend: ModuleType, environment: str) ->
     assert res.output["status"] == "success"
     assert res.errors == []
     assert "parallel_health_checks" in names and "update_load_balancer" in names
+
+
+def _triple(x: int) -> int:
+    return 3 * x
+
+
+def test_module_function_action_reference(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+tasks:
+  t:
+    action: test_engine:_triple
+    input: {x: 14}
+    next:
+      - publish: [{r: "{{ result() }}"}]
+output:
+  - r: "{{ ctx().r }}"
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"r": 42}

@@ -939,7 +939,7 @@ tasks:
     action: core/echo
 """,
         [
-            "broken.yaml:4:13: error: invalid action name 'core/echo': expected 'pack.action' or a workflow file (.yaml) [t1]",
+            "broken.yaml:4:13: error: invalid action name 'core/echo': expected 'pack.action', 'module:function' or a workflow file (.yaml) [t1]",
         ],
     ),
     (

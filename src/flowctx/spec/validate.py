@@ -30,7 +30,11 @@ from flowctx.spec.problems import Problem
 __all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
 
 _TASK_NAME_RE = re.compile(r"^[^\s,]+$")
-_ACTION_RE = re.compile(r"^[A-Za-z0-9_][\w\-]*(\.[\w\-]+)+$|^[^\s]+\.ya?ml$")
+_ACTION_RE = re.compile(
+    r"^[A-Za-z0-9_][\w\-]*(\.[\w\-]+)+$"  # pack.action
+    r"|^[^\s]+\.ya?ml$"  # a workflow file
+    r"|^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"  # module:function
+)
 
 # Statically knowable references to workflow variables.
 _VAR_PATTERNS = (
@@ -194,8 +198,8 @@ class _Checker:
         locs = task.locs
         if task.action is not None and not is_template(task.action) and not _ACTION_RE.match(task.action):
             self.error(locs.get("action", task.loc),
-                       f"invalid action name {task.action!r}: expected 'pack.action' or a workflow file "
-                       "(.yaml)", name)
+                       f"invalid action name {task.action!r}: expected 'pack.action', 'module:function' or a "
+                       "workflow file (.yaml)", name)
         self.templates(task.action, locs, "action", name)
         for key, value in task.input.items():
             self.templates(value, locs, f"input.{key}", name)
