@@ -213,3 +213,69 @@ def test_orquesta_yaql(capsys: pytest.CaptureFixture[str]) -> None:
         "verdict": "2 of 4 degraded (db, db)",
     }
     assert doc["tasks"][0]["items"] == 4
+
+
+# ====================================================================== README tour
+def _tour_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Tour\n")
+    end = text.find("\n## ", start + 1)
+    return text[start: end if end != -1 else len(text)]
+
+
+def _blocks(section: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w+)\n(.*?)```", section, re.S)]
+
+
+def _flowctx(command: str) -> str:
+    """The README's `flowctx ...` run with this interpreter (the console script may not be on PATH)."""
+    return re.sub(r"(^|&& )flowctx ", lambda m: f"{m.group(1)}{sys.executable} -m flowctx ", command)
+
+
+def test_readme_tour(tmp_path: Path) -> None:
+    blocks = _blocks(_tour_section())
+    files = {}
+    for lang, body in blocks:
+        first = body.splitlines()[0]
+        m = re.fullmatch(r"# (\S+\.(?:yaml|py))", first)
+        if lang in ("yaml", "python") and m:
+            files[m.group(1)] = body
+            (tmp_path / m.group(1)).write_text(body)
+    assert set(files) == {"deploy.yaml", "tour_actions.py", "deploy-fails.rehearsal.yaml"}
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
+    transcripts = [body for lang, body in blocks if lang == "console"]
+    assert len(transcripts) == 3
+    ran = 0
+    for transcript in transcripts:
+        steps: list[tuple[str, list[str]]] = []
+        for line in transcript.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], []))
+            elif steps:
+                steps[-1][1].append(line)
+        for command, expected in steps:
+            proc = subprocess.run(_flowctx(command), shell=True, cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            actual = (proc.stdout + proc.stderr).splitlines()
+            ran += 1
+            # every expected line shows up, in order (timings and "..." are not compared)
+            pos = 0
+            for want in expected:
+                if want == "..." or re.search(r"(succeeded|failed) in [\d.]+ m?s", want):
+                    continue
+                while pos < len(actual) and actual[pos].rstrip() != want.rstrip():
+                    pos += 1
+                assert pos < len(actual), f"{command!r}: line {want!r} missing from:\n{proc.stdout}{proc.stderr}"
+                pos += 1
+            timing = [w for w in expected if re.search(r"(succeeded|failed) in ", w)]
+            for want in timing:
+                status = want.split()[0]
+                assert any(a.startswith(f"{status} in ") for a in actual), (command, actual)
+    assert ran == 6
+
+    python = next(body for lang, body in blocks if lang == "python" and not body.startswith("# "))
+    proc = subprocess.run([sys.executable, "-c", python + "\nprint(result.status, result.output)"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "succeeded {'deployed': ['web-1', 'web-2', 'web-3']}"
