@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -404,11 +405,15 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # ====================================================================== clean endings
+needs_pgrep = pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep (procps)")
+
+
 def _pgrep(pattern: str) -> list[str]:
     proc = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return proc.stdout.split()
 
 
+@needs_pgrep
 def test_timed_out_last_task_leaves_no_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     marker = f"sleep 41.{os.getpid()}"
     wf = write(tmp_path, "slow.yaml", f"""\
@@ -425,6 +430,7 @@ def test_timed_out_last_task_leaves_no_process(tmp_path: Path, capsys: pytest.Ca
     assert _pgrep(marker) == []
 
 
+@needs_pgrep
 def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     marker = f"sleep 43.{os.getpid()}"
     wf = write(tmp_path, "sleepy.yaml", f"""\
