@@ -402,6 +402,7 @@ class LiveDisplay:
             self._sync_lock.release()
 
     def __enter__(self) -> LiveDisplay:
+        self._t0 = time.monotonic()
         self.progress.start()
         return self
 
