@@ -713,3 +713,23 @@ output:
     res = engine(backend).run(wf)
     assert res.status == "succeeded", res.errors
     assert res.output == {"r": 42}
+
+
+def test_item_render_error_fails_the_task_and_takes_its_failure_branch(backend: ModuleType) -> None:
+    # an item whose input cannot be rendered ends the task (failed) and the failure transition
+    # runs; this used to leave the engine waiting forever
+    wf = """
+version: 1.0
+tasks:
+  deploy:
+    with: "{{ range(2) }}"
+    action: core.echo message="{{ nope }}"
+    next: [{when: "{{ failed() }}", do: rollback}]
+  rollback: {action: core.noop}
+"""
+    for executor in ("inline", "thread"):
+        res = engine(backend, executor=executor).run(wf)
+        assert res.status == "succeeded"
+        assert [t.task for t in res.tasks] == ["deploy", "rollback"]
+        assert res.task("deploy").status == "failed"
+        assert "nope" in (res.task("deploy").error or "")

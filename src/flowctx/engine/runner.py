@@ -435,13 +435,13 @@ class Engine:
                 return
             while True:
                 ready = c.ready()
-                if not ready:
-                    break
                 for st in ready:
                     c.begin(st)  # may complete at once (skipped, no items) and stage more
-            for inst in c.active():
-                for call in c.calls_for(inst):
-                    submit(call)
+                for inst in c.active():
+                    for call in c.calls_for(inst):  # an item that fails to render ends its task
+                        submit(call)  # here, which can stage more work
+                if not ready and not c.ready():
+                    break
 
         def handle(ev: tuple[Any, ...]) -> None:
             nonlocal inflight, paused

@@ -93,6 +93,11 @@ def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
 
     for pos, kind, seq, data in events:
         if kind == "begin":
+            if dirty and not any(s.task == data["task"] and s.route == int(data["route"]) for s in c.staged):
+                # the live dispatcher issued calls between two rounds of starts (a with-items item
+                # that failed to render ended its task there and staged this one): do the same
+                issue()
+                dirty = False
             st = _find_staged(c, data, seq, pos)
             inst = c.begin(st)
             if inst.seq != seq:
