@@ -733,3 +733,23 @@ tasks:
         assert [t.task for t in res.tasks] == ["deploy", "rollback"]
         assert res.task("deploy").status == "failed"
         assert "nope" in (res.task("deploy").error or "")
+
+
+def test_large_results_publish_without_copying_and_bad_results_fail_clearly(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+vars: [{big: null}]
+output: [{n: "{{ ctx().big.blob | length }}"}]
+tasks:
+  make:
+    action: t.big
+    next:
+      - publish: [{big: "{{ result() }}"}]
+"""
+    res = engine(backend, {"t.big": lambda: {"blob": "x" * 1_100_000}}).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"n": 1_100_000}
+    bad = engine(backend, {"t.big": lambda: {"s": {1, 2}}}).run(wf)
+    assert bad.status == "failed"
+    msg = bad.task("make").error or ""
+    assert "t.big" in msg and "'set'" in msg and "result.s" in msg

@@ -469,9 +469,12 @@ tasks:
   t:
     action: t.raw
 """
+    # a value a context cannot hold fails the call as it arrives; the failure is what is stored
     res = engine(backend, st, {"t.raw": lambda: b"abc"}).run(wf)
+    assert res.status == "failed"
     calls = st.task_executions(res.execution_id)
-    assert calls[0]["result"] == b"abc"
+    assert calls[0]["result"] is None and calls[0]["status"] == "failed"
+    assert "unsupported type 'bytes'" in (res.task("t").error or "")
 
 
 # ---------------------------------------------------------------- metrics

@@ -40,6 +40,7 @@ SKIPPED = "skipped"
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
 DEFAULT_RETRY_COMMAND_COUNT = 3
+_SCALARS = frozenset({str, int, float, bool})
 _TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
 
@@ -393,6 +394,7 @@ class Conductor:
     # ================================================================== outcomes
     def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
         """Record one call's outcome; returns follow-up calls (retries) to make."""
+        outcome = self._freeze_outcome(call, outcome)
         if self.journal is not None:
             self.journal.call_done(call, outcome)
         inst = call.instance
@@ -413,7 +415,7 @@ class Conductor:
                 inst.item_errors[call.key] = outcome.error
             if inst.in_flight == 0 and not inst.pending:
                 failed = [k for k, s in inst.item_status.items() if s != SUCCEEDED]
-                inst.result = dict(inst.item_results)
+                inst.result = self.store.freeze(dict(inst.item_results))
                 if failed:
                     inst.status = inst.item_status[failed[0]]
                     inst.error = "; ".join(f"{k}: {inst.item_errors.get(k, inst.item_status[k])}" for k in failed)
@@ -429,6 +431,22 @@ class Conductor:
             return []
         self._complete(inst)
         return []
+
+    def _freeze_outcome(self, call: ActionCall, outcome: Outcome) -> Outcome:
+        """Freeze an action's result once, as it enters the workflow (reads are zero-copy from
+        here on); a value a context cannot hold fails the call with a message naming it."""
+        result = outcome.result
+        if result is None or type(result) in _SCALARS:
+            return outcome
+        try:
+            frozen = self.store.freeze(result, "result")
+        except (TypeError, ValueError) as exc:
+            where = f" (item {call.key})" if isinstance(call.key, int) else ""
+            message = f"action {call.action!r} returned a value a workflow context cannot hold{where}: {exc}"
+            return Outcome(FAILED, None, message, outcome.started, outcome.finished)
+        if frozen is result:
+            return outcome
+        return Outcome(outcome.status, frozen, outcome.error, outcome.started, outcome.finished)
 
     def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
         inst = call.instance
@@ -498,7 +516,7 @@ class Conductor:
         else:
             length = len(inst.items)
             inst.status = SUCCEEDED
-        inst.result = [inst.item_results.get(i) for i in range(length)]
+        inst.result = self.store.freeze([inst.item_results.get(i) for i in range(length)])  # O(items)
         self._complete(inst)
 
     def _fail_instance(self, inst: TaskInstance, message: str) -> None:
