@@ -436,3 +436,10 @@ def test_validate_parameters_errors() -> None:
     assert len(msgs) == 5
     assert str(info.value).startswith("invalid parameters for workflow 'examples.complete_deployment_workflow':")
     assert validate_parameters(spec, {"app_name": "a", "version": "1", "extra": 1}, allow_unknown=True)["extra"] == 1
+
+
+def test_yaql_lambda_dollar_is_not_a_context_variable() -> None:
+    from flowctx.spec.validate import referenced_variables
+
+    assert referenced_variables("<% ctx(xs).select($.n) %>") == {"xs"}
+    assert referenced_variables("<% $.a + 1 %>") == {"a"}

@@ -56,7 +56,11 @@ def referenced_variables(source: str) -> set[str]:
     for pattern in _VAR_PATTERNS:
         found.update(pattern.findall(source))
     for block in _YAQL_BLOCK.findall(source):
-        found.update(_YAQL_ROOT.findall(block))
+        for m in _YAQL_ROOT.finditer(block):
+            # inside a call (`.select($.n)`) `$` is the current element, not the context
+            before = block[: m.start()]
+            if before.count("(") - before.count(")") <= 0:
+                found.add(m.group(1))
     return found - _NOT_VARIABLES
 
 
