@@ -168,6 +168,7 @@ class Conductor:
         self.finished = False
         self.items_run = 0
         self._clock = 0
+        self.stage_count = 0  # bumped whenever something is staged: lets a driver know to look again
         self._active: dict[int, TaskInstance] = {}
         self._plain_scope: Any = None
         #: Durable-state / metrics hook (flowctx.state.journal): sees begins, call outcomes,
@@ -718,6 +719,7 @@ class Conductor:
         *, force_new: bool = False,
     ) -> Staged | None:
         self._order += 1
+        self.stage_count += 1
         if self.graph.is_join(task) and not force_new:
             key = (task, route)
             st = self._joins.get(key)

@@ -434,13 +434,13 @@ class Engine:
             if paused or c.finished:
                 return
             while True:
-                ready = c.ready()
-                for st in ready:
+                mark = c.stage_count
+                for st in c.ready():
                     c.begin(st)  # may complete at once (skipped, no items) and stage more
                 for inst in c.active():
                     for call in c.calls_for(inst):  # an item that fails to render ends its task
                         submit(call)  # here, which can stage more work
-                if not ready and not c.ready():
+                if c.stage_count == mark:
                     break
 
         def handle(ev: tuple[Any, ...]) -> None:
