@@ -479,8 +479,10 @@ class Engine:
                         c.status = PAUSED
                     elif not paused and c.is_idle():
                         break
-                if local:
+                if local and events.empty():
                     ev = local.popleft()
+                elif local:  # a cancel / pause (or a worker's outcome) must not wait behind a
+                    ev = events.get()  # stream of inline calls: a loop of inline actions never drains
                 else:
                     timeout = None
                     if timers:
