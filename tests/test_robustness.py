@@ -64,3 +64,101 @@ def test_pause_and_resume_a_loop_of_inline_actions(backend: ModuleType) -> None:
     ex.cancel()
     assert ex.wait(timeout=10).status == "canceled"
     assert len(ex.conductor.sequence) > n
+
+
+# ---------------------------------------------------------------- retry / delay / timeout values
+def test_retry_delay_that_fails_to_render_fails_the_task_not_the_engine(backend: ModuleType) -> None:
+    # it escaped Engine.run as a TemplateError (the CLI said "flowctx: error:" with exit 2)
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.fail
+    retry:
+      count: 2
+      delay: "{{ 1/0 }}"
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.task("a").status == "failed"
+    assert res.reason.startswith("task 'a', field 'retry.delay'")  # the task named once
+    assert "ZeroDivisionError" in res.reason
+
+
+def test_retry_max_delay_may_be_a_template(backend: ModuleType) -> None:
+    # the validator accepts a template; the engine did float("{{ ... }}") -> ValueError traceback
+    wf = """
+ref: t.r
+tasks:
+  - name: a
+    action: core.fail
+    retry:
+      count: 2
+      delay: 0.001
+      max_delay: "{{ 0.002 }}"
+      backoff: exponential
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.task("a").attempts == 3
+
+
+def test_exponential_backoff_after_a_thousand_retries(backend: ModuleType) -> None:
+    # base * 2 ** 1024 raised OverflowError out of the engine
+    wf = """
+ref: t.r
+tasks:
+  - name: a
+    action: core.fail
+    retry:
+      count: 1100
+      delay: 0.000001
+      max_delay: 0.000001
+      backoff: exponential
+"""
+    res = engine(backend, executor="inline").run(wf)
+    assert res.status == "failed"
+    assert res.task("a").attempts == 1101
+
+
+def test_non_finite_numbers_from_templates_name_task_and_field(backend: ModuleType) -> None:
+    # NaN reached the executor ("an action timeout must be ...", no task, the run aborted);
+    # inf as a delay raised OverflowError from the engine loop, int(inf) for concurrency too
+    for fld, text, n in (
+        ("timeout", "timeout: \"{{ 'nan' }}\"", 0),
+        ("delay", "delay: \"{{ 'inf' }}\"", 0),
+        ("delay", "delay: \"{{ parameters.n }}\"", float("inf")),
+        ("concurrency", "concurrency: \"{{ parameters.n }}\"", float("inf")),
+        ("batch_size", "batch_size: \"{{ parameters.n }}\"", float("nan")),
+        ("retry.delay", "retry: {count: 1, delay: \"{{ 'nan' }}\"}", 0),
+    ):
+        wf = f"""
+ref: t.r
+parameters:
+  n: {{type: number}}
+tasks:
+  - name: a
+    action: core.fail
+    with_items: "{{{{ [1] }}}}"
+    {text}
+"""
+        res = engine(backend).run(wf, {"n": n})
+        assert res.status == "failed", fld
+        assert res.reason.startswith(f"task 'a', field '{fld}': {fld} must be a finite number"), (fld, res.reason)
+
+
+def test_a_delay_longer_than_the_platform_wait_limit_waits_and_can_be_canceled(backend: ModuleType) -> None:
+    # the engine's queue wait got timeout=1e10 > threading.TIMEOUT_MAX: OverflowError
+    wf = """
+ref: t.r
+tasks:
+  - name: a
+    action: core.noop
+    delay: 10000000000
+"""
+    ex = engine(backend).start(wf)
+    time.sleep(0.2)
+    assert not ex.done
+    ex.cancel()
+    res = ex.wait(timeout=10)
+    assert res.status == "canceled"

@@ -41,6 +41,7 @@ COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
 DEFAULT_RETRY_COMMAND_COUNT = 3
 _SCALARS = frozenset({str, int, float, bool})
+_INF = float("inf")
 _TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
 
@@ -276,9 +277,14 @@ class Conductor:
                 value = int(value) if integer else float(value)
             except (TypeError, ValueError):
                 raise TemplateError(f"{fld} must be a number, got {value!r}", task=inst.task, field=fld) from None
+        if value != value or value in (_INF, -_INF):  # int() of these raises; a delay of them hangs
+            raise TemplateError(f"{fld} must be a finite number, got {value!r}", task=inst.task, field=fld)
         if value < 0:
             raise TemplateError(f"{fld} must not be negative, got {value!r}", task=inst.task, field=fld)
-        return int(value) if integer else float(value)
+        try:
+            return int(value) if integer else float(value)
+        except OverflowError:
+            raise TemplateError(f"{fld} is too large, got {value!r}", task=inst.task, field=fld) from None
 
     def _prepare(self, inst: TaskInstance) -> None:
         spec = inst.spec
@@ -473,16 +479,21 @@ class Conductor:
                 return None
         if not again:
             return None
-        base = self._number(retry.delay, inst, "retry.delay") or 0.0
+        try:
+            base = self._number(retry.delay, inst, "retry.delay") or 0.0
+            max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
+        except FlowctxError as exc:  # like count and when: logged, no retry, the outcome stands
+            self._log_error(inst, str(exc))
+            return None
         n = call.attempt
         if retry.backoff == "linear":
             delay = base * n
         elif retry.backoff == "exponential":
-            delay = base * (2 ** (n - 1))
+            delay = base * 2.0 ** min(n - 1, 1023)  # float: no OverflowError after ~1,000 retries
         else:
             delay = base
-        if retry.max_delay is not None:
-            delay = min(delay, float(retry.max_delay))
+        if max_delay is not None:
+            delay = min(delay, max_delay)
         if call.key is not None:
             inst.item_attempts[call.key] = n + 1
         self._emit("retry", inst)

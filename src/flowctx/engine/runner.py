@@ -35,6 +35,7 @@ from flowctx.executors import CallHandle, Executor, call_action, make_executor
 from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
+_MAX_WAIT = 3600.0  # seconds: the longest single wait of the engine loop
 
 
 @dataclass
@@ -102,8 +103,11 @@ class ExecutionResult:
         if self.status == "succeeded":
             return None
         for err in self.errors:
-            where = f"task {err['task_id']!r}: " if err.get("task_id") else ""
-            return f"{where}{err.get('message')}"
+            message = str(err.get("message"))
+            task = err.get("task_id")
+            if task and not message.startswith(f"task {task!r}"):  # name the task once
+                message = f"task {task!r}: {message}"
+            return message
         return f"workflow {self.status}"
 
     def task(self, name: str, route: int = 0) -> TaskRecord:
@@ -486,7 +490,9 @@ class Engine:
                 else:
                     timeout = None
                     if timers:
-                        timeout = max(0.0, timers[0][0] - time.monotonic())
+                        # bounded: a queue wait beyond threading.TIMEOUT_MAX raises OverflowError,
+                        # and a long delay (validated: any number >= 0) just wakes up and waits again
+                        timeout = min(max(0.0, timers[0][0] - time.monotonic()), _MAX_WAIT)
                     try:
                         ev = events.get(timeout=timeout) if timeout is not None else events.get()
                     except queue.Empty:
