@@ -5,11 +5,14 @@ actions and files to ``flowctx.Engine`` and the ``flowctx`` command.
 """
 from __future__ import annotations
 
+import json
 import time
 from types import ModuleType
 from typing import Any
 
-from flowctx import Engine
+import pytest
+
+from flowctx import Engine, WorkflowError
 
 # A legal loop with no exit: `a` runs core.noop (an inline action) forever.
 LOOP = """
@@ -162,3 +165,99 @@ tasks:
     ex.cancel()
     res = ex.wait(timeout=10)
     assert res.status == "canceled"
+
+
+# ---------------------------------------------------------------- sub-workflows
+def _write(tmp_path: Any, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_missing_subworkflow_file_is_reported_before_anything_runs(backend: ModuleType, tmp_path: Any) -> None:
+    # it was found only when the task ran, after every task before it
+    wf = _write(tmp_path, "main.yaml", """
+version: 1.0
+tasks:
+  first:
+    action: t.count
+    next:
+      - do: sub
+  sub:
+    action: nothere.yaml
+""")
+    calls: list[int] = []
+    with pytest.raises(WorkflowError) as ei:
+        engine(backend, {"t.count": lambda: calls.append(1)}).run(wf)
+    msg = str(ei.value)
+    assert "main.yaml:8:3: task 'sub': sub-workflow file not found: " in msg
+    assert msg.endswith("nothere.yaml")
+    assert calls == []
+
+
+def test_subworkflow_that_calls_itself_stops_with_one_message(backend: ModuleType, tmp_path: Any) -> None:
+    # it recursed ~600 levels until "can't start new thread", with a 32 KB nested reason
+    # and a task result too deep for `flowctx run --json` (RecursionError traceback)
+    wf = _write(tmp_path, "self.yaml", """
+version: 1.0
+tasks:
+  a:
+    action: self.yaml
+""")
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.reason == (
+        f"task 'a' failed: sub-workflows nested more than 50 deep at {wf} "
+        "(does a workflow call itself without a condition that stops it?)"
+    )
+    json.dumps(res.to_dict())
+
+
+def test_subworkflow_failure_names_its_file_and_inner_task(backend: ModuleType, tmp_path: Any) -> None:
+    _write(tmp_path, "child.yaml", """
+version: 1.0
+tasks:
+  inner:
+    action: core.echo message="{{ ctx().nope }}"
+""")
+    wf = _write(tmp_path, "parent.yaml", """
+ref: t.parent
+tasks:
+  - name: outer
+    type: workflow
+    workflow: child.yaml
+""")
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    child = str(tmp_path / "child.yaml")
+    assert res.reason.startswith(
+        f"task 'outer' failed: sub-workflow {child}: "
+        "task 'inner', field 'input.message'"
+    ), res.reason
+
+
+def test_subworkflows_run_on_the_process_executor(backend: ModuleType, tmp_path: Any) -> None:
+    # "action 'Engine._subworkflow.<locals>.run_subworkflow' cannot run on the process executor"
+    _write(tmp_path, "child.yaml", """
+version: 1.0
+input:
+  - x
+tasks:
+  inner:
+    action: core.echo message="{{ ctx().x }}"
+output:
+  - said: "{{ task('inner').result.stdout }}"
+""")
+    wf = _write(tmp_path, "parent.yaml", """
+version: 1.0
+tasks:
+  outer:
+    action: child.yaml
+    input:
+      x: hi
+output:
+  - r: "{{ task('outer').result }}"
+""")
+    res = engine(backend, executor="process", max_workers=1).run(wf)
+    assert res.status == "succeeded", res.reason
+    assert res.output == {"r": {"said": "hi"}}

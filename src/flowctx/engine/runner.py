@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, runs_inline
+from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     PAUSED,
@@ -36,6 +36,7 @@ from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
 _MAX_WAIT = 3600.0  # seconds: the longest single wait of the engine loop
+MAX_SUBWORKFLOW_DEPTH = 50  # sub-workflows within sub-workflows: a workflow that calls itself stops here
 
 
 @dataclass
@@ -102,13 +103,7 @@ class ExecutionResult:
         """A one-line reason for a failure (the first error), or None."""
         if self.status == "succeeded":
             return None
-        for err in self.errors:
-            message = str(err.get("message"))
-            task = err.get("task_id")
-            if task and not message.startswith(f"task {task!r}"):  # name the task once
-                message = f"task {task!r}: {message}"
-            return message
-        return f"workflow {self.status}"
+        return _failure_reason(self)
 
     def task(self, name: str, route: int = 0) -> TaskRecord:
         """The latest record of task ``name`` on ``route`` (KeyError if it never ran)."""
@@ -253,6 +248,7 @@ class Engine:
             state = open_state(state)
         self.state = state
         self._checked: dict[tuple[Any, ...], tuple[Callable[..., Any], bool, str | None]] = {}
+        self._depth = 0  # how many sub-workflow levels above this engine's runs
 
     # ------------------------------------------------------------------ public API
     def run(
@@ -363,7 +359,13 @@ class Engine:
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
         for task in _all_tasks(spec):
-            if task.type == "workflow" or task.action is None or _is_workflow_ref(task.action):
+            if task.type == "workflow" or (task.action is not None and _is_workflow_ref(task.action)):
+                path = _subworkflow_path(task.workflow or task.action, spec.file)
+                if path is not None and not os.path.isfile(path):
+                    where = f"{task.loc}: " if task.loc else ""
+                    problems.append(f"{where}task {task.name!r}: sub-workflow file not found: {path}")
+                continue
+            if task.action is None:
                 continue
             try:
                 aspec = self.registry.resolve(task.action)
@@ -532,10 +534,8 @@ class Engine:
         if isinstance(call.key, str) and spec.subtasks:
             task = next(s for s in spec.subtasks if s.name == call.key)
         if task.type == "workflow" or (call.action and _is_workflow_ref(call.action)):
-            path = task.workflow or call.action
+            path = _subworkflow_path(task.workflow or call.action, wf_file)
             assert path is not None
-            if not os.path.isabs(path) and wf_file:
-                path = os.path.join(os.path.dirname(os.path.abspath(wf_file)), path)
             return self._subworkflow(path), False, None
         if call.action is None:
             return _no_action, False, None
@@ -558,15 +558,29 @@ class Engine:
     def _subworkflow(self, path: str) -> Callable[..., Any]:
         engine = self
 
+        @in_engine_process  # orchestration, not work: a thread of this process on any executor
         def run_subworkflow(**inputs: Any) -> ActionResult:
+            if engine._depth >= MAX_SUBWORKFLOW_DEPTH:
+                return ActionResult(
+                    "failed", None,
+                    f"{_TOO_DEEP} {MAX_SUBWORKFLOW_DEPTH} deep at {path} "
+                    "(does a workflow call itself without a condition that stops it?)",
+                )
+            kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
             child = Engine(
-                actions=engine.registry, executor="thread", max_workers=engine.max_workers,
+                actions=engine.registry, executor=kind, max_workers=engine.max_workers,
                 renderer=engine.renderer, store=engine.store, responder=engine.responder,
             )
+            child._depth = engine._depth + 1
             res = child.run(path, inputs)
             if res.succeeded:
                 return ActionResult("succeeded", res.output)
-            return ActionResult("failed", {"output": res.output, "errors": res.errors}, res.reason)
+            reason = _failure_reason(res)
+            if _TOO_DEEP in reason:  # said once, not once per level
+                reason = reason[reason.index(_TOO_DEEP):]
+            else:
+                reason = f"sub-workflow {path}: {reason}"
+            return ActionResult("failed", {"output": res.output, "errors": res.errors}, reason)
 
         return run_subworkflow
 
@@ -586,6 +600,37 @@ def _no_action(**inputs: Any) -> None:
 
 def _is_workflow_ref(action: str) -> bool:
     return action.endswith((".yaml", ".yml"))
+
+
+_TOO_DEEP = "sub-workflows nested more than"
+
+
+def _failure_reason(res: ExecutionResult) -> str:
+    """Why a workflow failed: its first error, naming the task once, with the task's own error
+    in place of the Orquesta-style 'Execution failed. See result for details.'"""
+    for err in res.errors:
+        message = str(err.get("message"))
+        task = err.get("task_id")
+        if not task:
+            return message
+        if message.startswith("Execution failed. See result for details."):
+            try:
+                rec = res.task(task, err.get("route", 0))
+            except KeyError:
+                rec = None
+            if rec is not None and rec.error:
+                message = f"task {task!r} {rec.status}: {rec.error}"
+        if not message.startswith(f"task {task!r}"):
+            message = f"task {task!r}: {message}"
+        return message
+    return f"workflow {res.status}"
+
+
+def _subworkflow_path(path: str | None, wf_file: str | None) -> str | None:
+    """A sub-workflow file named by a task, relative to the calling workflow's file."""
+    if path is not None and not os.path.isabs(path) and wf_file:
+        path = os.path.join(os.path.dirname(os.path.abspath(wf_file)), path)
+    return path
 
 
 def _all_tasks(spec: WorkflowSpec) -> list[TaskSpec]:
