@@ -261,3 +261,48 @@ output:
     res = engine(backend, executor="process", max_workers=1).run(wf)
     assert res.status == "succeeded", res.reason
     assert res.output == {"r": {"said": "hi"}}
+
+
+# ---------------------------------------------------------------- files that are not workflow files
+@pytest.mark.parametrize("name", ["adir", "workflow", "42"])
+def test_a_path_that_is_not_a_file_says_so(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # a directory, or a file name without .yaml that does not exist, was read as YAML text:
+    # "<string>:1:1: error: a workflow must be a mapping, got a string"
+    from flowctx.spec import load_workflow
+
+    (tmp_path / "adir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    reason = "Is a directory" if name == "adir" else "No such file or directory"
+    with pytest.raises(WorkflowError) as ei:
+        load_workflow(name)
+    assert str(ei.value) == f"{name}:1:1: error: cannot read workflow file: {reason}"
+    with pytest.raises(WorkflowError):
+        Engine().run(name)
+
+
+def test_validate_and_graph_read_their_argument_as_a_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowctx.cli import main
+
+    (tmp_path / "adir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "adir", "no:such"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "adir:1:1: error: cannot read workflow file: Is a directory",
+        "no:such:1:1: error: cannot read workflow file: No such file or directory",
+    ]
+    assert main(["graph", "no:such"]) == 2
+    assert capsys.readouterr().err == (
+        "flowctx: error: no:such:1:1: error: cannot read workflow file: No such file or directory\n"
+    )
+
+
+def test_a_nul_in_a_file_name_is_a_workflow_error() -> None:
+    from flowctx.spec import load_workflow
+
+    with pytest.raises(WorkflowError) as ei:
+        load_workflow("a\x00.yaml")
+    assert "internal error" not in str(ei.value)
+    assert "cannot read workflow file: embedded null byte" in str(ei.value)

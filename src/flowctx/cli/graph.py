@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from flowctx.spec.loader import load_workflow
 from flowctx.spec.model import ENGINE_COMMANDS, TaskSpec, Transition, WorkflowSpec
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_workflow(args.file)
+    spec = load_workflow(Path(args.file))  # always a file, never YAML text
     print(render_graph(spec, args.format), end="")
     return 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flowctx.errors import WorkflowError
 from flowctx.spec.loader import load_workflow
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def check_file(path: str) -> list[Problem]:
     """Every problem of one workflow file (a file that cannot be read or parsed gives one)."""
     try:
-        spec = load_workflow(path, validate=False)
+        spec = load_workflow(Path(path), validate=False)  # always a file, never YAML text
     except WorkflowError as exc:
         if exc.problems:
             return list(exc.problems)

@@ -1154,13 +1154,23 @@ _NO_DEFAULT = _NoDefault()
 # --------------------------------------------------------------------------------------------
 
 
+def _looks_like_path(text: str) -> bool:
+    """One line that cannot be a workflow (no ':' for a mapping, no flow collection or comment):
+    read it as a file name, so a missing file says so instead of "got a string"."""
+    return bool(text.strip()) and not any(c in text for c in ":{}[]#\"'\x00")
+
+
 def _read(path_or_text: Any, file: str | None) -> tuple[str, str | None]:
     data: Any
     if isinstance(path_or_text, os.PathLike) or (
         isinstance(path_or_text, str)
         and "\n" not in path_or_text
         and len(path_or_text) < 4096
-        and (path_or_text.endswith((".yaml", ".yml")) or os.path.isfile(path_or_text))
+        and (
+            path_or_text.endswith((".yaml", ".yml"))
+            or os.path.exists(path_or_text)  # a directory too: "Is a directory", not "got a string"
+            or _looks_like_path(path_or_text)
+        )
     ):
         path = os.fspath(path_or_text)
         file = file or (path.decode(errors="replace") if isinstance(path, bytes) else path)
@@ -1172,6 +1182,8 @@ def _read(path_or_text: Any, file: str | None) -> tuple[str, str | None]:
                 data = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise _fail(f"cannot read workflow file: {exc.strerror or exc}", file) from None
+        except ValueError as exc:  # a NUL in the name
+            raise _fail(f"cannot read workflow file: {exc}", file) from None
     else:
         data = path_or_text
     if isinstance(data, (bytes, bytearray, memoryview)):
