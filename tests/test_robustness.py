@@ -306,3 +306,25 @@ def test_a_nul_in_a_file_name_is_a_workflow_error() -> None:
         load_workflow("a\x00.yaml")
     assert "internal error" not in str(ei.value)
     assert "cannot read workflow file: embedded null byte" in str(ei.value)
+
+
+# ---------------------------------------------------------------- parameters
+@pytest.mark.parametrize("value, detail", [
+    ({1, 2}, "value for 'n' has unsupported type 'set'"),
+    ({1: 2}, "key 1 in 'n' has unsupported type 'int'"),
+    ([b"x"], "value for 'n[0]' has unsupported type 'bytes'"),
+])
+def test_parameters_no_context_can_hold_raise_before_the_run(backend: ModuleType, value: Any, detail: str) -> None:
+    # Engine.start promises bad parameters raise there; an Orquesta input (no schema) holding a
+    # set started the run and came back as a failed execution with no task
+    wf = """
+version: 1.0
+input:
+  - n
+tasks:
+  a:
+    action: core.echo message="{{ ctx().n }}"
+"""
+    with pytest.raises(WorkflowError) as ei:
+        engine(backend).run(wf, {"n": value})
+    assert str(ei.value).startswith(f"invalid parameters for workflow 'workflow':\n  parameter 'n': {detail}")

@@ -354,7 +354,18 @@ class Engine:
     def _parameters(self, spec: WorkflowSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
         from flowctx.spec import validate_parameters
 
-        return validate_parameters(spec, parameters)
+        params = validate_parameters(spec, parameters)
+        problems = []  # a value no context can hold (a set, bytes, an object): say so before the run
+        for name, value in params.items():
+            if value is None or type(value) in (str, int, float, bool):
+                continue
+            try:
+                self.store.freeze(value, name)
+            except (TypeError, ValueError, RecursionError) as exc:
+                problems.append(f"  parameter {name!r}: {exc}")
+        if problems:
+            raise WorkflowError(f"invalid parameters for workflow {spec.name!r}:\n" + "\n".join(problems), file=spec.file)
+        return params
 
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
