@@ -328,3 +328,49 @@ tasks:
     with pytest.raises(WorkflowError) as ei:
         engine(backend).run(wf, {"n": value})
     assert str(ei.value).startswith(f"invalid parameters for workflow 'workflow':\n  parameter 'n': {detail}")
+
+
+# ---------------------------------------------------------------- rehearsal specs
+@pytest.mark.parametrize("extra, message", [
+    ("mock_action_executions: 5", "mock_action_executions must be a list, got int"),
+    ("mock_action_executions: [{task_id: a, status: weird}]",
+     "mock_action_executions[0].status must be one of succeeded, failed, timeout, canceled, running, got 'weird'"),
+    ("mock_action_executions: [{task_id: a, num_iter: x}]",
+     "mock_action_executions[0].num_iter must be a whole number >= 0, got 'x'"),
+    ("mock_action_executions: [{task_id: a, item_id: -1}]",
+     "mock_action_executions[0].item_id must be a whole number >= 0, got -1"),
+])
+def test_malformed_mocks_fail_the_spec_with_a_message(tmp_path: Any, extra: str, message: str) -> None:
+    # a TypeError/ValueError traceback (or, for an unknown status, a silent 'failed')
+    from flowctx import rehearse
+
+    _write(tmp_path, "wf.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.noop\n")
+    spec = _write(tmp_path, "spec.yaml", f"workflow: wf.yaml\n{extra}\n")
+    [res] = rehearse(spec)
+    assert not res.ok
+    assert res.mismatches == [f"error: {spec}: {message}"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("expected_routes: 5", "expected_routes must be a list, got int"),
+    ("expected_errors: [x]", "expected_errors must be a list of mappings"),
+    ("expected_task_sequence: abc", "expected_task_sequence must be a list, got str"),
+])
+def test_malformed_expectations_are_a_spec_error(tmp_path: Any, extra: str, message: str) -> None:
+    from flowctx import rehearse
+
+    _write(tmp_path, "wf.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.noop\n")
+    spec = _write(tmp_path, "spec.yaml", f"workflow: wf.yaml\n{extra}\n")
+    with pytest.raises(WorkflowError) as ei:
+        rehearse(spec)
+    assert str(ei.value) == f"{spec}: {message}"
+
+
+def test_malformed_rerun_tasks_fail_the_spec(tmp_path: Any) -> None:
+    from flowctx import rehearse
+
+    _write(tmp_path, "wf.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.fail\n")
+    _write(tmp_path, "first.yaml", "workflow: wf.yaml\nexpected_workflow_status: failed\n")
+    spec = _write(tmp_path, "again.yaml", "rerun_of: first.yaml\nrerun_tasks: a\n")
+    [res] = rehearse(spec)
+    assert res.mismatches == [f"error: {spec}: rerun_tasks must be a list of {{task_id, route, reset_items}}"]

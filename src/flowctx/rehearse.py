@@ -73,18 +73,45 @@ def load_rehearsal_spec(path: str) -> dict[str, Any]:
         raise WorkflowError(f"{path}: unknown key(s) in rehearsal spec: {', '.join(unknown)}", file=path)
     if "workflow" not in data and "rerun_of" not in data:
         raise WorkflowError(f"{path}: rehearsal spec needs 'workflow'", file=path)
+    for key in ("expected_task_sequence", "expected_routes", "expected_errors", "expected_term_tasks"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, list):
+            raise WorkflowError(f"{path}: {key} must be a list, got {type(value).__name__}", file=path)
+    if data.get("expected_routes") and not all(isinstance(r, list) for r in data["expected_routes"]):
+        raise WorkflowError(f"{path}: expected_routes must be a list of lists", file=path)
+    if data.get("expected_errors") and not all(isinstance(e, dict) for e in data["expected_errors"]):
+        raise WorkflowError(f"{path}: expected_errors must be a list of mappings", file=path)
     return data
+
+
+_MOCK_STATUSES = ("succeeded", "failed", "timeout", "canceled", "running")
 
 
 def _mocks(data: Mapping[str, Any], path: str) -> list[_Mock]:
     out = []
-    for i, m in enumerate(data.get("mock_action_executions") or []):
+    entries = data.get("mock_action_executions") or []
+    if not isinstance(entries, list):
+        raise WorkflowError(f"{path}: mock_action_executions must be a list, got {type(entries).__name__}", file=path)
+    for i, m in enumerate(entries):
         if not isinstance(m, dict) or "task_id" not in m:
             raise WorkflowError(f"{path}: mock_action_executions[{i}] needs a task_id", file=path)
+        status = str(m.get("status", SUCCEEDED))
+        if status not in _MOCK_STATUSES:
+            raise WorkflowError(
+                f"{path}: mock_action_executions[{i}].status must be one of {', '.join(_MOCK_STATUSES)}, "
+                f"got {status!r}", file=path,
+            )
+        for key in ("seq_id", "item_id", "num_iter"):
+            value = m.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise WorkflowError(
+                    f"{path}: mock_action_executions[{i}].{key} must be a whole number >= 0, got {value!r}",
+                    file=path,
+                )
         out.append(
             _Mock(
                 task_id=str(m["task_id"]),
-                status=str(m.get("status", SUCCEEDED)),
+                status=status,
                 result=m.get("result"),
                 seq_id=m.get("seq_id"),
                 item_id=m.get("item_id"),
@@ -92,6 +119,17 @@ def _mocks(data: Mapping[str, Any], path: str) -> list[_Mock]:
             )
         )
     return out
+
+
+def _rerun_tasks(data: Mapping[str, Any], path: str) -> list[Mapping[str, Any]]:
+    entries = data.get("rerun_tasks") or []
+    if not isinstance(entries, list) or not all(isinstance(t, dict) and "task_id" in t for t in entries):
+        raise WorkflowError(f"{path}: rerun_tasks must be a list of {{task_id, route, reset_items}}", file=path)
+    for t in entries:
+        route = t.get("route", 0) or 0
+        if isinstance(route, bool) or not isinstance(route, int) or route < 0:
+            raise WorkflowError(f"{path}: rerun_tasks route must be a whole number >= 0, got {route!r}", file=path)
+    return entries
 
 
 def _pick(mocks: list[_Mock], task: str, seq: int) -> _Mock | None:
@@ -142,10 +180,9 @@ class Rehearsal:
         if data.get("rerun_of"):
             prev_path = os.path.join(base, str(data["rerun_of"]))
             prev = self._conduct(prev_path, load_rehearsal_spec(prev_path), depth + 1)
-            tasks = [
-                (str(t["task_id"]), int(t.get("route", 0) or 0)) for t in (data.get("rerun_tasks") or [])
-            ]
-            reset = any(bool(t.get("reset_items")) for t in (data.get("rerun_tasks") or []))
+            rerun = _rerun_tasks(data, path)
+            tasks = [(str(t["task_id"]), int(t.get("route", 0) or 0)) for t in rerun]
+            reset = any(bool(t.get("reset_items")) for t in rerun)
             prev.rerun(tasks or None, reset_items=reset)
             self._drive(prev, _mocks(data, path))
             return prev
