@@ -374,3 +374,15 @@ def test_malformed_rerun_tasks_fail_the_spec(tmp_path: Any) -> None:
     spec = _write(tmp_path, "again.yaml", "rerun_of: first.yaml\nrerun_tasks: a\n")
     [res] = rehearse(spec)
     assert res.mismatches == [f"error: {spec}: rerun_tasks must be a list of {{task_id, route, reset_items}}"]
+
+
+def test_flowctx_rehearse_is_callable_after_the_module_was_imported(tmp_path: Any) -> None:
+    # `import flowctx.rehearse` before the first `flowctx.rehearse(...)` bound the package
+    # attribute to the module: "TypeError: 'module' object is not callable"
+    import flowctx
+    import flowctx.rehearse  # noqa: F401
+
+    _write(tmp_path, "wf.yaml", "version: 1.0\ntasks:\n  a:\n    action: core.noop\n")
+    spec = _write(tmp_path, "spec.yaml", "workflow: wf.yaml\n")
+    [res] = flowctx.rehearse(spec)
+    assert res.ok, res.mismatches

@@ -13,6 +13,7 @@ one item outcome per batch.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -284,3 +285,15 @@ def rehearse(*paths: str, renderer: Any = None, store: ModuleType | None = None)
     """Rehearse spec files; returns one :class:`RehearsalResult` per file."""
     r = Rehearsal(renderer=renderer, store=store)
     return [r.run_file(p) for p in paths]
+
+
+class _CallableModule(ModuleType):
+    """``flowctx.rehearse`` names both this module and :func:`rehearse`: once anything imports the
+    module first (``from flowctx.rehearse import Rehearsal``), Python binds the package attribute
+    to the module, so the module forwards calls to the function."""
+
+    def __call__(self, *paths: str, renderer: Any = None, store: ModuleType | None = None) -> list[RehearsalResult]:
+        return rehearse(*paths, renderer=renderer, store=store)
+
+
+sys.modules[__name__].__class__ = _CallableModule
