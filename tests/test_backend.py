@@ -144,6 +144,7 @@ def test_no_compiled_option_deselects_the_compiled_cases() -> None:
     assert "1 passed, 1 deselected" in run.stdout, run.stdout
 
 
+@pytest.mark.compiled  # needs an importable compiled build: REQUIRE_COMPILED wins over a pure install
 def test_require_compiled_contradicts_no_compiled() -> None:
     run = _pytest([TARGET, "-q", "-p", "no:cacheprovider", "--no-compiled"], hide=False, FLOWCTX_REQUIRE_COMPILED="1")
     assert run.returncode == 4  # pytest's usage-error exit code
