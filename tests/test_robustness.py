@@ -386,3 +386,32 @@ def test_flowctx_rehearse_is_callable_after_the_module_was_imported(tmp_path: An
     spec = _write(tmp_path, "spec.yaml", "workflow: wf.yaml\n")
     [res] = flowctx.rehearse(spec)
     assert res.ok, res.mismatches
+
+
+def test_canceling_a_run_cancels_its_running_subworkflow(backend: ModuleType, tmp_path: Any) -> None:
+    # the parent reported 'canceled' at once while the child ran on and started its next task
+    marker = tmp_path / "child-went-on"
+    _write(tmp_path, "child.yaml", f"""
+version: 1.0
+tasks:
+  wait:
+    action: core.sleep seconds=2
+    next:
+      - do: after
+  after:
+    action: core.local
+    input:
+      cmd: "touch {marker}"
+""")
+    wf = _write(tmp_path, "parent.yaml", """
+version: 1.0
+tasks:
+  sub:
+    action: child.yaml
+""")
+    ex = engine(backend).start(wf)
+    time.sleep(0.3)
+    ex.cancel()
+    assert ex.wait(timeout=10).status == "canceled"
+    time.sleep(2.5)
+    assert not marker.exists()

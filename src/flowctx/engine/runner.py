@@ -547,7 +547,7 @@ class Engine:
         if task.type == "workflow" or (call.action and _is_workflow_ref(call.action)):
             path = _subworkflow_path(task.workflow or call.action, wf_file)
             assert path is not None
-            return self._subworkflow(path), False, None
+            return self._subworkflow(path), True, None  # the context: its cancel event stops the child
         if call.action is None:
             return _no_action, False, None
         key = (call.action, tuple(call.inputs))
@@ -570,7 +570,7 @@ class Engine:
         engine = self
 
         @in_engine_process  # orchestration, not work: a thread of this process on any executor
-        def run_subworkflow(**inputs: Any) -> ActionResult:
+        def run_subworkflow(action_context: ActionContext | None = None, **inputs: Any) -> ActionResult:
             if engine._depth >= MAX_SUBWORKFLOW_DEPTH:
                 return ActionResult(
                     "failed", None,
@@ -583,7 +583,13 @@ class Engine:
                 renderer=engine.renderer, store=engine.store, responder=engine.responder,
             )
             child._depth = engine._depth + 1
-            res = child.run(path, inputs)
+            child_ex = child.start(path, inputs)
+            # a cancel or timeout of the calling task cancels the child (it ran on otherwise)
+            while not child_ex._done.wait(0.05):
+                if action_context is not None and action_context.cancel_event.is_set():
+                    child_ex.cancel()
+                    break
+            res = child_ex.wait()
             if res.succeeded:
                 return ActionResult("succeeded", res.output)
             reason = _failure_reason(res)
