@@ -753,3 +753,30 @@ tasks:
     assert bad.status == "failed"
     msg = bad.task("make").error or ""
     assert "t.big" in msg and "'set'" in msg and "result.s" in msg
+
+
+def test_missing_or_unexpected_action_inputs_fail_before_anything_runs(backend: ModuleType) -> None:
+    ran: list[str] = []
+
+    def first() -> None:
+        ran.append("first")
+
+    def needs(n: int) -> int:
+        return n
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next: [{do: b}]
+  b:
+    action: t.needs
+    input: {m: 1}
+"""
+    with pytest.raises(WorkflowError) as info:
+        engine(backend, {"t.first": first, "t.needs": needs}).run(wf)
+    msg = str(info.value)
+    assert "task 'b': missing required input 'n' of action 't.needs'" in msg
+    assert "unexpected input 'm'" in msg
+    assert ran == []

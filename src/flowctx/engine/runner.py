@@ -378,12 +378,15 @@ class Engine:
                 continue
             if task.action is None:
                 continue
+            where = f"{task.loc}: " if task.loc else ""
             try:
                 aspec = self.registry.resolve(task.action)
                 executor.check(aspec.func, aspec.name)
             except ActionError as exc:
-                where = f"{task.loc}: " if task.loc else ""
                 problems.append(f"{where}task {task.name!r}: {exc}")
+                continue
+            if _static_names(task.input):  # input names known before the run: check them now
+                problems.extend(f"{where}{p}" for p in aspec.check_inputs(task.input, task=task.name))
         if problems:
             raise WorkflowError("; ".join(problems) if len(problems) == 1 else "\n".join(problems), problems=problems)
 
@@ -609,6 +612,13 @@ def _login() -> str:
         return getpass.getuser()
     except Exception:  # no user database entry (containers): still a usable value
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _static_names(inputs: Any) -> bool:
+    """True when an input mapping's names are plain strings (not templates rendered at run time)."""
+    if not isinstance(inputs, Mapping):
+        return False
+    return all(isinstance(k, str) and "{{" not in k and "{%" not in k and "<%" not in k for k in inputs)
 
 
 def _no_action(**inputs: Any) -> None:
