@@ -1127,7 +1127,7 @@ TEMPLATE_CASES = [
 ref: demo.tpl
 tasks:
   - name: t1
-    action: core.echo
+    action: demo.echo
     input:
       message: "{{ parameters.x + }}"
       nested:

@@ -407,7 +407,7 @@ vars:
   - base: &base {a: 1, b: 2}
 tasks:
   t1:
-    action: core.echo
+    action: demo.echo
     input:
       <<: *base
       b: 3
@@ -443,3 +443,11 @@ def test_yaql_lambda_dollar_is_not_a_context_variable() -> None:
 
     assert referenced_variables("<% ctx(xs).select($.n) %>") == {"xs"}
     assert referenced_variables("<% $.a + 1 %>") == {"a"}
+
+
+def test_validate_checks_inputs_of_registered_actions() -> None:
+    spec = load_workflow("version: 1.0\ntasks:\n  a:\n    action: core.echo\n    input: {mesage: hi}\n", validate=False)
+    problems = [str(p) for p in validate(spec)]
+    assert problems == [
+        "<string>:5:5: error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]"
+    ] or problems[0].endswith("error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]")

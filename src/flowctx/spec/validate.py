@@ -197,6 +197,21 @@ class _Checker:
                 self.check_graph({t.name: t for t in task.subtasks}, task.locs.get("tasks", task.loc), top=False)
 
     # -- task fields -----------------------------------------------------------------------
+    def action_inputs(self, task: TaskSpec) -> None:
+        """Input names against the signature of an action already registered in this process
+        (built-ins, ``@flowctx.action`` functions imported so far); nothing is imported here."""
+        if not task.action or is_template(task.action) or not isinstance(task.input, Mapping):
+            return
+        if any(not isinstance(k, str) or is_template(k) for k in task.input):
+            return
+        from flowctx.actions import DEFAULT_REGISTRY
+
+        spec = DEFAULT_REGISTRY.get(task.action)
+        if spec is None:
+            return
+        for problem in spec.check_inputs(task.input):
+            self.error(task.locs.get("input", task.locs.get("action", task.loc)), problem, task.name)
+
     def check_task(self, task: TaskSpec) -> None:
         name = task.name
         locs = task.locs
@@ -205,6 +220,7 @@ class _Checker:
                        f"invalid action name {task.action!r}: expected 'pack.action', 'module:function' or a "
                        "workflow file (.yaml)", name)
         self.templates(task.action, locs, "action", name)
+        self.action_inputs(task)
         for key, value in task.input.items():
             self.templates(value, locs, f"input.{key}", name)
         if task.when is not None:
