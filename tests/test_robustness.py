@@ -84,7 +84,9 @@ tasks:
     res = engine(backend).run(wf)
     assert res.status == "failed"
     assert res.task("a").status == "failed"
-    assert res.reason.startswith("task 'a', field 'retry.delay'")  # the task named once
+    # where it is written, then the task (named once) and the field
+    assert res.reason.startswith("<string>:8:14: task 'a', field 'retry.delay'"), res.reason
+    assert res.reason.count("task 'a'") == 1
     assert "ZeroDivisionError" in res.reason
 
 
@@ -147,7 +149,8 @@ tasks:
 """
         res = engine(backend).run(wf, {"n": n})
         assert res.status == "failed", fld
-        assert res.reason.startswith(f"task 'a', field '{fld}': {fld} must be a finite number"), (fld, res.reason)
+        assert f"task 'a', field '{fld}': {fld} must be a finite number" in res.reason, (fld, res.reason)
+        assert res.reason.startswith("<string>:"), res.reason
 
 
 def test_a_delay_longer_than_the_platform_wait_limit_waits_and_can_be_canceled(backend: ModuleType) -> None:
@@ -231,7 +234,7 @@ tasks:
     assert res.status == "failed"
     child = str(tmp_path / "child.yaml")
     assert res.reason.startswith(
-        f"task 'outer' failed: sub-workflow {child}: "
+        f"task 'outer' failed: sub-workflow {child}: {child}:5:13: "
         "task 'inner', field 'input.message'"
     ), res.reason
 
@@ -415,3 +418,20 @@ tasks:
     assert ex.wait(timeout=10).status == "canceled"
     time.sleep(2.5)
     assert not marker.exists()
+
+
+def test_run_json_output_is_valid_json_with_non_finite_floats(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from flowctx.cli import main
+
+    wf = tmp_path / "nan.yaml"
+    wf.write_text('version: 1.0\ntasks:\n  a:\n    action: test_robustness:_nan_action\n'
+                  '    next:\n      - publish: [{v: "{{ result() }}"}]\noutput:\n  - v: "{{ ctx().v }}"\n')
+    assert main(["run", str(wf), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["output"] == {"v": {"x": "nan", "y": "inf"}}
+
+
+def _nan_action() -> dict[str, float]:
+    return {"x": float("nan"), "y": float("inf")}

@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="run a workflow",
         description="Run a workflow file (Orquesta native v1 or list form) on this machine and "
         "print its output. Actions run in a thread pool by default; a task's timeout is enforced "
-        "(shell commands and process-pool workers are killed).",
+        "with the thread and process executors (shell commands and process-pool workers are "
+        "killed); the inline executor runs each call to completion and only reports the overrun.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument(
         "--executor", choices=("thread", "process", "inline"), default="thread",
         help="where actions run: a thread pool (default), a process pool (CPU-bound Python "
-        "actions; inputs are pickled), or inline in the engine thread (no concurrency)",
+        "actions; inputs are pickled), or inline in the engine thread (no concurrency, "
+        "timeouts not enforced)",
     )
     execution.add_argument(
         "--workers", type=_positive_int, metavar="N", help="size of the thread or process pool",
@@ -558,9 +560,21 @@ def _plain(value: Any) -> Any:
     from flowctx import thaw
 
     try:
-        return thaw(value)
+        return _json_safe(thaw(value))
     except Exception:  # noqa: BLE001 - best effort for display
         return value
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities have no JSON spelling: write them as the strings "nan" / "inf" /
+    "-inf" so --json output always parses."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -14,6 +14,7 @@ arrival order; with-items items get ``with_item`` of the task context.  Nothing 
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
 DEFAULT_RETRY_COMMAND_COUNT = 3
 _SCALARS = frozenset({str, int, float, bool})
+_NEXT_FIELD = re.compile(r"next\[(\d+)\]\.?(.*)")
 _INF = float("inf")
 _TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
@@ -248,7 +250,7 @@ class Conductor:
         try:
             self._prepare(inst)
         except FlowctxError as exc:
-            self._fail_instance(inst, str(exc))
+            self._fail_instance(inst, exc)
         return inst
 
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
@@ -389,7 +391,7 @@ class Conductor:
             inst.item_failed = True
             inst.item_status[idx] = FAILED
             inst.item_errors[idx] = str(exc)
-            self._log_error(inst, str(exc))
+            self._log_exc(inst, exc)
             if inst.in_flight == 0:
                 self._finish_items(inst)
             return None
@@ -464,7 +466,7 @@ class Conductor:
         try:
             count = self._number(retry.count, inst, "retry.count", integer=True) or 0
         except FlowctxError as exc:
-            self._log_error(inst, str(exc))
+            self._log_exc(inst, exc)
             return None
         if call.attempt > count:
             return None
@@ -475,7 +477,7 @@ class Conductor:
             try:
                 again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
             except FlowctxError as exc:
-                self._log_error(inst, str(exc))
+                self._log_exc(inst, exc)
                 return None
         if not again:
             return None
@@ -483,7 +485,7 @@ class Conductor:
             base = self._number(retry.delay, inst, "retry.delay") or 0.0
             max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
         except FlowctxError as exc:  # like count and when: logged, no retry, the outcome stands
-            self._log_error(inst, str(exc))
+            self._log_exc(inst, exc)
             return None
         n = call.attempt
         if retry.backoff == "linear":
@@ -531,11 +533,11 @@ class Conductor:
         inst.result = self.store.freeze([inst.item_results.get(i) for i in range(length)])  # O(items)
         self._complete(inst)
 
-    def _fail_instance(self, inst: TaskInstance, message: str) -> None:
+    def _fail_instance(self, inst: TaskInstance, exc: FlowctxError) -> None:
         inst.status = FAILED
-        inst.error = message
+        inst.error = str(exc)
         inst.pending.clear()
-        self._log_error(inst, message)
+        self._log_exc(inst, exc)
         self._complete(inst, error_logged=True)
 
     # ================================================================== completion
@@ -595,7 +597,7 @@ class Conductor:
                 self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
             taken = self._transitions(inst, ctx, stamps, scope)
         except FlowctxError as exc:
-            self._log_error(inst, str(exc))
+            self._log_exc(inst, exc)
             self._request_fail()
             inst.term = True
             return
@@ -762,6 +764,32 @@ class Conductor:
         if result is not None:
             err["result"] = result
         self.errors.append(err)
+
+    def _log_exc(self, inst: TaskInstance, exc: FlowctxError) -> None:
+        """Log an error raised while evaluating ``inst``; a template error is prefixed with the
+        file:line:col of the field it came from (``wf.yaml:12:18: task 'a', field 'input.x' ...``)."""
+        message = str(exc)
+        field = getattr(exc, "field", None)
+        loc = self._field_loc(inst, field) if field else None
+        self._log_error(inst, f"{loc}: {message}" if loc is not None else message)
+
+    def _field_loc(self, inst: TaskInstance, field: str) -> Any:
+        """Where ``field`` of ``inst``'s task is written (best match; the task itself otherwise)."""
+        spec = inst.spec
+        if spec is None:
+            return None
+        locs: Mapping[str, Any] = getattr(spec, "locs", None) or {}
+        fallback = spec.loc
+        m = _NEXT_FIELD.match(field)
+        if m is not None and int(m.group(1)) < len(spec.transitions):
+            tr = spec.transitions[int(m.group(1))]
+            locs, fallback, field = getattr(tr, "locs", None) or {}, tr.loc or spec.loc, m.group(2)
+        parts = re.split(r"[.\[]", field)
+        for i in range(len(parts), 0, -1):
+            key = ".".join(parts[:i])
+            if key in locs:
+                return locs[key]
+        return fallback
 
     def _request_fail(self) -> None:
         if self.status == RUNNING:

@@ -647,7 +647,7 @@ def _failure_reason(res: ExecutionResult) -> str:
                 rec = None
             if rec is not None and rec.error:
                 message = f"task {task!r} {rec.status}: {rec.error}"
-        if not message.startswith(f"task {task!r}"):
+        if f"task {task!r}" not in message:
             message = f"task {task!r}: {message}"
         return message
     return f"workflow {res.status}"

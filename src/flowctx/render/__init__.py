@@ -534,7 +534,8 @@ class Renderer:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, UndefinedError):
-        return f"undefined: {exc.message}" if getattr(exc, "message", None) else f"undefined: {exc}"
+        text = exc.message if getattr(exc, "message", None) else str(exc)
+        return f"undefined: {_plain_type_names(text)}"
     if isinstance(exc, SecurityError):
         return f"unsafe operation blocked by the sandbox: {exc}"
     if isinstance(exc, (LimitError, ExpressionError)):
@@ -617,3 +618,14 @@ def default_renderer() -> Renderer:
 
 # keep names used only by type checkers / re-exports visible
 _ = (sys, plain)
+
+
+_INTERNAL_TYPE = re.compile(
+    r"'flowctx\.[\w.]*?(FrozenDict|FrozenList|CtxView|[A-Za-z]+View|[A-Za-z]+Scope) object' has no attribute"
+)
+_PLAIN_NAMES = {"FrozenList": "the list has no attribute", "CtxView": "ctx() has no variable"}
+
+
+def _plain_type_names(text: str) -> str:
+    """Jinja names the object that lacks an attribute by its class; say what it is to a user."""
+    return _INTERNAL_TYPE.sub(lambda m: _PLAIN_NAMES.get(m.group(1), "the mapping has no key"), text)
