@@ -276,8 +276,7 @@ class Engine:
         try:
             self._check_actions(spec, executor)
         except BaseException:
-            if not isinstance(self._executor_spec, Executor):
-                executor.shutdown(wait=False)
+            self._release(executor)
             raise
         execution_id = uuid.uuid4().hex[:12]
         system = {
@@ -296,8 +295,7 @@ class Engine:
         try:
             attach(self, conductor, execution_id)  # metrics; with state=: execution row, lease, journal
         except BaseException:
-            if not isinstance(self._executor_spec, Executor):
-                executor.shutdown(wait=False)
+            self._release(executor)
             raise
         ex = Execution(self, conductor, execution_id)
         ex._executor = executor
@@ -319,8 +317,7 @@ class Engine:
             self._check_actions(conductor.spec, executor)
         except BaseException:
             conductor.journal.close()
-            if not isinstance(self._executor_spec, Executor):
-                executor.shutdown(wait=False)
+            self._release(executor)
             raise
         ex = Execution(self, conductor, execution_id)
         ex._executor = executor
@@ -396,6 +393,11 @@ class Engine:
             ex._thread.start()
         else:
             ex._run()
+
+    def _release(self, executor: Executor) -> None:
+        """Shut down an executor this engine made (one passed in by the caller stays theirs)."""
+        if not isinstance(self._executor_spec, Executor):
+            executor.shutdown(wait=False)
 
     def _make_executor(self) -> Executor:
         spec = self._executor_spec
