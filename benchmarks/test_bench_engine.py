@@ -51,28 +51,9 @@ from flowctx.cli.bench import machine, make_results
 from flowctx.engine.runner import Engine
 from flowctx.spec import load_workflow
 
-WORKFLOW = """\
-version: 1.0
-description: with-items fan-out over a published blob (engine benchmark)
-input:
-  - items
-tasks:
-  load:
-    action: bench.blob
-    next:
-      - when: "{{ succeeded() }}"
-        publish:
-          - big: "{{ result() }}"
-        do: fan
-  fan:
-    with:
-      items: "{{ ctx().items }}"
-    action: bench.work
-    input:
-      value: "{{ item() }}"
-output:
-  - keys: "{{ ctx().big | length }}"
-"""
+from _workflows import FANOUT_WORKFLOW
+
+WORKFLOW = FANOUT_WORKFLOW
 SPEC = load_workflow(WORKFLOW)  # loaded once; every timed run gets the parsed spec
 
 COUNTS = (100, 1000, 10000)

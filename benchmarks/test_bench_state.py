@@ -29,30 +29,11 @@ import pytest
 from flowctx.cli.bench import machine, make_results
 from flowctx.engine.runner import Engine
 from flowctx.spec import load_workflow
+
+from _workflows import FANOUT_WORKFLOW
 from flowctx.state import SQLiteState
 
-WORKFLOW = """\
-version: 1.0
-description: with-items fan-out over a published 1 MB blob (durable-state benchmark)
-input:
-  - items
-tasks:
-  load:
-    action: bench.blob
-    next:
-      - when: "{{ succeeded() }}"
-        publish:
-          - big: "{{ result() }}"
-        do: fan
-  fan:
-    with:
-      items: "{{ ctx().items }}"
-    action: bench.work
-    input:
-      value: "{{ item() }}"
-output:
-  - keys: "{{ ctx().big | length }}"
-"""
+WORKFLOW = FANOUT_WORKFLOW
 SPEC = load_workflow(WORKFLOW)
 N = 1000
 RESULTS = 100  # make_results(100): ~1 MB of JSON
