@@ -471,3 +471,11 @@ def test_summary_helpers() -> None:
     assert run_cli.format_seconds(None) == "-"
     assert run_cli.one_line("a\n  b\tc") == "a b c"
 
+
+
+def test_comma_list_parameter_is_typed_by_its_items_schema() -> None:
+    from flowctx.cli.run import coerce_parameter
+
+    assert coerce_parameter("xs", "1,2", {"type": "array", "items": {"type": "string"}}) == ["1", "2"]
+    assert coerce_parameter("xs", "1,2", {"type": "array", "items": {"type": "integer"}}) == [1, 2]
+    assert coerce_parameter("xs", "1,2", {"type": "array"}) == [1, 2]

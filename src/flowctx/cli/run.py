@@ -198,7 +198,7 @@ _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 
 
-def _coerce_one(kind: str, text: str) -> Any:
+def _coerce_one(kind: str, text: str, items: Any = None) -> Any:
     """``text`` as JSON-schema type ``kind``; ValueError if it is not one."""
     s = text.strip()
     if kind == "string":
@@ -231,7 +231,13 @@ def _coerce_one(kind: str, text: str) -> Any:
         if kind == "object" and isinstance(value, dict):
             return value
         if kind == "array" and isinstance(value, str) and not s.startswith(("[", "{")):
-            return [parse_yaml_value(part.strip()) for part in s.split(",")] if s else []
+            parts = [part.strip() for part in s.split(",")] if s else []
+            if isinstance(items, Mapping) and items.get("type") is not None:  # a,b typed by `items`
+                try:
+                    return [coerce_parameter(f"item {i}", part, items) for i, part in enumerate(parts)]
+                except FlowctxError:
+                    raise ValueError(text) from None
+            return [parse_yaml_value(part) for part in parts]
         raise ValueError(text)
     raise ValueError(text)  # pragma: no cover - unknown kinds are handled by the caller
 
@@ -249,7 +255,7 @@ def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> 
     order = ["null", "boolean", "integer", "number", "array", "object"]
     for k in sorted((k for k in known if k != "string"), key=order.index):
         try:
-            return _coerce_one(k, text)
+            return _coerce_one(k, text, (schema or {}).get("items"))
         except ValueError:
             continue
     if "string" in known:
