@@ -173,7 +173,8 @@ def test_local_timeout_kills_the_whole_process_group(tmp_path):
     assert elapsed < 2.0, f"killed {elapsed - 1:.2f}s after the limit"
     background, shell = (int(x) for x in pids.read_text().split())
     assert not alive(shell) and not alive(background)
-    assert group_members(shell) == []
+    # SIGKILL is delivered at once but a loaded machine may take a moment to tear processes down
+    assert wait_until(lambda: group_members(shell) == [], 1.0), group_members(shell)
 
 
 def test_local_cancel_event_kills_the_process_group(tmp_path):
@@ -193,7 +194,7 @@ def test_local_cancel_event_kills_the_process_group(tmp_path):
     t.join(2)
     assert not t.is_alive()
     assert box["result"].status == "failed" and "canceled" in box["result"].error
-    assert group_members(pgid) == []
+    assert wait_until(lambda: group_members(pgid) == [], 1.0), group_members(pgid)
 
 
 def test_local_kills_background_jobs_left_when_the_command_exits(tmp_path):
@@ -211,7 +212,7 @@ def test_local_child_ignoring_sigterm_is_killed(tmp_path):
     )
     assert result.status == "timeout"
     assert time.monotonic() - start < 1.5
-    assert group_members(int(pidfile.read_text())) == []
+    assert wait_until(lambda: group_members(int(pidfile.read_text())) == [], 1.0)
 
 
 # -- http -------------------------------------------------------------------------------------
