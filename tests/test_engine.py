@@ -780,3 +780,24 @@ tasks:
     assert "task 'b': missing required input 'n' of action 't.needs'" in msg
     assert "unexpected input 'm'" in msg
     assert ran == []
+
+
+def test_orquesta_input_defaults_that_are_expressions_are_rendered(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+input:
+  - xs: [1, 2, 3]
+  - n: <% len(ctx(xs)) %>
+  - label: "{{ ctx().n }} items"
+tasks:
+  t:
+    action: core.noop
+output:
+  - n: "{{ ctx().n }}"
+  - label: "{{ ctx().label }}"
+"""
+    res = engine(backend).run(wf)
+    assert res.output == {"n": 3, "label": "3 items"}
+    # a value the caller passes is data: never rendered
+    res2 = engine(backend).run(wf, {"label": "{{ 1 + 1 }}"})
+    assert res2.output == {"n": 3, "label": "{{ 1 + 1 }}"}

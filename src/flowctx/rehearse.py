@@ -23,6 +23,7 @@ import yaml
 
 from flowctx.actions.base import SUCCEEDED, Outcome
 from flowctx.engine.conductor import Conductor, TaskInstance
+from flowctx.engine.runner import render_parameter_defaults
 from flowctx.errors import FlowctxError, WorkflowError
 
 _SPEC_KEYS = {
@@ -191,7 +192,10 @@ class Rehearsal:
         spec = load_workflow(wf_path)
         from flowctx.spec import validate_parameters
 
-        params = validate_parameters(spec, data.get("inputs") or {})
+        inputs = data.get("inputs") or {}
+        params = render_parameter_defaults(
+            spec, validate_parameters(spec, inputs), set(inputs), self.renderer, self.store
+        )
         conductor = Conductor(spec, params, renderer=self.renderer, store=self.store)
         conductor.start()
         self._drive(conductor, _mocks(data, path))

@@ -362,7 +362,7 @@ class Engine:
                 problems.append(f"  parameter {name!r}: {exc}")
         if problems:
             raise WorkflowError(f"invalid parameters for workflow {spec.name!r}:\n" + "\n".join(problems), file=spec.file)
-        return params
+        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store)
 
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
@@ -605,6 +605,29 @@ class Engine:
             return ActionResult("failed", {"output": res.output, "errors": res.errors}, reason)
 
         return run_subworkflow
+
+
+def render_parameter_defaults(
+    spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType
+) -> dict[str, Any]:
+    """Defaults written as expressions (Orquesta: ``input: [{n: "<% len(ctx(xs)) %>"}]``) are
+    rendered in declaration order against the parameters before them; values the caller
+    passed (``given``) are data and never rendered."""
+    todo = [
+        p for p in spec.parameters
+        if p.has_default and p.name not in given and isinstance(p.default, str) and renderer.is_template(p.default)
+    ]
+    if not todo:
+        return params
+    out = dict(params)
+    for p in todo:
+        ctx = store.Context(out, out)
+        try:
+            out[p.name] = store.thaw(renderer.render_json(p.default, ctx, field=f"input.{p.name}"))
+        except FlowctxError as exc:
+            where = f"{p.loc}: " if p.loc else ""
+            raise WorkflowError(f"{where}default of parameter {p.name!r}: {exc}", file=spec.file) from None
+    return out
 
 
 def _login() -> str:
