@@ -857,13 +857,11 @@ class Conductor:
 
     def _render_output(self) -> None:
         if not self.spec.output:
-            self.output = None if self.status != WF_SUCCEEDED else {}
-            if not self.spec.output:
-                self.output = {}
+            self.output = {}
             return
         ctx = self.terminal_context()
         out: dict[str, Any] = {}
-        scope = self._Scope(status=None, result=None, statuses=self.statuses)
+        scope = self._scope(None)
         for name, value in self.spec.output:
             try:
                 out[name] = self.store.thaw(
