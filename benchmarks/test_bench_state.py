@@ -17,8 +17,6 @@ it grows by the changes, not by items x context size (1,000 x 1 MB would be ~1 G
 from __future__ import annotations
 
 import importlib
-import os
-import tempfile
 import time
 from functools import lru_cache
 from types import ModuleType

@@ -100,11 +100,9 @@ class TaskInstance:
     superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
-    item_names: tuple[str, ...] = ()
     item_results: dict[Any, Any] = field(default_factory=dict)
     item_status: dict[Any, str] = field(default_factory=dict)
     item_errors: dict[Any, str] = field(default_factory=dict)
-    item_attempts: dict[Any, int] = field(default_factory=dict)
     next_item: int = 0
     items_done: int = 0
     in_flight: int = 0
@@ -113,7 +111,6 @@ class TaskInstance:
     batch_end: int = 0
     item_failed: bool = False
     pending: list[ActionCall] = field(default_factory=list)
-    issued: bool = False
     is_command: bool = False
     timeout: float | None = None
     delay: float = 0.0
@@ -297,7 +294,6 @@ class Conductor:
             )
             if not ok:
                 inst.status = SKIPPED
-                inst.issued = True
                 self._complete(inst)
                 return
         inst.timeout = self._number(spec.timeout, inst, "timeout")
@@ -322,13 +318,11 @@ class Conductor:
             elif wi.names:
                 items = [{wi.names[0]: it} for it in items]
             inst.items = items
-            inst.item_names = wi.names
             inst.concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True) or None
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
             if not items:
                 inst.status = SUCCEEDED
                 inst.result = []
-                inst.issued = True
                 self._complete(inst)
             return
         if spec.subtasks:
@@ -374,7 +368,6 @@ class Conductor:
         n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
         out, inst.pending = inst.pending[:n], inst.pending[n:]
         inst.in_flight += len(out)
-        inst.issued = True
         return out
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall | None:
@@ -396,7 +389,6 @@ class Conductor:
                 self._finish_items(inst)
             return None
         inst.in_flight += 1
-        inst.issued = True
         self.items_run += 1
         return ActionCall(inst, idx, inst.spec.action, inputs, inst.timeout, inst.delay, item=ictx.item)
 
@@ -496,8 +488,6 @@ class Conductor:
             delay = base
         if max_delay is not None:
             delay = min(delay, max_delay)
-        if call.key is not None:
-            inst.item_attempts[call.key] = n + 1
         self._emit("retry", inst)
         return ActionCall(inst, call.key, call.action, call.inputs, call.timeout, delay, n + 1, call.item)
 

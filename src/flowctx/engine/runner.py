@@ -25,7 +25,6 @@ from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpe
 from flowctx.engine.conductor import (
     PAUSED,
     WF_CANCELED,
-    WF_FAILED,
     ActionCall,
     Conductor,
     TaskInstance,

@@ -27,7 +27,6 @@ import yaml
 
 from flowctx.errors import WorkflowError
 from flowctx.spec.model import (
-    ENGINE_COMMANDS,
     Loc,
     ParameterSpec,
     RetrySpec,
