@@ -486,3 +486,26 @@ def test_a_raising_on_done_does_not_kill_the_executor(kind, capsys):
         assert "engine bug" in capsys.readouterr().err
     finally:
         ex.shutdown(wait=False)
+
+
+def test_executor_from_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another package plugs an executor in through the ``flowctx.executors`` entry-point group."""
+    from flowctx.executors import executor_kinds
+
+    dist = tmp_path / "flowctx_demo_executor-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flowctx-demo-executor\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[flowctx.executors]\ndemo = flowctx_demo_executor:make\nbroken = no_such_module_x:make\n")
+    (tmp_path / "flowctx_demo_executor.py").write_text(
+        "from flowctx.executors import InlineExecutor\n"
+        "def make(max_workers=None):\n"
+        "    return InlineExecutor()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {"demo", "broken"} <= set(executor_kinds())
+    executor = make_executor("demo")
+    assert isinstance(executor, InlineExecutor)
+    with pytest.raises(ActionError, match="executor 'broken'.*cannot be loaded"):
+        make_executor("broken")
+    with pytest.raises(ActionError, match="unknown executor 'nope'.*demo"):
+        make_executor("nope")
