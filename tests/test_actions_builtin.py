@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +27,22 @@ def ctx(task: str = "t", **kw: Any) -> ActionContext:
     return ActionContext(task=task, **kw)
 
 
-# -- /proc helpers shared with the executor tests --------------------------------------------
+# -- process helpers shared with the executor tests (/proc on Linux, ps(1) elsewhere) ------------
+def _ps() -> list[tuple[int, int, str]]:
+    """(pid, pgid, state letter) of every process, from ps(1) where there is no /proc."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,pgid=,stat="], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            rows.append((int(parts[0]), int(parts[1]), parts[2][0]))
+    return rows
+
+
 def proc_state(pid: int) -> str | None:
     """The state letter of a process (None if it does not exist)."""
+    if not sys.platform.startswith("linux"):
+        return next((state for p, _, state in _ps() if p == pid), None)
     try:
         data = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
@@ -42,6 +57,8 @@ def alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid``."""
+    if not sys.platform.startswith("linux"):
+        return [p for p, g, state in _ps() if g == pgid and state not in ("Z", "X")]
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
