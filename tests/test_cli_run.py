@@ -236,7 +236,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_with_results(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(str(EXAMPLES / "hello-orquesta.yaml"), "--json", "--results") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["tasks"][0]["result"] == {"stdout": "Hello, world!"}
+    assert doc["tasks"][0]["result"] == {"stdout": "Hello, world!", "message": "Hello, world!"}
 
 
 def test_non_tty_subprocess_is_plain() -> None:

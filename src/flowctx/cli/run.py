@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowctx.cli._common import Masker, import_actions, load_config
+from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
 EXAMPLE = """\
@@ -104,7 +106,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument(
         "--answers-file", metavar="FILE", help="a YAML or JSON mapping TASK -> answer for core.inquiry",
     )
+    execution.add_argument(
+        "--config", metavar="FILE",
+        help="a YAML or JSON mapping the workflow reads as `config` (also `pack.config`)",
+    )
+    execution.add_argument(
+        "--kv", metavar="FILE",
+        help="the key-value store st2kv('system.name') / kv('name') read: a JSON file or a flowctx "
+        "state database (default: $FLOWCTX_KV, else ~/.flowctx/kv.json; see `flowctx kv`)",
+    )
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--metrics-port", type=_port, metavar="N",
+        help="serve Prometheus metrics on http://HOST:N/metrics while the run lasts (0: any free port, "
+        "printed on stderr)",
+    )
+    output.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="the address --metrics-port listens on (default: 127.0.0.1, this machine only)",
+    )
     output.add_argument(
         "--json", action="store_true",
         help="print one JSON document (status, reason, output, errors, tasks, metrics); no progress",
@@ -112,6 +132,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--results", action="store_true", help="with --json: include every task's result (may be large)",
     )
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
+    return n
 
 
 def _positive_int(text: str) -> int:
@@ -168,10 +198,12 @@ def _is_json_like(value: Any) -> bool:
     return False
 
 
-def parse_yaml_value(text: str) -> Any:
+def parse_yaml_value(text: str, what: str | None = None) -> Any:
     """VALUE of ``-p NAME=VALUE`` without a schema type: JSON-like YAML, else the string itself.
 
-    ``yes``/``no``/``on``/``off`` and dates stay strings (YAML 1.2 reads them so too).
+    ``yes``/``no``/``on``/``off`` and dates stay strings (YAML 1.2 reads them so too).  A value
+    that starts like a list or a mapping (``[`` / ``{``) but is not valid YAML is an error naming
+    ``what`` (e.g. "parameter 'xs'") instead of silently becoming a string.
     """
     import yaml
 
@@ -180,7 +212,14 @@ def parse_yaml_value(text: str) -> Any:
         return text
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if what is not None and stripped.startswith(("[", "{")):
+            kind = "a list" if stripped.startswith("[") else "a mapping"
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise FlowctxError(
+                f"{what}: {text!r} starts like {kind} but is not valid YAML ({problem}); "
+                f"to pass it as a string, quote it: '\"{text}\"'"
+            ) from None
         return text
     return value if _is_json_like(value) else text
 
@@ -246,7 +285,7 @@ def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> 
     """The value of ``-p name=text``, typed by ``schema['type']`` (a name or a list of names)."""
     kind = (schema or {}).get("type")
     if kind is None:
-        return parse_yaml_value(text)
+        return parse_yaml_value(text, f"parameter '{name}'")
     kinds = [kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)]
     known = [k for k in kinds if k in _TYPE_WORDS]
     if not known:
@@ -264,6 +303,18 @@ def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> 
     raise FlowctxError(f"parameter '{name}': expected {wanted}, got {text!r}")
 
 
+def _schema_of(param: Any) -> Mapping[str, Any]:
+    """A parameter's schema; without a ``type``, a list or mapping default gives the type (an
+    Orquesta ``input: [{xs: []}]`` takes ``-p xs=a,b`` and refuses ``-p xs=[a``)."""
+    schema = param.schema or {}
+    if schema.get("type") is None and param.has_default:
+        if isinstance(param.default, list):
+            return {**schema, "type": "array"}
+        if isinstance(param.default, dict):
+            return {**schema, "type": "object"}
+    return schema
+
+
 def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Parameters from ``--params-file`` and ``-p`` (typed by the spec's schemas), validated."""
     from flowctx.spec import validate_parameters
@@ -271,7 +322,7 @@ def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if args.params_file:
         params.update(read_mapping_file(args.params_file, "--params-file"))
-    schemas = {p.name: p.schema for p in spec.parameters}
+    schemas = {p.name: _schema_of(p) for p in spec.parameters}
     for text in args.params:
         name, value = _split_assignment(text, "-p")
         params[name] = coerce_parameter(name, value, schemas.get(name))
@@ -284,17 +335,55 @@ def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ====================================================================== inquiry answers
-def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
-    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
-    if not args.answers and not args.answers_file:
-        return None
+def inquiry_tasks(spec: Any, _seen: set[str] | None = None) -> set[str]:
+    """Names of the tasks of ``spec`` and of the sub-workflow files it names (whose inquiries
+    the same responder answers)."""
+    seen = _seen if _seen is not None else set()
+    names: set[str] = set()
+    for task in spec.tasks.values():
+        for t in (task, *task.subtasks):
+            names.add(t.name)
+            ref = t.workflow or (t.action if t.action and t.action.endswith((".yaml", ".yml")) else None)
+            if not ref or "{" in ref:
+                continue
+            base = os.path.dirname(os.path.abspath(spec.file)) if spec.file else os.getcwd()
+            path = os.path.normpath(os.path.join(base, ref))
+            if path in seen or not os.path.isfile(path):
+                continue
+            seen.add(path)
+            try:
+                from flowctx.spec import load_workflow
+
+                names |= inquiry_tasks(load_workflow(path, validate=False), seen)
+            except FlowctxError:
+                continue  # the run reports a broken sub-workflow itself
+    return names
+
+
+def check_answers(args: argparse.Namespace, spec: Any) -> None:
+    """Every ``--answer`` / ``--answers-file`` task must be a task of the workflow (or ``*``)."""
+    answers = _answers(args)
+    if not answers:
+        return
+    from flowctx.actions.registry import _did_you_mean
+
+    known = inquiry_tasks(spec)
+    for task in answers:
+        if task != "*" and task not in known:
+            hint = _did_you_mean(task, sorted(known)) or ""
+            raise FlowctxError(
+                f"--answer {task}=...: the workflow {spec.name!r} has no task {task!r}{hint}"
+            )
+
+
+def _answers(args: argparse.Namespace) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     if args.answers_file:
         answers.update(read_mapping_file(args.answers_file, "--answers-file"))
     for text in args.answers:
         key, value = _split_assignment(text, "--answer")
         task, _, path = key.partition(".")
-        parsed = parse_yaml_value(value)
+        parsed = parse_yaml_value(value, f"--answer {key}")
         if not path:
             answers[task] = parsed
             continue
@@ -307,6 +396,14 @@ def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], An
             if not isinstance(node, dict):
                 raise FlowctxError(f"--answer {text!r}: {part!r} is not a mapping")
         node[leaf] = parsed
+    return answers
+
+
+def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
+    if not args.answers and not args.answers_file:
+        return None
+    answers = _answers(args)
 
     def responder(request: Mapping[str, Any]) -> Any:
         task = request.get("task")
@@ -429,21 +526,46 @@ def make_engine(
     """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
     from flowctx.engine.runner import Engine
 
+    if "renderer" not in kwargs and (getattr(args, "config", None) or getattr(args, "kv_values", None) is not None):
+        from flowctx.render import Renderer
+
+        config = load_config(args.config) if getattr(args, "config", None) else None
+        kwargs["renderer"] = Renderer(config=config, keystore=getattr(args, "kv_values", None))
+    state = getattr(args, "state", None)
+    if isinstance(state, str):
+        _private_file(state)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
         responder=make_responder(args),
         on_event=on_event,
-        state=getattr(args, "state", None),
+        state=state,
         **kwargs,
     )
 
 
-def execute(engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None) -> tuple[Any, bool]:
+def _private_file(path: str) -> None:
+    """Create a new state file with mode 0600 (it holds parameters, secret ones included, and
+    results in clear); an existing file keeps its mode."""
+    if os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # the state store reports what is wrong with the path
+
+
+def execute(
+    engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None,
+    on_start: Callable[[Any], None] | None = None,
+) -> tuple[Any, bool]:
     """Start the workflow and wait for it; Ctrl-C cancels it and waits for the cancellation
-    (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``."""
+    (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``.
+    ``on_start`` receives the :class:`~flowctx.engine.runner.Execution` once it started."""
     stderr = stderr or sys.stderr
     ex = engine.start(spec, params)
+    if on_start is not None:
+        on_start(ex)
     if getattr(engine, "state", None) is not None:
         print(f"flowctx: durable execution {ex.execution_id} (if this process dies: flowctx resume "
               f"{ex.execution_id} --state {engine.state.location})", file=stderr)
@@ -488,16 +610,21 @@ def _stdout_is_terminal() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowctx.actions import import_action_module
+    from flowctx.kv import open_kv
     from flowctx.spec import load_workflow
 
-    for module in args.action_modules:
-        import_action_module(module)
+    import_actions(args.action_modules)
     if not os.path.exists(args.file):
         raise FlowctxError(f"{args.file}: no such file")
     spec = load_workflow(args.file)
     params = gather_parameters(spec, args)
-    make_responder(args)  # report bad --answer values before anything runs
+    check_answers(args, spec)  # report bad --answer values before anything runs
+    if args.config:
+        load_config(args.config)  # a bad --config file is a usage error before anything runs
+    kv = open_kv(args.kv)
+    args.kv_values = kv.values()
+    masker = Masker.for_run(spec, params, kv.secret_values())
+    metrics_server = start_metrics_server(args) if args.metrics_port is not None else None
 
     live = _stdout_is_terminal() and not args.json
     display = None
@@ -507,18 +634,24 @@ def run(args: argparse.Namespace) -> int:
 
         console = Console()
         display = LiveDisplay(console, f"{spec.name}")
-    engine = make_engine(args, on_event=display.hook if display is not None else None)
-    t0 = time.perf_counter()
-    if display is not None:
-        with display:
-            result, interrupted = execute(engine, spec, params)
-    else:
-        result, interrupted = execute(engine, spec, params)
-    elapsed = time.perf_counter() - t0
-    settle_actions()
+    on_start = metrics_server.watch if metrics_server is not None else None
+    try:
+        engine = make_engine(args, on_event=display.hook if display is not None else None)
+        t0 = time.perf_counter()
+        if display is not None:
+            with display:
+                result, interrupted = execute(engine, spec, params, on_start=on_start)
+        else:
+            result, interrupted = execute(engine, spec, params, on_start=on_start)
+        elapsed = time.perf_counter() - t0
+        settle_actions()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+    result = masker.result(result)
     report(result, elapsed, args, console=console)
     if result.status != "succeeded":
-        print(f"flowctx: workflow {result.status}: {failure_reason(result)}", file=sys.stderr)
+        print(f"flowctx: workflow {result.status}: {masker.text(failure_reason(result))}", file=sys.stderr)
     if interrupted:
         return 130
     return 0 if result.status == "succeeded" else 1
