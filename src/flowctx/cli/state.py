@@ -177,12 +177,15 @@ def running_time(state: Any, execution_id: str, row: dict[str, Any]) -> dict[str
     return {"seconds": seconds, "span": span, "resumes": len(resumes), "dead": dead, "finished": bool(finished)}
 
 
-def _running_text(info: dict[str, Any], state_word: str) -> str:
-    """``12.3 s`` / ``12.3 s (interrupted)`` / ``12.3 s running (+ 4 min stopped, resumed 1x)``."""
+def _running_text(info: dict[str, Any], state_word: str, short: bool = False) -> str:
+    """``12.3 s`` / ``12.3 s (interrupted)`` / ``12.3 s running (+ 4 min stopped, resumed 1x)``
+    (``short``: ``12.3 s (resumed 1x)``)."""
     if info["seconds"] is None:
         return "-"
     text = _seconds(info["seconds"])
-    if info["resumes"]:
+    if info["resumes"] and short:
+        text += f" (resumed {info['resumes']}x)"
+    elif info["resumes"]:
         text += f" running (+ {_seconds(info['dead'])} stopped, resumed {info['resumes']}x)"
     if state_word == "interrupted":
         text += " (interrupted)"
@@ -254,7 +257,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             r["state"] = "interrupted" if r["status"] in ("running", "paused") and r["owner"] is None else r["status"]
             timing = running_time(state, r["id"], r)
             r["running_seconds"] = timing["seconds"]
-            r["duration"] = _running_text(timing, r["state"])
+            r["duration"] = _running_text(timing, r["state"], short=True)
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -265,7 +268,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
         for col in ("EXECUTION", "WORKFLOW", "STATUS", "TASKS", "STARTED", "DURATION", "RUNNING IN"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("EXECUTION", "STARTED", "DURATION"))
         for r in rows:
             table.add_row(
                 r["id"], r["workflow"], r["state"], str(r["tasks"]), _when(r["created"]),
