@@ -31,17 +31,32 @@ examples:
   flowctx run examples/fanout.yaml --actions examples/actions.py -p items=50000
   flowctx run deploy.yaml --params-file params.yaml -p dry_run=true --json > result.json
   flowctx run approve.yaml --answer approve='{approved: true}'
+  flowctx run deploy.yaml --config pack-config.yaml --kv runs.db --metrics-port 9464
 
 parameters:
   -p NAME=VALUE is typed by the parameter's JSON schema when it has a `type` (integer, number,
   boolean, array, object, string; an array also takes a,b,c); without one, VALUE is read as YAML
   (42 -> int, 1.5 -> float, true/false, null, [a, b], {k: v}; anything else is a string; quote
-  to force a string: -p v='"42"').  -p wins over --params-file (a YAML or JSON mapping).
+  to force a string: -p v='"42"').  A parameter without a type whose default is a list or a
+  mapping is typed as an array / object.  A VALUE that starts with [ or { but is not valid YAML
+  is refused (exit 2, nothing runs).  -p wins over --params-file (a YAML or JSON mapping).
+  A parameter whose schema says `secret: true` is shown as ******** in everything flowctx
+  prints (its value is masked inside output, errors and results too).
 
 answers (core.inquiry):
   --answer TASK=VALUE answers the inquiry of task TASK with VALUE (read as YAML);
   --answer TASK.FIELD=VALUE sets one field of the answer.  --answers-file maps TASK -> answer.
-  An inquiry without an answer fails its task.
+  TASK must be a task of the workflow or of a sub-workflow file it names (or * for any);
+  another name is refused before the run.  An inquiry without an answer fails its task.
+
+actions:
+  --actions MODULE may replace a built-in action (e.g. mock core.local); each replacement is
+  reported on stderr as "flowctx: warning: --actions MODULE: replaces the built-in action ...".
+
+config and key-value store:
+  --config FILE (YAML/JSON mapping) is `config` and `pack.config` in templates; st2kv('system.x')
+  and kv('x') read the key-value store (--kv FILE, default $FLOWCTX_KV or ~/.flowctx/kv.json;
+  managed with `flowctx kv`); an unknown key fails the task that reads it.
 
 output:
   in a terminal: a live progress bar per with-items task, then a task table and the output;
@@ -621,8 +636,10 @@ def run(args: argparse.Namespace) -> int:
     check_answers(args, spec)  # report bad --answer values before anything runs
     if args.config:
         load_config(args.config)  # a bad --config file is a usage error before anything runs
+    if args.kv and not os.path.exists(args.kv):
+        raise FlowctxError(f"--kv {args.kv}: no such file (create it with `flowctx kv set KEY VALUE --kv {args.kv}`)")
     kv = open_kv(args.kv)
-    args.kv_values = kv.values()
+    args.kv_values = kv.values() or None  # None: the shared default renderer (its kv() knows no key)
     masker = Masker.for_run(spec, params, kv.secret_values())
     metrics_server = start_metrics_server(args) if args.metrics_port is not None else None
 
