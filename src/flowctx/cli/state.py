@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from flowctx.cli._common import import_actions, masker_for_stored
+from flowctx.cli.run import executor_name, executor_options
 
 EXAMPLES = """\
 examples:
@@ -56,10 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="import a module (dotted name or .py file) that registers actions; repeatable "
         "(default: the modules the original run used, when they still exist)",
     )
-    p.add_argument("--executor", choices=("thread", "process", "inline"), default="thread",
-                   help="where actions run (default: thread)")
+    p.add_argument("--executor", type=executor_name, default="thread", metavar="KIND",
+                   help="where actions run: thread (default), process, inline, dask, or a plug-in (as for run)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the address of a running Dask scheduler (tcp://HOST:PORT)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="size of the thread or process pool (as for `flowctx run`)")
+                   help="size of the executor's pool (as for `flowctx run`)")
     # the old spelling, kept working but not advertised
     p.add_argument("--max-workers", dest="workers", type=_positive_int, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -385,7 +388,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not modules:
             modules = [m for m in (row.get("options") or {}).get("action_modules", []) if os.path.isfile(m)]
         import_actions(modules)
-        engine = Engine(actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.workers, state=state)
+        engine = Engine(
+            actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.workers, state=state,
+            executor_options=executor_options(args),
+        )
         t = time.time()
         res = engine.resume(args.execution_id)
         elapsed = time.time() - t
