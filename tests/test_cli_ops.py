@@ -348,6 +348,13 @@ def test_secret_parameters_are_masked_in_everything_displayed(
     with sqlite3.connect(db) as c:
         (params,) = c.execute("SELECT parameters FROM executions").fetchone()
     assert token in params
+    exported, other = str(tmp_path / "x.json"), str(tmp_path / "other.db")
+    assert main(["export", eid, "--state", db, "-o", exported]) == 0  # a faithful copy, for moving state
+    assert main(["import", exported, "--state", other]) == 0
+    assert stat.S_IMODE(os.stat(other).st_mode) == 0o600
+    capsys.readouterr()
+    assert main(["show", eid, "--state", other]) == 0
+    assert token not in capsys.readouterr().out
 
 
 # ============================================================ 12.10 the seed examples, --config
@@ -472,8 +479,11 @@ def test_kv_commands_and_workflows_reading_the_store(
     assert "kv('user'): no key 'user' in the key-value store" in err and "task 't'" in err
     if store.endswith(".db"):
         assert main(["list", "--state", kv]) == 0  # still a valid state file
-    else:
-        assert stat.S_IMODE(os.stat(kv).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(kv).st_mode) == 0o600 or store.endswith(".db")
+    fresh = str(tmp_path / "fresh.db")  # a new .db path becomes a state file only its owner reads
+    assert main(["kv", "set", "k", "v", "--kv", fresh]) == 0
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o600
+    assert main(["list", "--state", fresh]) == 0
 
 
 def test_kv_default_store_and_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

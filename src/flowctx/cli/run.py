@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config
+from flowctx.cli._common import Masker, import_actions, load_config, private_file
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -580,7 +580,7 @@ def make_engine(
         kwargs["renderer"] = Renderer(config=config, keystore=getattr(args, "kv_values", None))
     state = getattr(args, "state", None)
     if isinstance(state, str):
-        _private_file(state)
+        private_file(state)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
@@ -592,15 +592,7 @@ def make_engine(
     )
 
 
-def _private_file(path: str) -> None:
-    """Create a new state file with mode 0600 (it holds parameters, secret ones included, and
-    results in clear); an existing file keeps its mode."""
-    if os.path.exists(path):
-        return
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError:
-        pass  # the state store reports what is wrong with the path
+
 
 
 def execute(

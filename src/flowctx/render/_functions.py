@@ -310,3 +310,8 @@ def make_kv_helpers(keystore: Mapping[str, Any] | None) -> dict[str, Any]:
         return lookup(values, key, "kv")
 
     return {"st2kv": st2kv, "kv": kv}
+
+
+def helper_names() -> frozenset[str]:
+    """The names of every helper function (what a validator can treat as known functions)."""
+    return frozenset(make_helpers(Limits(1)))
