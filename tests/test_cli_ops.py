@@ -16,7 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -289,6 +288,8 @@ def test_list_and_show_durations_leave_out_the_time_the_process_was_dead(
     info = json.loads(capsys.readouterr().out)
     assert info["resumes"] == 1
     assert info["stopped_seconds"] > 3000 and info["running_seconds"] < 600
+    (fan,) = info["tasks"]  # started before the "crash", finished after the resume
+    assert fan["duration"] < 600
     assert main(["show", eid, "--state", db]) == 0
     text = capsys.readouterr().out
     assert "stopped, resumed 1x" in text

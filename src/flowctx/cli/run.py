@@ -573,11 +573,12 @@ def make_engine(
     """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
     from flowctx.engine.runner import Engine
 
-    if "renderer" not in kwargs and (getattr(args, "config", None) or getattr(args, "kv_values", None) is not None):
+    config = getattr(args, "config_values", None)  # --config and --kv, as run() read them
+    keystore = getattr(args, "kv_values", None)
+    if "renderer" not in kwargs and (config is not None or keystore is not None):
         from flowctx.render import Renderer
 
-        config = load_config(args.config) if getattr(args, "config", None) else None
-        kwargs["renderer"] = Renderer(config=config, keystore=getattr(args, "kv_values", None))
+        kwargs["renderer"] = Renderer(config=config, keystore=keystore)
     state = getattr(args, "state", None)
     if isinstance(state, str):
         private_file(state)
@@ -590,9 +591,6 @@ def make_engine(
         state=state,
         **kwargs,
     )
-
-
-
 
 
 def execute(
@@ -659,8 +657,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_workflow(args.file)
     params = gather_parameters(spec, args)
     check_answers(args, spec)  # report bad --answer values before anything runs
-    if args.config:
-        load_config(args.config)  # a bad --config file is a usage error before anything runs
+    args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
     if args.kv and not os.path.exists(args.kv):
         raise FlowctxError(f"--kv {args.kv}: no such file (create it with `flowctx kv set KEY VALUE --kv {args.kv}`)")
     kv = open_kv(args.kv)

@@ -138,12 +138,6 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def _dur(a: float | None, b: float | None) -> str:
-    if not a or not b:
-        return "-"
-    return _seconds(max(0.0, b - a))
-
-
 def _seconds(d: float) -> str:
     if d < 1:
         return f"{d * 1000:.0f} ms"
@@ -169,16 +163,26 @@ def running_time(state: Any, execution_id: str, row: dict[str, Any]) -> dict[str
         ).fetchall()
     finished = row.get("finished")
     end = finished or max([row.get("updated") or created] + [f or s or 0.0 for _p, s, f in acts])
-    dead = 0.0
+    gaps = []
     for pos in resumes:
         before = [max(s or 0.0, f or 0.0) for p, s, f in acts if p < pos]
         after = [s or f for p, s, f in acts if p > pos and (s or f)]
         last = max([created, *before])
         first = min(after) if after else end
-        dead += max(0.0, first - last)
+        if first > last:
+            gaps.append((last, first))
     span = max(0.0, end - created) if created else None
-    seconds = None if span is None else max(0.0, span - dead)
-    return {"seconds": seconds, "span": span, "resumes": len(resumes), "dead": dead, "finished": bool(finished)}
+    seconds = None if span is None else active_seconds(created, end, gaps)
+    return {"seconds": seconds, "span": span, "resumes": len(resumes), "dead": sum(b - a for a, b in gaps),
+            "gaps": gaps, "finished": bool(finished)}
+
+
+def active_seconds(start: float, end: float, gaps: list[tuple[float, float]]) -> float:
+    """``end - start`` without the parts of ``gaps`` (dead-process intervals) inside it."""
+    total = max(0.0, end - start)
+    for a, b in gaps:
+        total -= max(0.0, min(b, end) - max(a, start))
+    return max(0.0, total)
 
 
 def _running_text(info: dict[str, Any], state_word: str, short: bool = False) -> str:
@@ -232,7 +236,7 @@ def describe(state: Any, execution_id: str) -> dict[str, Any]:
         if inst["items"] is not None and inst["status"] == "running":
             t["items_done"] = sum(1 for _a, s in latest.get(inst["seq"], {}).values() if s != "running")
         t["calls"] = ncalls.get(inst["seq"], 0)
-        t["duration"] = None if not inst["finished"] or not inst["started"] else inst["finished"] - inst["started"]
+        t["duration"] = None if not inst["finished"] or not inst["started"] else (inst["started"], inst["finished"])
         tasks.append(t)
     masker = masker_for_stored(row)
     out = {k: v for k, v in row.items() if k != "source"}
@@ -246,6 +250,9 @@ def describe(state: Any, execution_id: str) -> dict[str, Any]:
     out["tasks"] = tasks
     out["records"] = state.counts(execution_id)
     timing = running_time(state, execution_id, row)
+    for t in tasks:  # a task that ran across a crash: the time it actually ran
+        if t["duration"] is not None:
+            t["duration"] = active_seconds(t["duration"][0], t["duration"][1], timing["gaps"])
     out["running_seconds"] = timing["seconds"]
     out["stopped_seconds"] = timing["dead"]
     out["resumes"] = timing["resumes"]
@@ -317,7 +324,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         items = "-" if t["items"] is None else f"{t.get('items_done') or 0}/{t['items']}"
         table.add_row(
             str(t["seq"]), t["name"], t["status"], str(t["attempts"]), items,
-            _when(t["started"]).split(" ")[-1], _dur(t["started"], t["finished"]), _short(t["error"] or "", 60),
+            _when(t["started"]).split(" ")[-1], "-" if t["duration"] is None else _seconds(t["duration"]),
+            _short(t["error"] or "", 60),
         )
     con.print()
     con.print(table)
