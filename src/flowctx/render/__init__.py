@@ -10,7 +10,8 @@ Public API: :class:`Renderer`, :class:`TaskScope`, :func:`default_renderer`.
   first, then parameters).  Functions: ``ctx()``, ``item()``, ``result()``, ``task_status()``,
   ``succeeded()``, ``failed()``, ``completed()``, ``timed_out()``, ``json()``, ``zip()``,
   ``to_json_string``, ``from_json_string``, ``to_yaml_string``, ``from_yaml_string``,
-  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``.
+  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``, ``st2kv()`` / ``kv()``
+  (the ``keystore`` values).
 * Data is inert: only the strings of the workflow definition are ever compiled; values read from
   the context are never rendered again.
 * Every failure is a :class:`flowctx.errors.TemplateError` naming the template, the line and (when
@@ -154,11 +155,12 @@ class Renderer:
         self.max_steps = max_steps
         self.timeout = timeout
         self.limits = Limits(max_output)
-        self.helpers = make_helpers(self.limits)
         resolvers = base_resolvers()
+        frozen_kv = store.freeze(keystore, "keystore") if keystore is not None else None
+        self.helpers = make_helpers(self.limits, frozen_kv)
         for name, value in (("config", config), ("keystore", keystore)):
             if value is not None:
-                frozen = store.freeze(value, name)
+                frozen = frozen_kv if name == "keystore" else store.freeze(value, name)
                 resolvers[name] = lambda s, _v=frozen: _v
                 if name == "config":  # StackStorm-style `pack.config.x` reads the same values
                     pack = store.freeze({"config": frozen}, "pack")

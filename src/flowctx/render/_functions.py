@@ -218,8 +218,9 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
-def make_helpers(limits: Limits) -> dict[str, Any]:
-    """The helper functions (also used as Jinja filters), bound to ``limits``."""
+def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The helper functions (also used as Jinja filters), bound to ``limits`` (and, for
+    ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
 
     def to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
         limits.check_value(value, "to_json_string()")
@@ -289,4 +290,28 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         "uuid": uuid,
         "json": json_,
         "zip": zip_,
+        **make_kv_helpers(keystore),
     }
+
+
+# ---------------------------------------------------------------------- key-value store (cli-ops)
+def make_kv_helpers(keystore: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``st2kv('system.name')`` (StackStorm's spelling; ``decrypt`` is accepted, values are
+    stored unencrypted) and ``kv('name')`` over the store's values; an unknown key, or no store,
+    is an error naming the key."""
+    from flowctx.kv import lookup
+
+    values: Mapping[str, Any] = keystore if keystore is not None else {}
+
+    def st2kv(key: Any, decrypt: bool = False) -> Any:
+        return lookup(values, key, "st2kv")
+
+    def kv(key: Any) -> Any:
+        return lookup(values, key, "kv")
+
+    return {"st2kv": st2kv, "kv": kv}
+
+
+def helper_names() -> frozenset[str]:
+    """The names of every helper function (what a validator can treat as known functions)."""
+    return frozenset(make_helpers(Limits(1)))
