@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flowctx.errors import TemplateError, WorkflowError
-from flowctx.spec.loader import did_you_mean, is_template
+from flowctx.spec.shapes import did_you_mean, is_template
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.problems import Problem
 
