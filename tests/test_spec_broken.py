@@ -185,7 +185,7 @@ tasks:
         ],
     ),
     (
-        'unknown_target_list_warning',
+        'unknown_target_list',
         """\
 ref: demo.target
 tasks:
@@ -196,7 +196,7 @@ tasks:
     action: core.noop
 """,
         [
-            "broken.yaml:5:17: warning: transition to unknown task 'handler' (did you mean 'handle'?): the workflow fails if this transition is taken [first]",
+            "broken.yaml:5:17: error: transition to unknown task 'handler' (did you mean 'handle'?) [first]",
         ],
     ),
     (
@@ -681,7 +681,7 @@ tasks:
     action: core.echo message=<% ctx().greting %>
 """,
         [
-            "broken.yaml:6:13: warning: variable 'greting' in 'input.message' is never defined (not an input, a var, or published by any task) (did you mean 'greeting'?) [t1]",
+            "broken.yaml:6:13: error: variable 'greting' in 'input.message' is referenced before assignment (no input, var or publish on the way to it defines it) (did you mean 'greeting'?) [t1]",
         ],
     ),
     (

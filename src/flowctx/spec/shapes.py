@@ -60,6 +60,19 @@ def _single_expression(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _split_action(text: str) -> list[str]:
+    """``"pack.action k=v ..."`` -> ``[name, rest]``.  The name may be an expression
+    (``<% ctx().action %>``, rendered by the engine when the task runs): it is kept whole."""
+    for opener, closer in (("<%", "%>"), ("{{", "}}")):
+        if text.startswith(opener):
+            end = text.find(closer, 2)
+            if end < 0:
+                return [text]
+            name, rest = text[:end + 2], text[end + 2:].strip()
+            return [name, rest] if rest else [name]
+    return text.split(None, 1)
+
+
 def and_condition(first: str, when: Any) -> str:
     """``first`` (a ``{{ fn() }}`` condition) and-ed with the condition ``when``."""
     if when is None or when is True:
@@ -243,7 +256,7 @@ class Builder:
             locs["action"] = anode.loc
             if text is not None:
                 text = text.strip()
-                parts = text.split(None, 1)
+                parts = _split_action(text)
                 if not parts:
                     self.error(anode, "'action' is empty", task)
                 else:
