@@ -221,7 +221,7 @@ def test_subworkflow_failure_names_its_file_and_inner_task(backend: ModuleType, 
 version: 1.0
 tasks:
   inner:
-    action: core.echo message="{{ ctx().nope }}"
+    action: core.echo message="{{ ctx()['nope'] }}"
 """)
     wf = _write(tmp_path, "parent.yaml", """
 ref: t.parent

@@ -25,6 +25,8 @@ from flowctx.spec.model import Loc, TaskSpec, WorkflowSpec
 from flowctx.spec.orquesta import ORQUESTA_WORKFLOW_KEYS, OrquestaBuilder
 from flowctx.spec.shapes import did_you_mean, is_template
 from flowctx.spec.yaml_source import (
+    MAX_ALIAS_BYTES,
+    MAX_ALIAS_NODES,
     MAX_BYTES,
     MAX_DEPTH,
     MAX_NODES,
@@ -37,7 +39,7 @@ from flowctx.spec.yaml_source import (
 )
 
 __all__ = [
-    "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "did_you_mean", "is_template", "load_workflow",
+    "MAX_ALIAS_BYTES", "MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "did_you_mean", "is_template", "load_workflow",
     "parse_inline_params",
 ]
 

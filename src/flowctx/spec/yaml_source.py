@@ -5,8 +5,10 @@ available) and the tree is built here, iteratively, so that
 
 * only plain YAML data is accepted: any tag other than the standard scalar / sequence / mapping
   tags (``!!python/object``, ``!custom`` ...) is refused, nothing is ever constructed from a tag;
-* alias expansion is bounded (a "billion laughs" document is refused after :data:`MAX_NODES`
-  expanded nodes, before anything is expanded), and so is nesting depth (:data:`MAX_DEPTH`);
+* alias expansion is bounded before anything is expanded: a "billion laughs" document is refused
+  after :data:`MAX_NODES` nodes in all, and aliases may add at most :data:`MAX_ALIAS_NODES` nodes
+  and :data:`MAX_ALIAS_BYTES` characters of scalar text (200 aliases of one 1 MB string would
+  otherwise hand 200 MB to everything downstream); nesting depth is bounded by :data:`MAX_DEPTH`;
 * every node knows its line and column (a :class:`~flowctx.spec.model.Loc`).
 
 Nothing here knows about workflows: :mod:`flowctx.spec.orquesta` and :mod:`flowctx.spec.listform`
@@ -23,11 +25,15 @@ from flowctx.spec.model import Loc
 from flowctx.spec.problems import Problem
 
 __all__ = [
-    "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "YMap", "YNode", "YScalar", "YSeq", "fail", "parse_yaml",
+    "MAX_ALIAS_BYTES", "MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "YMap", "YNode", "YScalar", "YSeq", "fail", "parse_yaml",
     "type_name",
 ]
 
 MAX_NODES = 200_000
+#: Upper bound on the nodes that aliases (``*name``) add to the document, all aliases together.
+MAX_ALIAS_NODES = 20_000
+#: Upper bound on the scalar text (characters) that aliases add to the document, all together.
+MAX_ALIAS_BYTES = 4 * 1024 * 1024
 #: Upper bound on mapping/sequence nesting.
 MAX_DEPTH = 64
 #: Upper bound on the size of a workflow file (checked by the loader before parsing).
@@ -44,10 +50,12 @@ _MAP_TAGS = {None, "!", _YAML + "map"}
 
 
 class YNode:
-    __slots__ = ("loc", "size")
+    __slots__ = ("loc", "size", "weight")
 
     loc: Loc
     size: int
+    #: Characters of scalar text in the node (and everything inside it).
+    weight: int
 
 
 class YScalar(YNode):
@@ -59,6 +67,7 @@ class YScalar(YNode):
         self.style = style
         self.loc = loc
         self.size = 1
+        self.weight = len(value) if isinstance(value, str) else 8
 
 
 class YSeq(YNode):
@@ -68,6 +77,7 @@ class YSeq(YNode):
         self.items: list[YNode] = []
         self.loc = loc
         self.size = 1
+        self.weight = 0
 
 
 class YMap(YNode):
@@ -79,6 +89,7 @@ class YMap(YNode):
         self.bad_keys: list[YNode] = []
         self.loc = loc
         self.size = 1
+        self.weight = 0
 
     def get(self, key: str) -> YNode | None:
         for k, v in self.pairs:
@@ -122,6 +133,8 @@ def parse_yaml(text: str, file: str | None) -> YNode:
         stack: list[list[Any]] = []  # [node, anchor, pending_key]
         root: YNode | None = None
         total = 0
+        alias_nodes = 0
+        alias_bytes = 0
         documents = 0
 
         def loc_of(event: Any) -> Loc:
@@ -136,6 +149,7 @@ def parse_yaml(text: str, file: str | None) -> YNode:
             frame = stack[-1]
             parent = frame[0]
             parent.size += node.size
+            parent.weight += node.weight
             if isinstance(parent, YSeq):
                 parent.items.append(node)
             elif frame[2] is None:
@@ -164,6 +178,15 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                     raise fail(f"unknown YAML alias '*{event.anchor}'", file,
                                 event.start_mark.line + 1, event.start_mark.column + 1)
                 total += target.size
+                alias_nodes += target.size
+                alias_bytes += target.weight
+                if alias_nodes > MAX_ALIAS_NODES or alias_bytes > MAX_ALIAS_BYTES:
+                    raise fail(
+                        f"YAML aliases expand too much: more than {MAX_ALIAS_NODES} nodes or "
+                        f"{MAX_ALIAS_BYTES} characters added through aliases (this one, '*{event.anchor}', "
+                        f"brings the total to {alias_nodes} nodes, {alias_bytes} characters)",
+                        file, event.start_mark.line + 1, event.start_mark.column + 1,
+                    )
                 if total > MAX_NODES:
                     raise fail(
                         f"document too large: more than {MAX_NODES} nodes once aliases are expanded"
