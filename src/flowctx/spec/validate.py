@@ -18,12 +18,13 @@ import copy
 import functools
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from flowctx.errors import TemplateError, WorkflowError
-from flowctx.spec import flow
+from flowctx.spec import flow, references
 from flowctx.spec.shapes import did_you_mean, is_template
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.problems import Kind, Problem
@@ -67,6 +68,15 @@ def referenced_variables(source: str) -> set[str]:
     return found - _NOT_VARIABLES
 
 
+def _renderer() -> Any:
+    try:
+        from flowctx.render import default_renderer
+
+        return default_renderer()
+    except Exception:  # pragma: no cover - a broken renderer must not break validation
+        return None
+
+
 def _template_checker() -> Callable[[str, bool], None] | None:
     """The renderer's syntax check ``(source, is_condition)``, or None without a renderer."""
     try:
@@ -94,9 +104,14 @@ def _template_checker() -> Callable[[str, bool], None] | None:
 
 
 class _Checker:
-    def __init__(self, spec: WorkflowSpec, extra_names: frozenset[str] = frozenset()) -> None:
+    def __init__(self, spec: WorkflowSpec, extra_names: frozenset[str] = frozenset(),
+                 actions: Any = None) -> None:
         self.spec = spec
         self.extra_names = extra_names
+        self.actions = actions
+        self.renderer = _renderer()
+        self._function_names: dict[str, frozenset[str] | None] = {}
+        self._children: dict[str, WorkflowSpec] = {}
         self.problems: list[Problem] = list(spec.load_problems)
         self.default_loc = spec.loc or Loc(spec.file, 1, 1)
         self.check_template = _template_checker()
@@ -118,6 +133,10 @@ class _Checker:
             for tr in task.transitions:
                 self.defined.update(name for name, _ in tr.publish)
 
+        if spec.syntax == "orquesta" and spec.version is not None and str(spec.version).strip() != "1.0":
+            self.error(spec.locs.get("version", spec.loc),
+                       f"unsupported Orquesta version {spec.version!r}: Orquesta workflows are version 1.0 "
+                       "(the only version Orquesta knows)", kind="syntax")
         tasks_loc = spec.locs.get("tasks", spec.loc)
         if not spec.tasks:
             if not any(p.is_error for p in self.problems):
@@ -216,20 +235,85 @@ class _Checker:
                          "(only on task status), so it runs until a task fails", cycle[0], kind="semantics")
 
     # -- task fields -----------------------------------------------------------------------
-    def action_inputs(self, task: TaskSpec) -> None:
-        """Input names against the signature of an action already registered in this process
-        (built-ins, ``@flowctx.action`` functions imported so far); nothing is imported here."""
-        if not task.action or is_template(task.action) or not isinstance(task.input, Mapping):
+    def check_action(self, task: TaskSpec) -> None:
+        """The action (or sub-workflow file) a task runs, and the input names it is given (see
+        :mod:`flowctx.spec.references` for which actions are checked)."""
+        loc = task.locs.get("action", task.loc)
+        path = references.subworkflow_path(task, self.spec.file)
+        if path is not None:
+            self.check_subworkflow(task, path, task.locs.get("workflow", loc))
             return
-        if any(not isinstance(k, str) or is_template(k) for k in task.input):
+        if task.type != "action" or not task.action or is_template(task.action):
+            return
+        if task.action.endswith((".yaml", ".yml")):
             return
         from flowctx.actions import DEFAULT_REGISTRY
 
-        spec = DEFAULT_REGISTRY.get(task.action)
-        if spec is None:
+        registry = self.actions if self.actions is not None else DEFAULT_REGISTRY
+        aspec = registry.get(task.action)
+        if aspec is None and self.actions is not None:  # the action set is known: resolve it
+            from flowctx.errors import ActionError
+
+            try:
+                aspec = self.actions.resolve(task.action)
+            except ActionError as exc:
+                self.error(loc, str(exc), task.name, kind="semantics")
+                return
+        if aspec is None:
+            if task.action.startswith("core.") and task.action not in references.ST2_CORE_ACTIONS:
+                builtins = sorted(s.name for s in DEFAULT_REGISTRY if s.name.startswith("core."))
+                self.error(loc, f"unknown action '{task.action}': there is no such flowctx built-in"
+                                f"{did_you_mean(task.action, builtins)} (built-ins: {', '.join(builtins)})",
+                           task.name, kind="semantics")
             return
-        for problem in spec.check_inputs(task.input):
-            self.error(task.locs.get("input", task.locs.get("action", task.loc)), problem, task.name)
+        if not isinstance(task.input, Mapping) or any(not isinstance(k, str) or is_template(k) for k in task.input):
+            return
+        for problem in aspec.check_inputs(task.input):
+            self.error(task.locs.get("input", loc), problem, task.name, kind="semantics")
+
+    def check_subworkflow(self, task: TaskSpec, path: str, loc: Loc | None) -> None:
+        if not os.path.isfile(path):
+            self.error(loc, f"sub-workflow file not found: {path}", task.name, kind="semantics")
+            return
+        child = self._children.get(path)
+        if child is None:
+            from flowctx.spec.loader import load_workflow
+
+            try:
+                child = load_workflow(path, validate=False)
+            except WorkflowError as exc:
+                first = str(exc).splitlines()[0]
+                self.error(loc, f"sub-workflow {path} cannot be loaded: {first}", task.name, kind="semantics")
+                return
+            self._children[path] = child
+        if not isinstance(task.input, Mapping) or any(not isinstance(k, str) or is_template(k) for k in task.input):
+            return
+        names, required = references.declared_inputs(child)
+        for key in task.input:
+            if key not in names:
+                shown = ", ".join(sorted(names)) or "none"
+                self.error(_nearest(task.locs, f"input.{key}") or loc,
+                           f"input '{key}' is not an input of sub-workflow {path}{did_you_mean(key, names)} "
+                           f"(it declares: {shown})", task.name, kind="semantics")
+        for key in sorted(required - set(task.input)):
+            self.error(task.locs.get("input", loc), f"missing required input '{key}' of sub-workflow {path}",
+                       task.name, kind="semantics")
+
+    def functions(self, source: str, loc: Loc | None, field: str, task: str | None) -> None:
+        """Calls to functions no expression can call (the renderer's own list of functions)."""
+        renderer = self.renderer
+        if renderer is None:
+            return
+        for language, name in references.called_functions(source, renderer):
+            known = self._function_names.get(language)
+            if language not in self._function_names:
+                try:
+                    known = self._function_names[language] = renderer.function_names(language)
+                except Exception:  # pragma: no cover - a renderer without the list: no check
+                    known = self._function_names[language] = None
+            if known is not None and name not in known:
+                self.error(loc, f"unknown function '{name}()' in '{field}'{did_you_mean(name, known)}", task,
+                           kind="expression")
 
     def check_task(self, task: TaskSpec) -> None:
         name = task.name
@@ -239,7 +323,7 @@ class _Checker:
                        f"invalid action name {task.action!r}: expected 'pack.action', 'module:function' or a "
                        "workflow file (.yaml)", name)
         self.templates(task.action, locs, "action", name)
-        self.action_inputs(task)
+        self.check_action(task)
         for key, value in task.input.items():
             self.templates(value, locs, f"input.{key}", name)
         if task.when is not None:
@@ -345,6 +429,7 @@ class _Checker:
                 self.error(loc, f"template in '{field}' cannot be checked: {type(exc).__name__}: {exc}", task,
                            kind="expression")
                 return
+        self.functions(source, loc, field, task)
         names = referenced_variables(source)
         if self.spec.syntax == "orquesta":
             names -= set(flow.ctx_references(source))  # checked along the flow (check_flow)
@@ -458,14 +543,16 @@ def _find_task(spec: WorkflowSpec, name: str) -> TaskSpec | None:
     return None
 
 
-def validate(spec: WorkflowSpec, *, extra_names: Iterable[str] = ()) -> list[Problem]:
+def validate(spec: WorkflowSpec, *, extra_names: Iterable[str] = (), actions: Any = None) -> list[Problem]:
     """Every problem of ``spec`` (errors and warnings), sorted by position.
 
     ``extra_names``: variables the caller puts in the context at run time besides the
     workflow's own inputs and vars (Orquesta's "application context"); referring to them is not
-    "referenced before assignment".
+    "referenced before assignment".  ``actions``: an :class:`~flowctx.actions.ActionRegistry`
+    holding the whole action set the workflow may call; then every action name must resolve
+    (without it only names in flowctx's ``core.`` namespace are checked).
     """
-    return _Checker(spec, frozenset(extra_names)).run()
+    return _Checker(spec, frozenset(extra_names), actions).run()
 
 
 def raise_for_problems(problems: list[Problem], spec: WorkflowSpec | None = None) -> None:
