@@ -297,6 +297,23 @@ class Renderer:
             return set()
         return _jinja_references(ast, self._resolvers)
 
+    def function_names(self, language: str = "jinja") -> frozenset[str] | None:
+        """Names an expression can call as ``name(...)`` in ``language`` (``"jinja"`` or
+        ``"yaql"``): flowctx's functions and helpers and the language's own (Jinja globals, the
+        YAQL library).  None when that language is not available (YAQL without the yaql package).
+        The validator reports calls to any other name, so this is the one list of functions."""
+        if language == "yaql":
+            front = self._yaql_front()
+            if front is None:
+                return None
+            names: set[str] = set()
+            context = getattr(front, "root", None)
+            while context is not None:  # the yaql context chain, root library included
+                names.update(n for n in getattr(context, "_functions", {}) if n[:1] not in "#*")
+                context = getattr(context, "parent", None)
+            return frozenset(names)
+        return frozenset(n for n in self._resolvers if not n.startswith("_")) | frozenset(self.env.globals)
+
     def clear_cache(self) -> None:
         """Drop every compiled template."""
         self._template_cache.cache_clear()
