@@ -98,6 +98,7 @@ cdef dict _EMPTY_D = {}
 
 @cython.freelist(64)
 @cython.no_gc
+@cython.binding(False)  # plain C methods: ``v.get(k)`` costs what ``dict.get`` does (a cyfunction: +20 ns)
 cdef class FrozenDict:
     """A read-only mapping with ``str`` keys whose values are all frozen.
 
