@@ -79,13 +79,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     execution = parser.add_argument_group("execution")
     execution.add_argument(
-        "--executor", choices=("thread", "process", "inline"), default="thread",
-        help="where actions run: a thread pool (default), a process pool (CPU-bound Python "
-        "actions; inputs are pickled), or inline in the engine thread (no concurrency, "
-        "timeouts not enforced)",
+        "--executor", type=executor_name, default="thread", metavar="KIND",
+        help="where actions run: thread (a thread pool, the default), process (a process pool for "
+        "CPU-bound Python actions; inputs are pickled), inline (in the engine thread: no "
+        "concurrency, timeouts not enforced), dask (a Dask cluster: --scheduler, or a local "
+        "cluster of --workers processes; needs flowctx[dask]), or an executor a package "
+        "registers in the flowctx.executors entry-point group",
     )
     execution.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="size of the thread or process pool",
+        "--workers", type=_positive_int, metavar="N",
+        help="size of the thread or process pool (dask: worker processes of the local cluster)",
+    )
+    execution.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="with --executor dask: the address of a running Dask scheduler (tcp://HOST:PORT); "
+        "without it a local cluster starts on 127.0.0.1",
     )
     execution.add_argument(
         "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
@@ -419,6 +427,30 @@ class LiveDisplay:
         self.progress.stop()
 
 
+def executor_name(text: str) -> str:
+    """``--executor``: a built-in name, or one registered in the ``flowctx.executors`` group
+    (looked up only when the name is not built in, to keep start-up fast)."""
+    from flowctx.executors import EXECUTOR_KINDS
+
+    name = text.strip().lower()
+    if name in EXECUTOR_KINDS:
+        return name
+    from flowctx.executors import executor_kinds
+
+    kinds = executor_kinds()
+    if name not in kinds:
+        raise argparse.ArgumentTypeError(f"unknown executor {text!r} (choose one of: {', '.join(kinds)})")
+    return name
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a named executor from the command line (``--scheduler`` for dask)."""
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler and args.executor != "dask":
+        raise SystemExit(f"flowctx: --scheduler needs --executor dask (the {args.executor} executor runs on this machine)")
+    return {"scheduler": scheduler} if scheduler else {}
+
+
 # ====================================================================== running
 def make_engine(
     args: argparse.Namespace,
@@ -432,6 +464,7 @@ def make_engine(
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
+        executor_options=executor_options(args),
         responder=make_responder(args),
         on_event=on_event,
         state=getattr(args, "state", None),

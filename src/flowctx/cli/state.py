@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from flowctx.cli.run import executor_name, executor_options
+
 EXAMPLES = """\
 examples:
   flowctx run examples/fanout.yaml --actions examples/actions.py --state runs.db
@@ -47,8 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="import a module (dotted name or .py file) that registers actions; repeatable "
         "(default: the modules the original run used, when they still exist)",
     )
-    p.add_argument("--executor", choices=("thread", "process", "inline"), default="thread",
-                   help="where actions run (default: thread)")
+    p.add_argument("--executor", type=executor_name, default="thread", metavar="KIND",
+                   help="where actions run: thread (default), process, inline, dask, or a plug-in (as for run)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the address of a running Dask scheduler (tcp://HOST:PORT)")
     p.add_argument("--max-workers", type=int, default=None, metavar="N", help="executor workers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_resume)
@@ -307,7 +311,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
             modules = [m for m in (row.get("options") or {}).get("action_modules", []) if os.path.isfile(m)]
         for mod in modules:
             import_action_module(mod)
-        engine = Engine(actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.max_workers, state=state)
+        engine = Engine(
+            actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.max_workers, state=state,
+            executor_options=executor_options(args),
+        )
         t = time.time()
         res = engine.resume(args.execution_id)
         elapsed = time.time() - t

@@ -211,8 +211,10 @@ class Engine:
     """Runs workflows.
 
     ``actions``: extra actions (a mapping name -> callable, or an :class:`ActionRegistry`) on top
-    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``
-    or an :class:`Executor`.  ``copy_items=True`` deep-copies the context per with-items item
+    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``,
+    ``"dask"`` (with ``scheduler="tcp://host:port"`` for a running cluster), a name registered in
+    the ``flowctx.executors`` entry-point group, or an :class:`Executor`; ``executor_options`` go
+    to a named executor's factory.  ``copy_items=True`` deep-copies the context per with-items item
     instead of cloning it (kept only to benchmark the difference).
     """
 
@@ -228,6 +230,8 @@ class Engine:
         responder: Callable[[Mapping[str, Any]], Any] | None = None,
         on_event: EventHook | None = None,
         state: Any = None,
+        scheduler: str | None = None,
+        executor_options: Mapping[str, Any] | None = None,
     ) -> None:
         from flowctx import _backend
         from flowctx.render import default_renderer
@@ -238,6 +242,9 @@ class Engine:
             self.registry = DEFAULT_REGISTRY.child(actions)
         self._executor_spec = executor
         self.max_workers = max_workers
+        self.executor_options = dict(executor_options or {})  # options of a named executor
+        if scheduler is not None:  # executor="dask", scheduler="tcp://host:port"
+            self.executor_options["scheduler"] = scheduler
         self.renderer = renderer or default_renderer()
         self.store = store or _backend.store
         self.copy_items = copy_items
@@ -404,7 +411,7 @@ class Engine:
         spec = self._executor_spec
         if isinstance(spec, Executor):
             return spec
-        return make_executor(spec, self.max_workers)
+        return make_executor(spec, self.max_workers, **self.executor_options)
 
     # ------------------------------------------------------------------ the loop
     def _drive(self, ex: Execution) -> ExecutionResult:
@@ -497,6 +504,7 @@ class Engine:
         try:
             while True:
                 dispatch()
+                executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
                     if paused and c.status == "running":
                         c.status = PAUSED
@@ -586,7 +594,7 @@ class Engine:
             kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
-                renderer=engine.renderer, store=engine.store, responder=engine.responder,
+                executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store, responder=engine.responder,
             )
             child._depth = engine._depth + 1
             child_ex = child.start(path, inputs)
