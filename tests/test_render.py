@@ -263,10 +263,12 @@ def test_condition_errors_are_errors(r, ctx):
         r.evaluate_condition("succeeded()", ctx)  # no task scope
 
 
-def test_context_methods_delegate(ctx):
-    assert ctx.render_template("{{ parameters.n }}") == 5
-    assert ctx.render_json({"a": "{{ vars.greeting }}"}) == {"a": "hello"}
-    assert ctx.evaluate_condition("parameters.n == 5") is True
+def test_default_renderer(ctx):
+    # The store does not know the renderer (no Context.render_template): render through one.
+    assert default_renderer().render_template("{{ parameters.n }}", ctx) == 5
+    assert default_renderer().render_json({"a": "{{ vars.greeting }}"}, ctx) == {"a": "hello"}
+    assert default_renderer().evaluate_condition("parameters.n == 5", ctx) is True
+    assert not hasattr(ctx, "render_template")
     assert isinstance(default_renderer(), Renderer)
     assert default_renderer() is default_renderer()
 

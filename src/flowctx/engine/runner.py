@@ -112,12 +112,14 @@ class ExecutionResult:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        from flowctx import thaw
+
         return {
             "execution_id": self.execution_id,
             "workflow": self.workflow,
             "status": self.status,
-            "output": self.output,
-            "errors": self.errors,
+            "output": thaw(self.output),
+            "errors": thaw(self.errors),
             "tasks": [t.to_dict() for t in self.tasks],
             "sequence": self.sequence,
             "routes": self.routes,

@@ -624,7 +624,7 @@ _default_lock = threading.Lock()
 
 
 def default_renderer() -> Renderer:
-    """The process-wide renderer used by ``Context.render_template`` & co."""
+    """The process-wide renderer (built on first use; thread-safe)."""
     global _default
     r = _default
     if r is None:

@@ -3,8 +3,8 @@
 The context is never converted for YAQL: the workflow functions (``ctx()``, ``item()``,
 ``result()`` ...) read the frozen namespaces of the handle lazily, and ``$name`` look-ups go
 through an overridden ``#get_context_data`` that resolves them on demand.  Values handed to YAQL
-are the store's frozen dict/tuple subclasses, which YAQL's own collection functions accept as they
-are.  Results that still hold frozen store values are returned without copying.
+are the store's frozen mapping / tuple-subclass types, which YAQL's own collection functions accept
+as they are.  Results that still hold frozen store values are returned without copying.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from flowctx._backend import frozen_types
 from flowctx.render._functions import LimitError, Limits
 from flowctx.render._scope import MISSING, ExpressionError, Scope
 
@@ -42,19 +43,6 @@ def split_yaql(source: str) -> list[tuple[bool, str, int]]:
     return parts
 
 
-def _frozen_types() -> tuple[type, ...]:
-    from flowctx import _store_py
-
-    types_: list[type] = [_store_py.FrozenDict, _store_py.FrozenList]
-    try:
-        from flowctx import _store  # type: ignore[attr-defined]
-
-        types_ += [_store.FrozenDict, _store.FrozenList]
-    except ImportError:  # pragma: no cover - compiled store missing
-        pass
-    return tuple(types_)
-
-
 class YaqlFront:
     """One YAQL engine and root context per renderer (built once; evaluation is per child)."""
 
@@ -65,29 +53,28 @@ class YaqlFront:
         self.exceptions = exceptions
         self.limits = limits
         self._lock = threading.Lock()
-        frozen = _frozen_types()
         max_items = limits.max_size
         no_value = utils.NO_VALUE
 
-        def out(obj: Any, depth: int = 0) -> Any:
+        def out(obj: Any, frozen: tuple[type, ...], depth: int = 0) -> Any:
             if isinstance(obj, frozen) or obj is None or isinstance(obj, (str, int, float, bool)):
                 return obj
             if depth > 200:
                 raise LimitError("YAQL result is nested too deeply")
             if isinstance(obj, Mapping):
-                return {out(k, depth + 1): out(v, depth + 1) for k, v in obj.items()}
+                return {out(k, frozen, depth + 1): out(v, frozen, depth + 1) for k, v in obj.items()}
             if isinstance(obj, (list, tuple, set, frozenset)) or utils.is_iterable(obj):
                 res = []
                 for i, v in enumerate(obj):
                     if i >= max_items:
                         raise LimitError(f"YAQL result has more than {max_items} items")
-                    res.append(out(v, depth + 1))
+                    res.append(out(v, frozen, depth + 1))
                 return res
             return obj
 
         @specs.name("#finalize")
         def finalize(obj: Any) -> Any:
-            return out(obj)
+            return out(obj, frozen_types())
 
         self.engine = yaql.factory.YaqlFactory().create(
             options={
