@@ -715,9 +715,10 @@ output:
     assert res.output == {"r": 42}
 
 
-def test_item_render_error_fails_the_task_and_takes_its_failure_branch(backend: ModuleType) -> None:
-    # an item whose input cannot be rendered ends the task (failed) and the failure transition
-    # runs; this used to leave the engine waiting forever
+def test_item_render_error_fails_the_workflow_before_any_item_runs(backend: ModuleType) -> None:
+    # Orquesta renders every item before the task starts (test_task_rendering_for_with_items::
+    # test_bad_item_key): one error naming the task and route, the task never enters the
+    # sequence, nothing runs, the workflow fails (this used to leave the engine waiting forever)
     wf = """
 version: 1.0
 tasks:
@@ -729,10 +730,13 @@ tasks:
 """
     for executor in ("inline", "thread"):
         res = engine(backend, executor=executor).run(wf)
-        assert res.status == "succeeded"
-        assert [t.task for t in res.tasks] == ["deploy", "rollback"]
-        assert res.task("deploy").status == "failed"
-        assert "nope" in (res.task("deploy").error or "")
+        assert res.status == "failed"
+        assert res.sequence == [] and res.tasks == []
+        assert len(res.errors) == 1
+        err = res.errors[0]
+        assert (err["task_id"], err["route"]) == ("deploy", 0)
+        assert "nope" in err["message"] and "<string>:6:" in err["message"]
+        assert "deploy" in (res.reason or "")
 
 
 def test_large_results_publish_without_copying_and_bad_results_fail_clearly(backend: ModuleType) -> None:
