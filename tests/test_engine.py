@@ -1288,3 +1288,75 @@ def test_default_task_cap_is_documented() -> None:
     from flowctx.engine.conductor import DEFAULT_MAX_TASKS
 
     assert Engine().max_tasks == DEFAULT_MAX_TASKS == 100_000
+
+
+def test_pause_holds_a_task_delay_and_cancel_drops_it(backend: ModuleType) -> None:
+    # the sibling of the retry delay: a task `delay` does not run out while paused either
+    calls: list[str] = []
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: b}]
+  b:
+    action: t.rec
+    delay: 0.3
+"""
+    for then in ("resume", "cancel"):
+        calls.clear()
+        ex = engine(backend, {"t.rec": lambda: calls.append("b")}).start(wf)
+        deadline = time.monotonic() + 5
+        while len(ex.conductor.sequence) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        ex.pause()
+        while ex.status != "paused" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert ex.status == "paused"
+        time.sleep(0.5)
+        assert calls == []
+        getattr(ex, then)()
+        res = ex.wait(5)
+        assert res.status == ("succeeded" if then == "resume" else "canceled")
+        assert calls == (["b"] if then == "resume" else [])
+
+
+def test_no_retry_once_the_workflow_has_failed(backend: ModuleType) -> None:
+    # probe of Orquesta 1.6.0: `a` fails unhandled while `b` runs; `b` fails and is not retried
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[str] = []
+
+    def a() -> None:
+        started.wait(5)
+        raise RuntimeError("a broke")
+
+    def b() -> None:
+        calls.append("b")
+        started.set()
+        release.wait(5)
+        raise RuntimeError("b broke")
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.a
+    next: [{when: "{{ failed() }}", do: noop}]
+  a2:
+    action: t.a2
+  b:
+    action: t.b
+    retry: {count: 3}
+"""
+
+    def a2() -> None:
+        started.wait(5)
+        time.sleep(0.05)
+        release.set()
+        raise RuntimeError("a2 broke")
+
+    res = engine(backend, {"t.a": a, "t.a2": a2, "t.b": b}, max_workers=4).run(wf)
+    assert res.status == "failed"
+    assert calls == ["b"]
+    assert res.reason == "task 'a2' failed: RuntimeError: a2 broke"

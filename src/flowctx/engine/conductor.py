@@ -582,8 +582,8 @@ class Conductor:
         ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged and
         the outcome stands."""
         spec = inst.spec
-        if spec is None or status == CANCELED or self.status == WF_CANCELED:
-            return None
+        if spec is None or status == CANCELED or self.status != RUNNING:
+            return None  # Orquesta: no retry once the workflow has failed (or was canceled)
         retry = self.retry_spec(inst.task)
         if retry is None:
             return None

@@ -496,6 +496,7 @@ class Engine:
                     inflight -= 1
                 timers.clear()
                 held.clear()
+                paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
                 if not paused:
                     paused = True
@@ -611,6 +612,7 @@ class Engine:
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
                 renderer=engine.renderer, store=engine.store, responder=engine.responder,
+                max_tasks=engine.max_tasks,
             )
             child._depth = engine._depth + 1
             child_ex = child.start(path, inputs)
