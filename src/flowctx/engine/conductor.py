@@ -37,6 +37,7 @@ PAUSED = "paused"
 # task statuses beyond the action outcomes
 STAGED = "staged"
 TASK_RUNNING = "running"
+RETRYING = "retrying"  # between a failed attempt and its retry (Orquesta's task status)
 SKIPPED = "skipped"
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
@@ -95,6 +96,7 @@ class TaskInstance:
     error: str | None = None
     attempts: int = 0
     retries: int = 0  # task-level retries so far (with-items tasks retry all their items)
+    fail_err: dict[str, Any] | None = None  # the error logged for the latest failed item
     term: bool = False
     handled: bool = False
     started: float = 0.0
@@ -177,6 +179,7 @@ class Conductor:
         self._join_arrivals: dict[tuple[str, int], list[str]] = {}  # sources that reached a join, ever
         self._joins_ran: set[tuple[str, int]] = set()
         self._retry_specs: dict[str, Any] = {}
+        self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
         self.failure: dict[str, Any] | None = None
@@ -233,8 +236,10 @@ class Conductor:
             self._stage(name, 0, ctx.clone(), None, {})
 
     def _finish_now(self) -> None:
+        """The run failed before any task was staged (Orquesta: no route either)."""
         self.status = WF_FAILED
         self.finished = True
+        self.routes = []
 
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
@@ -255,41 +260,52 @@ class Conductor:
         """Instances started and not yet completed (in start order)."""
         return [i for i in self._active.values() if not i.done]
 
-    def start_ready(self) -> list[TaskInstance]:
-        """Start every instance that is ready now (:meth:`ready`, in that order) and return them.
-
-        Like Orquesta's ``get_next_tasks``, everything a task needs (action name, inputs, items,
-        delay, timeout) is rendered first; when any task of the round fails to render, none of
-        the round starts: each failure is logged (task, route) and the workflow fails.  A task
-        that failed to render is not entered in the task sequence."""
+    def next_tasks(self) -> list[Staged]:
+        """Orquesta's ``get_next_tasks``: the staged instances that may start now, each rendered
+        (action name, inputs, items, delay, timeout).  When any of them fails to render, none
+        is returned: each failure is logged (``task_id``, ``route``), the workflow fails, and a
+        task that failed to render is never entered in the sequence.  :meth:`begin` of a returned
+        instance reuses its rendering."""
         ready = self.ready()
         if not ready:
             return []
-        planned: list[tuple[Staged, TaskInstance]] = []
+        planned: list[Staged] = []
         failed: list[tuple[Staged, TaskInstance, FlowctxError]] = []
         for st in ready:
+            inst = self._planned.get(id(st))
+            if inst is not None and inst.staged_from is st:
+                planned.append(st)
+                continue
             inst = self._new_instance(st)
             try:
                 self._plan(inst)
             except FlowctxError as exc:
                 failed.append((st, inst, exc))
             else:
-                planned.append((st, inst))
+                self._planned[id(st)] = inst
+                planned.append(st)
         if failed:
             for st, inst, exc in failed:
                 self._render_failed(st, inst, exc)
-            return [inst for _, inst, _ in failed]
-        return [self._commit(st, inst) for st, inst in planned]
+            return []
+        return planned
+
+    def start_ready(self) -> list[TaskInstance]:
+        """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
+        return [self.begin(st) for st in self.next_tasks()]
 
     def begin(self, st: Staged) -> TaskInstance:
-        """Start one staged instance: render what it needs, then enter it in the sequence (a
-        task that fails to render is logged, fails the workflow and is not entered)."""
-        inst = self._new_instance(st)
-        try:
-            self._plan(inst)
-        except FlowctxError as exc:
-            self._render_failed(st, inst, exc)
-            return inst
+        """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
+        enter it in the sequence (a task that fails to render is logged, fails the workflow and
+        is not entered)."""
+        inst = self._planned.pop(id(st), None)
+        if inst is None or inst.staged_from is not st:
+            inst = self._new_instance(st)
+            try:
+                self._plan(inst)
+            except FlowctxError as exc:
+                self._render_failed(st, inst, exc)
+                return inst
         return self._commit(st, inst)
 
     def _new_instance(self, st: Staged) -> TaskInstance:
@@ -300,6 +316,7 @@ class Conductor:
 
     def _unstage(self, st: Staged) -> None:
         self.staged.remove(st)
+        self._planned.pop(id(st), None)
         if st.is_join:
             key = (st.task, st.route)
             self._joins.pop(key, None)
@@ -349,6 +366,7 @@ class Conductor:
         )
         self._request_fail(err)
         self.staged.clear()
+        self._planned.clear()
         self._joins.clear()
 
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
@@ -495,13 +513,24 @@ class Conductor:
         n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
         out, inst.pending = inst.pending[:n], inst.pending[n:]
         inst.in_flight += len(out)
+        for call in out:
+            self.call_started(call)
         return out
+
+    def call_started(self, call: ActionCall) -> None:
+        """A driver starts ``call`` (after its delay): a retrying task is running again."""
+        inst = call.instance
+        if inst.status == RETRYING:
+            inst.status = TASK_RUNNING
+            self.statuses[inst.task] = TASK_RUNNING
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
         action, inputs, item = inst.item_calls[idx]
         inst.in_flight += 1
         self.items_run += 1
-        return ActionCall(inst, idx, action, inputs, inst.timeout, inst.delay, inst.retries + 1, item)
+        call = ActionCall(inst, idx, action, inputs, inst.timeout, inst.delay, inst.retries + 1, item)
+        self.call_started(call)
+        return call
 
     # ================================================================== outcomes
     def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
@@ -516,6 +545,8 @@ class Conductor:
         retry = self._retry_call(call, outcome)
         if retry is not None:
             inst.in_flight += 1
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
@@ -612,8 +643,8 @@ class Conductor:
             delay = base
         if max_delay is not None:
             delay = min(delay, max_delay)
-        if _outcome_is_failure(status):  # Orquesta logs every failed attempt (once per message)
-            self._log_failed(inst, result, error)
+        if _outcome_is_failure(status) and inst.items is None:  # Orquesta logs every failed
+            self._log_failed(inst, result, error)  # attempt (items: as each item fails)
         self._emit("retry", inst)
         return delay
 
@@ -638,6 +669,8 @@ class Conductor:
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
+            # Orquesta logs an error as each item fails, with that item's result
+            inst.fail_err = self._log_failed(inst, outcome.result, f"item {idx}: {inst.item_errors[idx]}")
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
@@ -664,6 +697,8 @@ class Conductor:
             inst.retries += 1
             inst.attempts = inst.retries + 1
             inst.delay = delay
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
             inst.error = None
             inst.item_failed = False
             inst.item_status.clear()
@@ -708,7 +743,11 @@ class Conductor:
         spec = inst.spec
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
-        fail_err = self._log_failed(inst, inst.result, inst.error) if failed else None
+        fail_err = None
+        if failed:
+            fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
+                self._log_failed(inst, inst.result, inst.error)
+            )
         self._emit("finish", inst)
         if self.status == WF_CANCELED:
             inst.term = True
@@ -920,6 +959,7 @@ class Conductor:
                 self.staged.append(st)
             else:
                 st.ctx, st.stamps = self._fold(st.ctx, st.stamps, ctx, stamps)
+                self._planned.pop(id(st), None)  # its context changed: render it again
             if source is not None:
                 st.sources.append(source)
                 if source.task not in st.satisfied:
@@ -1081,6 +1121,7 @@ class Conductor:
             self.journal.control("cancel")
         self.status = WF_CANCELED
         self.staged.clear()
+        self._planned.clear()
         self._joins.clear()
         for inst in self.active():
             inst.status = CANCELED

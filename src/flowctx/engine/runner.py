@@ -445,6 +445,7 @@ class Engine:
                 return
             inflight += 1
             token = next(seq)
+            c.call_started(call)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
