@@ -113,6 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without it a local cluster starts on 127.0.0.1",
     )
     execution.add_argument(
+        "--max-tasks", type=_positive_int, metavar="N", default=None,
+        help="stop the run as failed once it has started N task instances (default 100000; "
+        "a cycle with no way out ends there instead of filling memory)",
+    )
+    execution.add_argument(
         "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
         help="import a module (dotted name or .py file) that registers actions with "
         "@flowctx.action; repeatable",
@@ -589,6 +594,7 @@ def make_engine(
         responder=make_responder(args),
         on_event=on_event,
         state=state,
+        **({"max_tasks": args.max_tasks} if getattr(args, "max_tasks", None) else {}),
         **kwargs,
     )
 
