@@ -39,8 +39,32 @@ from flowctx.errors import TemplateError
 
 DATA_DIR = Path(__file__).parent / "conformance" / "orquesta-suite" / "expressions"
 
+_ROUTES = (
+    "task_status() along split routes: Orquesta resolves a task's status on the current route (or the "
+    "route it split from); flowctx's conductor hands the renderer one status per task name (the latest), "
+    "so a task that ran on two routes reads the same on both"
+)
 # Cases flowctx does not pass yet: id -> reason (the test is xfail(strict=True), so a fix shows).
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    "functions__test_workflow--task_status_of_tasks_along_split--jinja-4": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_split--jinja-5": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_split--jinja-6": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_split--yaql-4": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_split--yaql-5": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_split--yaql-6": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-11": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-12": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-4": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-5": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-6": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--jinja-7": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-11": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-12": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-4": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-5": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-6": _ROUTES,
+    "functions__test_workflow--task_status_of_tasks_along_splits--yaql-7": _ROUTES,
+}
 
 
 @dataclass(frozen=True)

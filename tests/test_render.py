@@ -163,7 +163,7 @@ def test_workflow_functions(r, ctx):
     assert r.render_template("{{ completed() }}", ctx, scope=TaskScope(status="timeout")) is True
     assert r.render_template("{{ task_status('deploy') }}", ctx, scope=OK) == "failed"
     assert r.render_template("{{ task_status('t1') }}", ctx) == "succeeded"  # from the task record
-    assert r.render_template("{{ task_status('nope') }}", ctx) is None
+    assert r.render_template("{{ task_status('nope') }}", ctx) == "null"  # Orquesta's UNSET status
     assert r.render_template("{{ task().status }}", ctx, scope=OK) == "succeeded"
     with pytest.raises(TemplateError, match="result"):
         r.render_template("{{ result() }}", ctx)
@@ -192,6 +192,28 @@ def test_helper_functions_and_filters(r, ctx):
     uuid.UUID(r.render_template("{{ uuid() }}", ctx))
     assert r.render_template("{{ range(3) | list }}", ctx) == [0, 1, 2]
     assert r.render_template("{{ dict(a=1) }}", ctx) == {"a": 1}
+
+
+def test_orquesta_function_semantics(r, backend):
+    """zip(), json() and ctx() as Orquesta 1.6.0 defines them (see the expressions conformance group)."""
+    c = backend.Context(variables={"a": [1, 2, 3], "b": ["x"], "__private": {"k": 1}, "n": None, "d": {"k": "v"}})
+    assert r.render_template("{{ zip(ctx().a, ctx().b) }}", c) == [[1, "x"], [2, None], [3, None]]  # longest
+    assert r.render_template("{{ zip(ctx().a, ctx().b, pad='-') }}", c) == [[1, "x"], [2, "-"], [3, "-"]]
+    assert r.render_template("{{ zip(ctx().a) }}", c) == [1, 2, 3]  # one list is returned as it is
+    assert r.render_template("{{ zip(ctx().n) }}", c) == [] and r.render_template("{{ zip() }}", c) == []
+    assert r.render_template("{{ zip([], ctx().b, pad=0) }}", c) == [[0, "x"]]
+    with pytest.raises(TemplateError, match="size limit"):
+        Renderer(max_output=100).render_template("{{ zip(range(60), range(2)) }}", c)
+    assert r.render_template("{{ json(ctx().d) }}", c) == {"k": "v"}  # a mapping is returned as it is
+    for bad in ("123", "false", "['a']", "none"):
+        with pytest.raises(TemplateError, match="json"):
+            r.render_template("{{ json(%s) }}" % bad, c)
+    assert "__private" not in r.render_template("{{ ctx() }}", c)
+    assert sorted(r.render_template("{{ ctx().keys() | list }}", c)) == ["a", "b", "d", "n"]
+    with pytest.raises(TemplateError, match="private"):
+        r.render_template("{{ ctx('__private') }}", c)
+    with pytest.raises(TemplateError):
+        r.render_template("{{ ctx()['__private'] }}", c)
 
 
 def test_from_yaml_string_is_safe(r, ctx):

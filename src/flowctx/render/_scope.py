@@ -17,7 +17,7 @@ from flowctx.render._functions import LimitError
 if TYPE_CHECKING:  # pragma: no cover
     from flowctx.render import Renderer
 
-__all__ = ["TaskScope", "Scope", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES"]
+__all__ = ["TaskScope", "Scope", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES", "UNSET_STATUS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,7 @@ FINISHED_STATUSES = frozenset(
     }
 )
 TIMEOUT_STATUSES = frozenset({"timeout", "timed_out", "timedout"})
+UNSET_STATUS = "null"
 _SUCCEEDED = frozenset({"succeeded", "success"})
 _FAILED = frozenset({"failed", "failure", "error"})
 
@@ -61,8 +62,16 @@ class ExpressionError(Exception):
     """A workflow function was used wrongly (turned into a TemplateError by the renderer)."""
 
 
+def _private(key: object) -> bool:
+    """Orquesta's private variables: names starting with ``__`` are not visible through ``ctx()``."""
+    return type(key) is str and key.startswith("__")
+
+
 class CtxView(Mapping):  # type: ignore[type-arg]
-    """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied."""
+    """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied.
+
+    Private names (``__x``) are hidden, as in Orquesta's ``ctx()``.
+    """
 
     __slots__ = ("_vars", "_params")
 
@@ -71,24 +80,30 @@ class CtxView(Mapping):  # type: ignore[type-arg]
         self._params = parameters
 
     def __getitem__(self, key: str) -> Any:
+        if _private(key):
+            raise KeyError(key)
         try:
             return self._vars[key]
         except KeyError:
             return self._params[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._vars or key in self._params
+        return not _private(key) and (key in self._vars or key in self._params)
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._vars
+        for k in self._vars:
+            if not _private(k):
+                yield k
         for k in self._params:
-            if k not in self._vars:
+            if k not in self._vars and not _private(k):
                 yield k
 
     def __len__(self) -> int:
-        return len(self._vars) + sum(1 for k in self._params if k not in self._vars)
+        return sum(1 for _ in self)
 
     def get(self, key: str, default: Any = None) -> Any:
+        if _private(key):
+            return default
         v = self._vars.get(key, MISSING)
         if v is MISSING:
             return self._params.get(key, default)
@@ -198,15 +213,11 @@ class Scope:
     def fn_ctx(self, name: str | None = None) -> Any:
         ctx = self.ctx
         if name is None:
-            params = ctx.parameters
-            variables = ctx.variables
-            if not params:
-                return variables
-            if not variables:
-                return params
-            return CtxView(variables, params)
+            return CtxView(ctx.variables, ctx.parameters)
         if not isinstance(name, str):
             raise ExpressionError(f"ctx() needs a variable name, not {type(name).__name__!r}")
+        if _private(name):
+            raise ExpressionError(f"ctx({name!r}): variables whose names start with '__' are private")
         v = ctx.get_var(name, MISSING)
         if v is MISSING:
             v = ctx.parameters.get(name, MISSING)
@@ -258,8 +269,11 @@ class Scope:
                 return st
         rec = self.ctx.get_task_result(name, None)
         if isinstance(rec, Mapping):
-            return rec.get("status")
-        return None
+            st = rec.get("status")
+            if st is not None:
+                return st
+        # Orquesta's status of a task that has not run (statuses.UNSET) is the string "null".
+        return UNSET_STATUS
 
 
 def _item_value(s: Scope) -> Any:

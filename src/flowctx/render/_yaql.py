@@ -177,11 +177,24 @@ class YaqlFront:
 
         reg(pow_, "pow")
 
+        # distinct(): YAQL hashes the members (or their keys); the store's frozen mappings are not
+        # hashable, so compare a hashable copy of each key (what YAQL's own input conversion makes).
+        @specs.parameter("collection", yaqltypes.Iterable())
+        @specs.parameter("key_selector", yaqltypes.Lambda())
+        @specs.extension_method
+        def distinct(engine: Any, collection: Any, key_selector: Any = None) -> Any:
+            seen: set[Any] = set()
+            for t in collection:
+                key = utils.convert_input_data(t if key_selector is None else key_selector(t))
+                if key not in seen:
+                    seen.add(key)
+                    utils.limit_memory_usage(engine, (1, seen))
+                    yield t
+
+        reg(distinct, "distinct")
+
         for hname, fn in helpers.items():
-            if hname == "zip":
-                reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
-            else:
-                reg(fn, hname)
+            reg(fn, hname)  # zip() is size-checked by the helper itself
 
     def parse(self, text: str) -> Any:
         parts = _split_top_level_commas(text)
