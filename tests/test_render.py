@@ -413,3 +413,56 @@ def test_c_style_ternary_condition(r, ctx):
     assert r.evaluate_condition("vars.proceed ? false : true", ctx) is False
     with pytest.raises(TemplateError, match="syntax"):
         r.render_template("{{ vars.proceed ? 'a' }}", ctx)
+
+
+SPLIT = """
+version: 1.0
+tasks:
+  t1:
+    action: core.noop
+    next:
+      - do: [t2, t3]
+  t2:
+    action: core.noop
+    next:
+      - publish: [x: ok]
+        do: t4
+  t3:
+    action: core.noop
+    next:
+      - publish: [x: bad]
+        do: t4
+  t4:
+    action: t.check x="{{ ctx().x }}"
+    next:
+      - when: "{{ completed() }}"
+        do: t5
+  t5:
+    action: core.noop
+    next:
+      - do: t6
+  t6:
+    action: core.noop
+    next:
+      - do: t7
+  t7:
+    action: t.record via="{{ ctx().x }}" t4="{{ task_status('t4') }}" t1="{{ task_status('t1') }}"
+"""
+
+
+def test_task_status_along_split_routes_in_a_run(backend):
+    """t4 runs on two routes (no join), failing on one: each route's t7 sees its own t4 (both t4 runs
+    have finished by then, so one status per task name would show the same status on both)."""
+    from flowctx import Engine
+
+    seen = []
+
+    def check(x: str) -> str:
+        if x == "bad":
+            raise RuntimeError("bad route")
+        return x
+
+    Engine(actions={"t.check": check, "t.record": lambda **kw: seen.append(kw)}, store=backend,
+           executor="inline").run(SPLIT)
+    assert sorted((s["via"], s["t4"], s["t1"]) for s in seen) == [("bad", "failed", "succeeded"),
+                                                                   ("ok", "succeeded", "succeeded")]

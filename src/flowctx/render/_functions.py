@@ -283,7 +283,7 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         if len(seqs) == 1:
             return seqs[0]
         for s in seqs:
-            if isinstance(s, (str, bytes, Mapping)) or not hasattr(s, "__iter__"):
+            if not hasattr(s, "__iter__"):
                 raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
         seqs = tuple(s if hasattr(s, "__len__") else list(itertools.islice(s, limits.max_size + 1)) for s in seqs)
         longest = max((len(s) for s in seqs), default=0)

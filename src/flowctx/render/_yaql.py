@@ -123,7 +123,7 @@ class YaqlFront:
             root.register_function(fn, name=name)
 
         reg(get_context_data, "#get_context_data")
-        reg(lambda context, name=None: scope_of(context).fn_ctx(name), "ctx")
+        reg(lambda context, key=None: scope_of(context).fn_ctx(key), "ctx")
 
         def item_(context: Any, key: Any = None) -> Any:
             return scope_of(context).fn_item(MISSING if key is None else key)
@@ -134,7 +134,7 @@ class YaqlFront:
         reg(lambda context: scope_of(context).fn_failed(), "failed")
         reg(lambda context: scope_of(context).fn_completed(), "completed")
         reg(lambda context: scope_of(context).fn_timed_out(), "timed_out")
-        reg(lambda context, name=None: scope_of(context).fn_task_status(name), "task_status")
+        reg(lambda context, name=None, route=None: scope_of(context).fn_task_status(name, route), "task_status")
 
         def task_(context: Any, name: Any = None) -> Any:
             return scope_of(context).lookup("task")(name)
