@@ -214,6 +214,11 @@ def test_orquesta_function_semantics(r, backend):
         r.render_template("{{ ctx('__private') }}", c)
     with pytest.raises(TemplateError):
         r.render_template("{{ ctx()['__private'] }}", c)
+    # a list read from the context concatenates with a literal list (it is a frozen tuple inside)
+    assert r.render_template("{{ ctx().a + [4] }}", c) == [1, 2, 3, 4]
+    assert r.render_template("{{ [0] + ctx().a }}", c) == [0, 1, 2, 3]
+    with pytest.raises(TemplateError, match="size limit"):
+        Renderer(max_output=50).render_template("{{ ctx().a + range(40) | list }}", c)
 
 
 def test_from_yaml_string_is_safe(r, ctx):

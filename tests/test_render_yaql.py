@@ -117,6 +117,10 @@ def test_yaql_orquesta_function_semantics(r, backend):
     assert r.render_template("<% ctx().d.distinct() %>", c) == [{"a": 1}, {"b": 2}]
     assert [list(p) for p in r.render_template("<% ctx().pairs.distinct($[1]) %>", c)] == [["a", 1], ["b", 2]]
     assert r.render_template("<% ctx().a.distinct() %>", c) == [1, 2, 3]
+    # str() shows values read from the context as YAQL shows its own (lists as tuples)
+    assert r.render_template("<% str(ctx().a) %>", c) == "(1, 2, 3)"
+    assert r.render_template("<% str(ctx().d[0]) %> <% str(null) %> <% str(true) %>", c) == "{'a': 1} null true"
+    assert r.render_template("<% ctx().d.join(';') %>", c) == "{'a': 1};{'b': 2};{'a': 1}"
 
 
 def test_yaql_conditions(r, ctx):

@@ -142,6 +142,10 @@ class Limits:
                     budget = self.max_size
                     if self.approx_size(left, budget) + self.approx_size(right, budget) > budget:
                         raise self.fail("concatenation")
+                    if isinstance(left, list) != isinstance(right, list) and not isinstance(left, (str, bytes)) \
+                            and not isinstance(right, (str, bytes)):
+                        # a list read from the context is a (frozen) tuple: list + list as in Python
+                        return [*left, *right]
             return left + right
         if op == "%":
             if isinstance(left, (str, bytes)):

@@ -193,6 +193,32 @@ class YaqlFront:
 
         reg(distinct, "distinct")
 
+        # str(): YAQL shows a list as a tuple ("(1, 2)"), as it sees its own converted input; the
+        # store's frozen values are shown the same way (not as "FrozenList([1, 2])").
+        def yaql_view(v: Any, depth: int = 0) -> Any:
+            if depth > 200:
+                raise LimitError("str(): value is nested too deeply")
+            if isinstance(v, Mapping):
+                return {k: yaql_view(x, depth + 1) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return tuple(yaql_view(x, depth + 1) for x in v)
+            return v
+
+        @specs.parameter("value", nullable=True)
+        def str_(value: Any) -> str:
+            if value is None:
+                return "null"
+            if value is True:
+                return "true"
+            if value is False:
+                return "false"
+            if isinstance(value, (Mapping, list, tuple)):
+                limits.check_value(value, "str()")
+                return str(yaql_view(value))
+            return str(value)
+
+        reg(str_, "str")
+
         for hname, fn in helpers.items():
             reg(fn, hname)  # zip() is size-checked by the helper itself
 
