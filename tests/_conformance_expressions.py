@@ -48,7 +48,20 @@ _YAQL_TEXT = (
     "Orquesta interpolates a YAQL value into text with str() ('True', 'None'); flowctx's text join in "
     "Renderer._run_yaql (render/__init__.py) writes 'true' and '' instead"
 )
+_TERNARY = (
+    "flowctx accepts C-style 'c ? a : b' in Jinja (added for the attune list syntax's output_map, "
+    "render/__init__.py); Orquesta's validator rejects it -- accepting it only outside Orquesta-syntax "
+    "workflows needs the renderer to know the syntax"
+)
+_LONE_OPENER = (
+    "Orquesta treats a string with an opening '{%' or '<%' and no closing one as plain text; flowctx "
+    "(Renderer._compile_template, render/__init__.py) treats any '{%' / '<%' as a template and rejects "
+    "the unterminated one"
+)
 KNOWN_FAILURES: dict[str, str] = {
+    "test_jinja_validate--parse_error--sibling-1": _TERNARY,
+    "test_jinja_validate--missing_braces_error--sibling-1": _LONE_OPENER,
+    "test_yaql_validate--parse_error--sibling-1": _LONE_OPENER,
     "test_jinja_eval_raw_blocks--block_eval--sibling-1": _TRIM,
     "test_jinja_eval_raw_blocks--block_eval--sibling-2": _TRIM,
     "test_yaql_eval_by_dot_notation--type_string_detection--sibling-1": _YAQL_TEXT,

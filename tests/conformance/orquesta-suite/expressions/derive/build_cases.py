@@ -351,8 +351,23 @@ SIBLINGS = [
 ]
 
 
+# (test node, what varies, statement): validated by Orquesta, one string each
+SIBLING_VALIDATE = [
+    (_T + "test_jinja_validate.py::JinjaValidationTest::test_parse_error",
+     "a C-style ternary, which Jinja has not", "{{ ctx().foo ? 1 : 2 }}"),
+    (_T + "test_jinja_validate.py::JinjaValidationTest::test_missing_braces_error",
+     "an opening '{%' with no closing one is plain text", "100 {% done"),
+    (_T + "test_yaql_validate.py::YAQLValidationTest::test_parse_error",
+     "an opening '<%' with no closing one is plain text", "echo <% done"),
+]
+
+
 def sibling_cases():
     out = []
+    for prov, what, statement in SIBLING_VALIDATE:
+        invalid = ["$"] if expr_base.validate(statement).get("errors") else []
+        out.append((prov, {"kind": "validate", "statement": statement, "origin": "sibling: " + what,
+                           "expect": {"invalid": invalid, "orquesta_error_count": len(invalid)}}))
     for prov, what, statement, variables, item in SIBLINGS:
         data = dict(variables)
         if item is not None:
