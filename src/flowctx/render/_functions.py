@@ -5,6 +5,7 @@ building it (``_Limits``), so a template cannot allocate its way around the outp
 """
 from __future__ import annotations
 
+import itertools
 import json as _json
 import re
 import string
@@ -141,6 +142,10 @@ class Limits:
                     budget = self.max_size
                     if self.approx_size(left, budget) + self.approx_size(right, budget) > budget:
                         raise self.fail("concatenation")
+                    if isinstance(left, list) != isinstance(right, list) and not isinstance(left, (str, bytes)) \
+                            and not isinstance(right, (str, bytes)):
+                        # a list read from the context is a (frozen) tuple: list + list as in Python
+                        return [*left, *right]
             return left + right
         if op == "%":
             if isinstance(left, (str, bytes)):
@@ -234,9 +239,13 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         return _json.loads(value)
 
     def json_(value: Any) -> Any:
-        if isinstance(value, (str, bytes)):
+        # Orquesta's json(): a mapping is returned as it is, a string is parsed, anything else
+        # (numbers, booleans, lists, null) is a type error.
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str):
             return _json.loads(value)
-        return value
+        raise TypeError(f"json() needs a JSON string or a mapping, not {type(value).__name__!r}")
 
     def to_yaml_string(value: Any, indent: int | None = None) -> str:
         limits.check_value(value, "to_yaml_string()")
@@ -272,11 +281,19 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
     def uuid() -> str:
         return str(_uuid.uuid4())
 
-    def zip_(*seqs: Any) -> list[list[Any]]:
+    def zip_(*seqs: Any, pad: Any = None) -> Any:
+        # Orquesta's zip(): null counts as an empty list, one list is returned as it is, and
+        # several are zipped to the *longest*, the shorter ones padded with ``pad`` (null).
+        seqs = tuple([] if s is None else s for s in seqs)
+        if len(seqs) == 1:
+            return seqs[0]
         for s in seqs:
-            if isinstance(s, (str, bytes)) or not hasattr(s, "__iter__"):
+            if not hasattr(s, "__iter__"):
                 raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
-        return [list(t) for t in zip(*seqs)]
+        seqs = tuple(s if hasattr(s, "__len__") else list(itertools.islice(s, limits.max_size + 1)) for s in seqs)
+        longest = max((len(s) for s in seqs), default=0)
+        limits.check_len(longest * max(len(seqs), 1), "zip()")
+        return [list(t) for t in itertools.zip_longest(*seqs, fillvalue=pad)]
 
     return {
         "to_json_string": to_json_string,

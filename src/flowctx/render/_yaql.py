@@ -110,7 +110,7 @@ class YaqlFront:
             root.register_function(fn, name=name)
 
         reg(get_context_data, "#get_context_data")
-        reg(lambda context, name=None: scope_of(context).fn_ctx(name), "ctx")
+        reg(lambda context, key=None: scope_of(context).fn_ctx(key), "ctx")
 
         def item_(context: Any, key: Any = None) -> Any:
             return scope_of(context).fn_item(MISSING if key is None else key)
@@ -121,7 +121,7 @@ class YaqlFront:
         reg(lambda context: scope_of(context).fn_failed(), "failed")
         reg(lambda context: scope_of(context).fn_completed(), "completed")
         reg(lambda context: scope_of(context).fn_timed_out(), "timed_out")
-        reg(lambda context, name=None: scope_of(context).fn_task_status(name), "task_status")
+        reg(lambda context, name=None, route=None: scope_of(context).fn_task_status(name, route), "task_status")
 
         def task_(context: Any, name: Any = None) -> Any:
             return scope_of(context).lookup("task")(name)
@@ -164,11 +164,50 @@ class YaqlFront:
 
         reg(pow_, "pow")
 
+        # distinct(): YAQL hashes the members (or their keys); the store's frozen mappings are not
+        # hashable, so compare a hashable copy of each key (what YAQL's own input conversion makes).
+        @specs.parameter("collection", yaqltypes.Iterable())
+        @specs.parameter("key_selector", yaqltypes.Lambda())
+        @specs.extension_method
+        def distinct(engine: Any, collection: Any, key_selector: Any = None) -> Any:
+            seen: set[Any] = set()
+            for t in collection:
+                key = utils.convert_input_data(t if key_selector is None else key_selector(t))
+                if key not in seen:
+                    seen.add(key)
+                    utils.limit_memory_usage(engine, (1, seen))
+                    yield t
+
+        reg(distinct, "distinct")
+
+        # str(): YAQL shows a list as a tuple ("(1, 2)"), as it sees its own converted input; the
+        # store's frozen values are shown the same way (not as "FrozenList([1, 2])").
+        def yaql_view(v: Any, depth: int = 0) -> Any:
+            if depth > 200:
+                raise LimitError("str(): value is nested too deeply")
+            if isinstance(v, Mapping):
+                return {k: yaql_view(x, depth + 1) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return tuple(yaql_view(x, depth + 1) for x in v)
+            return v
+
+        @specs.parameter("value", nullable=True)
+        def str_(value: Any) -> str:
+            if value is None:
+                return "null"
+            if value is True:
+                return "true"
+            if value is False:
+                return "false"
+            if isinstance(value, (Mapping, list, tuple)):
+                limits.check_value(value, "str()")
+                return str(yaql_view(value))
+            return str(value)
+
+        reg(str_, "str")
+
         for hname, fn in helpers.items():
-            if hname == "zip":
-                reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
-            else:
-                reg(fn, hname)
+            reg(fn, hname)  # zip() is size-checked by the helper itself
 
     def parse(self, text: str) -> Any:
         parts = _split_top_level_commas(text)

@@ -39,10 +39,11 @@ _ACTION_RE = re.compile(
 )
 
 # Statically knowable references to workflow variables.
+# (a name followed by ``(`` is a method call, ``ctx().keys()``; quotes must match, ``ctx('x')``)
 _VAR_PATTERNS = (
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)"),
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
-    re.compile(r"(?<![\w.])ctx\(\s*['\"]?([A-Za-z_]\w*)['\"]?\s*\)"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*(?P<name>[A-Za-z_]\w*)\b(?!\s*\()"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*(['\"])(?P<name>[A-Za-z_]\w*)\1\s*\]"),
+    re.compile(r"(?<![\w.])ctx\(\s*(['\"]?)(?P<name>[A-Za-z_]\w*)\1\s*\)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
 )
@@ -51,14 +52,14 @@ _ONE_EXPRESSION = re.compile(r"^\s*(\{\{.*\}\}|<%.*%>)\s*$", re.S)
 _YAQL_ROOT = re.compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
 _YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
 # Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
-_NOT_VARIABLES = frozenset({"get", "items", "keys", "values"})
+_NOT_VARIABLES = frozenset({"get", "items", "keys", "values", "and", "or", "not", "in", "is", "if", "else"})
 
 
 def referenced_variables(source: str) -> set[str]:
     """Names of workflow variables a template reads through ``ctx()`` / ``vars`` / ``workflow``."""
     found: set[str] = set()
     for pattern in _VAR_PATTERNS:
-        found.update(pattern.findall(source))
+        found.update(m.group(m.re.groupindex.get("name", 1)) for m in pattern.finditer(source))
     for block in _YAQL_BLOCK.findall(source):
         for m in _YAQL_ROOT.finditer(block):
             # inside a call (`.select($.n)`) `$` is the current element, not the context
