@@ -13,18 +13,22 @@
 from __future__ import annotations
 
 import re
+import shlex
 import types
 from collections.abc import Mapping
+from functools import update_wrapper
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.filters import FILTERS
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.filters import FILTERS, make_attrgetter
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter, safe_range
 from jinja2.utils import Namespace
+from markupsafe import Markup
 
+from flowctx.render import _guard
 from flowctx.render._functions import LimitError, Limits, plain
 from flowctx.render._scope import MISSING, Scope
 
@@ -87,6 +91,63 @@ def _tick(context: Any) -> None:
         p.tick()
 
 
+class _BoundedFormat:
+    """``str.format`` fields counted while the result is built: the running total (literal text
+    plus every formatted field, widths included) is checked *before* each field is formatted."""
+
+    limits: Limits
+    total: int
+    factor = 1
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
+        self.total = len(format_string)
+        self.limits.check_len(self.total, "formatting")
+        return super().vformat(format_string, args, kwargs)  # type: ignore[misc]
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion in ("r", "a"):
+            lim = self.limits
+            if self.total + _guard.value_bound(value, conversion, None, lim, lim.max_size) > lim.max_size:
+                raise lim.fail("formatting")
+        return super().convert_field(value, conversion)  # type: ignore[misc]
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        lim = self.limits
+        width = 0
+        for d in _DIGITS.findall(format_spec):
+            if len(d) > 7 or int(d) > lim.max_size:
+                raise lim.fail("this format width")
+            width = max(width, int(d))
+        precision = None
+        if "." in format_spec:
+            tail = _DIGITS.match(format_spec.split(".", 1)[1])
+            precision = int(tail.group()) if tail else None
+        conv = format_spec[-1:] if format_spec[-1:].isalpha() else "s"
+        bound = self.factor * max(width, _guard.value_bound(value, conv, precision, lim, lim.max_size - self.total + 1))
+        if self.total + bound > lim.max_size:
+            raise lim.fail("formatting")
+        out = super().format_field(value, format_spec)  # type: ignore[misc]
+        self.total += len(out)
+        return out
+
+
+class _BoundedFormatter(_BoundedFormat, SandboxedFormatter):
+    def __init__(self, env: Any, limits: Limits) -> None:
+        super().__init__(env)
+        self.limits = limits
+
+
+class _BoundedEscapeFormatter(_BoundedFormat, SandboxedEscapeFormatter):
+    factor = 6
+
+    def __init__(self, env: Any, limits: Limits, escape: Any) -> None:
+        super().__init__(env, escape=escape)
+        self.limits = limits
+
+
+_DIGITS = re.compile(r"\d+")
+
+
 class FlowEnvironment(ImmutableSandboxedEnvironment):
     """The sandboxed Jinja environment flowctx renders with."""
 
@@ -108,16 +169,17 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         self.globals.update({"range": safe_range, "dict": dict, "namespace": Namespace})
         self.policies["json.dumps_function"] = self._dumps
         self.filters.update(helpers)
-        self.filters.update(_guarded_filters(limits))
+        self.filters.update(_guarded_filters(limits, self))
         self.tests["regex_match"] = helpers["regex_match"]
         self.tests["regex_search"] = helpers["regex_search"]
 
     # ------------------------------------------------------------------ guards
     def _dumps(self, obj: Any, **kwargs: Any) -> str:
-        import json
-
-        self.limits.check_value(obj, "tojson")
-        return json.dumps(plain(obj), **kwargs)
+        text = _guard.bounded_dumps(obj, self.limits, "tojson", **kwargs)
+        # |tojson then replaces each of < > & ' by a 6-character escape
+        extra = 5 * sum(text.count(c) for c in "<>&'")
+        self.limits.check_len(len(text) + extra, "tojson")
+        return text
 
     def flowctx_concat(self, parts: tuple[Any, ...]) -> str:
         to_str = self.limits.to_str
@@ -130,6 +192,52 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # Types expose their methods unbound (``dict.update(frozen, ...)``, ``dict.mro()``) and
+        # ``dict[...]`` makes an alias that forwards them: nothing of a class is readable from
+        # a template except ``dict.fromkeys`` (a constructor).
+        if isinstance(obj, type):
+            return obj is dict and attr == "fromkeys"
+        if isinstance(obj, types.GenericAlias):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, type):
+            raise SecurityError(f"subscripting the type {obj.__name__!r} is not allowed in templates")
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # Jinja's sandboxed str.format / format_map, with the output counted while it is built.
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or value.__name__ not in (
+            "format",
+            "format_map",
+        ):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type = type(f_self)
+        is_map = value.__name__ == "format_map"
+        limits = self.limits
+        env = self
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs = args[0]
+                args = ()
+            if isinstance(f_self, Markup):
+                fmt: Any = _BoundedEscapeFormatter(env, limits, f_self.escape)
+            else:
+                fmt = _BoundedFormatter(env, limits)
+            return str_type(fmt.vformat(f_self, args, kwargs))
+
+        return update_wrapper(wrapper, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Workflow data first: ``result.items`` / ``vars.count`` mean the keys, not dict methods.
@@ -156,12 +264,19 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
                     return __self.undefined("value was undefined because a callable raised a StopIteration exception")
         if not __self.is_safe_callable(__obj):
             raise SecurityError(f"{__obj!r} is not safely callable")
+        why = _guard.mutating_call(__obj, args)
+        if why is not None:
+            raise SecurityError(f"{why}: templates cannot change values")
         if type(__obj) is _BuiltinMethod:
             owner = getattr(__obj, "__self__", None)
-            if isinstance(owner, (str, bytes)):
-                if __obj.__name__ == "join" and args and not isinstance(args[0], (list, tuple)):
+            if isinstance(owner, (str, bytes, bytearray)):
+                name = __obj.__name__
+                if name == "join" and args and not isinstance(args[0], (list, tuple)):
                     args = (list(args[0]),) + args[1:]  # checked and joined: consume iterators once
-                __self.limits.check_str_method(__obj.__name__, owner, args, kwargs)
+                __self.limits.check_str_method(name, owner, args, kwargs)
+                bound = _guard.str_method_bound(name, owner, args, kwargs)
+                if bound is not None and bound > __self.limits.max_size:
+                    raise __self.limits.fail(f"{name}()")
         else:
             wrapped = getattr(__obj, "__wrapped__", None)
             if type(wrapped) is _BuiltinMethod and isinstance(getattr(wrapped, "__self__", None), str):
@@ -169,9 +284,85 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         return __context.call(__obj, *args, **kwargs)
 
 
-def _guarded_filters(limits: Limits) -> dict[str, Any]:
+def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
     to_str = limits.to_str
     orig = FILTERS
+    cap = limits.max_size
+
+    def _text(value: Any) -> str:
+        return value if isinstance(value, str) else to_str(value)
+
+    def escape(value: Any) -> Any:
+        if hasattr(value, "__html__"):
+            return orig["escape"](value)
+        text = _text(value)
+        limits.check_len(_guard.escaped_len(text), "escape")
+        return orig["escape"](text)
+
+    def forceescape(value: Any) -> Any:
+        text = str(value.__html__()) if hasattr(value, "__html__") else _text(value)
+        limits.check_len(_guard.escaped_len(text), "forceescape")
+        return orig["forceescape"](text)
+
+    def urlencode(value: Any) -> str:
+        if isinstance(value, str) or not hasattr(value, "__iter__"):
+            text = _text(value)
+            limits.check_len(_guard.quoted_len(text, b"/"), "urlencode")
+            return orig["urlencode"](text)
+        pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
+        total = max(0, len(pairs) - 1)
+        for pair in pairs:
+            k, v = pair
+            total += 1 + _guard.quoted_len(_text(k)) + _guard.quoted_len(_text(v))
+            if total > cap:
+                raise limits.fail("urlencode")
+        return orig["urlencode"](pairs)
+
+    def xmlattr(eval_ctx: Any, d: Any, autospace: bool = True) -> str:
+        total = 1
+        for k, v in d.items():
+            if v is None or isinstance(v, Undefined):
+                continue
+            total += 4 + _guard.escaped_len(_text(k)) + _guard.escaped_len(_text(v))
+            if total > cap:
+                raise limits.fail("xmlattr")
+        return orig["xmlattr"](eval_ctx, d, autospace)
+
+    xmlattr.jinja_pass_arg = orig["xmlattr"].jinja_pass_arg  # type: ignore[attr-defined]
+
+    def urlize(eval_ctx: Any, value: Any, trim_url_limit: Any = None, nofollow: bool = False, target: Any = None,
+               rel: Any = None, extra_schemes: Any = None) -> str:
+        text = _text(value)
+        words = len(text.split()) + 1
+        per_link = 60 + len(_text(target or "")) + len(_text(rel or "")) + 20 * nofollow
+        limits.check_len(12 * len(text) + per_link * words, "urlize")
+        return orig["urlize"](eval_ctx, text, trim_url_limit, nofollow, target, rel, extra_schemes)
+
+    urlize.jinja_pass_arg = orig["urlize"].jinja_pass_arg  # type: ignore[attr-defined]
+
+    def _case(name: str) -> Any:
+        f = orig[name]
+
+        def case(s: Any) -> str:
+            text = _text(s)
+            limits.check_len(_guard.str_method_bound("upper", text, (), {}) or 0, name)
+            return f(text)
+
+        case.__name__ = name
+        return case
+
+    def sum_(iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        if attribute is not None:
+            iterable = map(make_attrgetter(env, attribute), iterable)
+        items = list(iterable)
+        if not isinstance(start, (int, float)) or any(not isinstance(x, (int, float)) for x in items):
+            limits.check_value([start, items], "sum")
+        return sum(items, start)
+
+    def quote(value: Any) -> str:
+        text = value if isinstance(value, str) else to_str(value)
+        limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote")
+        return shlex.quote(text)
 
     def center(value: Any, width: int = 80) -> str:
         if isinstance(width, int) and width > limits.max_size:
@@ -194,7 +385,9 @@ def _guarded_filters(limits: Limits) -> dict[str, Any]:
     def join(value: Any, d: str = "", attribute: Any = None) -> str:
         items = list(value)
         if attribute is not None:
-            items = [it[attribute] if isinstance(it, Mapping) else getattr(it, str(attribute)) for it in items]
+            # the sandbox's own item/attribute look-up (``a.b`` paths, ints), like Jinja's join
+            get = make_attrgetter(env, attribute)
+            items = [get(it) for it in items]
         sep = to_str(d)
         budget = limits.max_size
         total = len(sep) * max(0, len(items) - 1)
@@ -263,6 +456,18 @@ def _guarded_filters(limits: Limits) -> dict[str, Any]:
         return result + end
 
     return {
+        "escape": escape,
+        "e": escape,
+        "forceescape": forceescape,
+        "urlencode": urlencode,
+        "xmlattr": xmlattr,
+        "urlize": urlize,
+        "upper": _case("upper"),
+        "lower": _case("lower"),
+        "title": _case("title"),
+        "capitalize": _case("capitalize"),
+        "sum": sum_,
+        "quote": quote,
         "center": center,
         "indent": indent,
         "format": format_,
