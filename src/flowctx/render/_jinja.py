@@ -64,6 +64,12 @@ class _FlowCodeGenerator(CodeGenerator):
                 call.node = new
         super().visit_Template(node, frame)
 
+    def buffer(self, frame: Any) -> None:
+        # Block ``set``, macros, ``call`` and ``filter`` blocks collect their output in a buffer
+        # before joining it: that buffer counts what it holds against the size cap.
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.flowctx_buffer()")
+
     def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
         self.write("environment.flowctx_concat((")
         for arg in node.nodes:
@@ -83,6 +89,44 @@ class _FlowContext(Context):
         if type(p) is Scope:
             return p.lookup(key)
         return super().resolve_or_missing(key)
+
+
+class _CappedBuffer(list):  # type: ignore[type-arg]
+    """An output buffer that refuses to hold more than the size cap."""
+
+    __slots__ = ("n", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__()
+        self.n = 0
+        self.limits = limits
+
+    def append(self, s: Any) -> None:
+        self.n += len(s)
+        if self.n > self.limits.max_size:
+            raise LimitError(f"template output exceeds the size limit ({self.limits.max_size} characters)")
+        super().append(s)
+
+    def extend(self, parts: Any) -> None:
+        for p in parts:
+            self.append(p)
+
+
+def capped_iter(it: Any, limits: Limits, what: str) -> Any:
+    """Yield from ``it``, counting the size of what was yielded (and ticking the render's budget):
+    a lazy producer (``map``, ``select`` ...) cannot hand more than the size cap to whatever
+    collects it (``list``, ``join``, ``sort`` ...)."""
+    cap = limits.max_size
+    approx = limits.approx_size
+    scope = _guard.current_scope()
+    total = 0
+    for x in it:
+        if scope is not None:
+            scope.tick()
+        total += len(x) if type(x) is str else approx(x, cap - total + 1)
+        if total > cap:
+            raise limits.fail(what)
+        yield x
 
 
 def _tick(context: Any) -> None:
@@ -181,6 +225,9 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         self.limits.check_len(len(text) + extra, "tojson")
         return text
 
+    def flowctx_buffer(self) -> _CappedBuffer:
+        return _CappedBuffer(self.limits)
+
     def flowctx_concat(self, parts: tuple[Any, ...]) -> str:
         to_str = self.limits.to_str
         strs = [to_str(p) for p in parts]
@@ -267,6 +314,14 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         why = _guard.mutating_call(__obj, args)
         if why is not None:
             raise SecurityError(f"{why}: templates cannot change values")
+        if __obj is dict or __obj is Namespace or (
+            type(__obj) is _BuiltinMethod and __obj.__self__ is dict and __obj.__name__ == "fromkeys"
+        ):
+            # builds a container of references: refuse one whose contents pass the cap (a loop
+            # of ``dict(ns.d, **{k: big})`` would otherwise keep every ``big`` alive)
+            out = __context.call(__obj, *args, **kwargs)
+            __self.limits.check_value(out if __obj is not Namespace else dict(*args, **kwargs), "dict()")
+            return out
         if type(__obj) is _BuiltinMethod:
             owner = getattr(__obj, "__self__", None)
             if isinstance(owner, (str, bytes, bytearray)):
@@ -364,6 +419,36 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote")
         return shlex.quote(text)
 
+    def lazy(name: str) -> Any:
+        # map / select / reject ... are generators: what they yield is counted (capped_iter)
+        f = orig[name]
+
+        def producer(*args: Any, **kwargs: Any) -> Any:
+            return capped_iter(f(*args, **kwargs), limits, name)
+
+        producer.__name__ = name
+        producer.jinja_pass_arg = f.jinja_pass_arg  # type: ignore[attr-defined]
+        return producer
+
+    def plain_str(f: Any) -> Any:
+        # flowctx renders text, not HTML: no filter hands out ``Markup``, whose operators and
+        # methods escape their arguments (``('x'|safe) + big`` would grow 5x past every check).
+        def unmarked(*args: Any, **kwargs: Any) -> Any:
+            out = f(*args, **kwargs)
+            return str(out) if isinstance(out, Markup) else out
+
+        unmarked.__name__ = getattr(f, "__name__", "filter")
+        if hasattr(f, "jinja_pass_arg"):
+            unmarked.jinja_pass_arg = f.jinja_pass_arg  # type: ignore[attr-defined]
+        return unmarked
+
+    def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
+        if indent is not None and (not isinstance(indent, int) or isinstance(indent, bool) or indent > 16):
+            raise LimitError("tojson: indent must be an int <= 16")
+        return orig["tojson"](eval_ctx, value, indent)
+
+    tojson.jinja_pass_arg = orig["tojson"].jinja_pass_arg  # type: ignore[attr-defined]
+
     def center(value: Any, width: int = 80) -> str:
         if isinstance(width, int) and width > limits.max_size:
             raise limits.fail("center")
@@ -456,12 +541,20 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         return result + end
 
     return {
-        "escape": escape,
-        "e": escape,
-        "forceescape": forceescape,
+        "map": lazy("map"),
+        "select": lazy("select"),
+        "reject": lazy("reject"),
+        "selectattr": lazy("selectattr"),
+        "rejectattr": lazy("rejectattr"),
+        "safe": plain_str(orig["safe"]),
+        "escape": plain_str(escape),
+        "e": plain_str(escape),
+        "forceescape": plain_str(forceescape),
+        "tojson": plain_str(tojson),
         "urlencode": urlencode,
-        "xmlattr": xmlattr,
-        "urlize": urlize,
+        "xmlattr": plain_str(xmlattr),
+        "urlize": plain_str(urlize),
+        "striptags": plain_str(orig["striptags"]),
         "upper": _case("upper"),
         "lower": _case("lower"),
         "title": _case("title"),

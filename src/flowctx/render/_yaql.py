@@ -297,6 +297,15 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
 
     checks = _yaql_prechecks(limits)
     cap = limits.max_size
+    approx = limits.approx_size
+
+    def _capped(it: Any, name: str) -> Any:
+        total = 0
+        for x in it:
+            total += len(x) if type(x) is str else approx(x, cap - total + 1)
+            if total > cap:
+                raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            yield x
 
     def wrap(fd: Any) -> Any:
         payload = fd.payload
@@ -312,8 +321,13 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
             if pre is not None:
                 pre(args)
             res = payload(*args, **kwargs)
-            if type(res) is str and len(res) > cap:
-                raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            t = type(res)
+            if t is str:
+                if len(res) > cap:
+                    raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            elif hasattr(t, "__next__"):
+                # a lazy result (select, where, ...): what it yields is counted against the cap
+                return _capped(res, name)
             return res
 
         c = fd.clone()
