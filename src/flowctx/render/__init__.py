@@ -294,9 +294,9 @@ class Renderer:
             text = "{{ " + text + " }}"
         try:
             ast = self.env.parse(text)
-        except TemplateSyntaxError:
+            return _jinja_references(ast, self._resolvers)
+        except (TemplateSyntaxError, RecursionError, MemoryError):
             return set()
-        return _jinja_references(ast, self._resolvers)
 
     def clear_cache(self) -> None:
         """Drop every compiled template."""

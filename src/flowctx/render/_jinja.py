@@ -144,8 +144,8 @@ class _BoundedFormat:
     factor = 1
 
     def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
-        self.total = len(format_string)
-        self.limits.check_len(self.total, "formatting")
+        self.limits.check_len(len(format_string), "formatting")
+        self.total = sum(len(lit) for lit, *_ in self.parse(format_string))  # type: ignore[attr-defined]
         return super().vformat(format_string, args, kwargs)  # type: ignore[misc]
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
@@ -235,6 +235,10 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         return "".join(strs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if isinstance(left, Markup) or isinstance(right, Markup):
+            # Markup operators escape the other operand (up to 6x): bound that growth first
+            lim = self.limits
+            lim.check_len(6 * (lim.approx_size(left) + lim.approx_size(right)), f"the {operator!r} operator")
         return self.limits.binop(operator, left, right)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
@@ -326,6 +330,9 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             owner = getattr(__obj, "__self__", None)
             if isinstance(owner, (str, bytes, bytearray)):
                 name = __obj.__name__
+                if name in ("format", "format_map") and isinstance(owner, str):
+                    # a raw str.format however it got here: the sandboxed, size-counted one
+                    return __self.wrap_str_format(__obj)(*args, **kwargs)
                 if name == "join" and args and not isinstance(args[0], (list, tuple)):
                     args = (list(args[0]),) + args[1:]  # checked and joined: consume iterators once
                 __self.limits.check_str_method(name, owner, args, kwargs)
@@ -444,7 +451,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
 
     def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
         if indent is not None and (not isinstance(indent, int) or isinstance(indent, bool) or indent > 16):
-            raise LimitError("tojson: indent must be an int <= 16")
+            raise LimitError("tojson: indent must be an int <= 16 (template size limit)")
         return orig["tojson"](eval_ctx, value, indent)
 
     tojson.jinja_pass_arg = orig["tojson"].jinja_pass_arg  # type: ignore[attr-defined]
