@@ -160,16 +160,10 @@ class Limits:
         raise LimitError(f"operator {op!r} is not supported")
 
     def check_printf(self, fmt: str | bytes, args: Any) -> None:
-        text = fmt if isinstance(fmt, str) else fmt.decode("latin-1")
-        for m in _PRINTF.finditer(text):
-            for g in m.groups():
-                if g == "*":
-                    raise LimitError("'*' widths in % formatting are not allowed in templates")
-                if g is not None and int(g) > self.max_size:
-                    raise self.fail("this % format width")
-        budget = self.max_size
-        if len(text) + self.approx_size(args, budget) > budget:
-            raise self.fail("% formatting")
+        # every conversion counted where it occurs ('%(a)s' * 1000 % {'a': big} costs 1000 * big)
+        from flowctx.render._guard import printf_bound
+
+        printf_bound(fmt, args, self)
 
     def check_format(self, fmt: str, args: Any = (), kwargs: Any = None) -> None:
         """Check a ``str.format`` template: no nested fields in specs, widths within the limit."""
@@ -228,10 +222,11 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
     ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
 
     def to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-        limits.check_value(value, "to_json_string()")
+        from flowctx.render._guard import bounded_dumps
+
         if indent is not None and (not isinstance(indent, int) or indent > 16):
             raise LimitError("to_json_string(): indent must be an int <= 16")
-        return _json.dumps(plain(value), indent=indent, sort_keys=bool(sort_keys))
+        return bounded_dumps(value, limits, "to_json_string()", indent=indent, sort_keys=bool(sort_keys))
 
     def from_json_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
@@ -248,32 +243,38 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         raise TypeError(f"json() needs a JSON string or a mapping, not {type(value).__name__!r}")
 
     def to_yaml_string(value: Any, indent: int | None = None) -> str:
-        limits.check_value(value, "to_yaml_string()")
-        return yaml.safe_dump(plain(value), default_flow_style=False, sort_keys=False, indent=indent)
+        from flowctx.render._guard import bounded_yaml_dump
+
+        return bounded_yaml_dump(value, limits, "to_yaml_string()", default_flow_style=False, sort_keys=False,
+                                 indent=indent)
 
     def from_yaml_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"from_yaml_string() needs a string, not {type(value).__name__!r}")
         return yaml.safe_load(value)
 
+    # Regular expressions run on the ``regex`` engine under the render's remaining time
+    # (flowctx.render._guard): stdlib ``re`` cannot be interrupted by a time limit.
+    from flowctx.render import _guard
+
     def regex_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-        return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+        return _guard.rx_match(pattern, str(value), _guard.IGNORECASE if ignorecase else 0) is not None
 
     def regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-        return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+        return _guard.rx_search(pattern, str(value), _guard.IGNORECASE if ignorecase else 0) is not None
 
     def regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
         text = str(value)
         total = [len(text)]
 
-        def repl(m: re.Match[str]) -> str:
+        def repl(m: Any) -> str:
             out = m.expand(replacement)
             total[0] += len(out) - (m.end() - m.start())
             if total[0] > limits.max_size:
                 raise limits.fail("regex_replace()")
             return out
 
-        return re.sub(pattern, repl, text, flags=re.IGNORECASE if ignorecase else 0)
+        return _guard.rx_sub(pattern, repl, text, 0, _guard.IGNORECASE if ignorecase else 0)
 
     def now(utc: bool = True) -> str:
         return datetime.now(timezone.utc).isoformat() if utc else datetime.now().astimezone().isoformat()
