@@ -422,6 +422,11 @@ class Engine:
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
         journal = c.journal
+        fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
+        if getattr(journal, "durable", False):
+            journal.on_fatal = lambda exc: events.put(("fatal", exc))
+            if journal.fatal is not None:
+                fatal.append(journal.fatal)
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
@@ -475,8 +480,11 @@ class Engine:
                 for follow in c.call_done(call, outcome):
                     metrics["retries"] += 1
                     submit(follow)
-            elif kind == "cancel":
-                c.cancel()
+            elif kind == "cancel" or kind == "fatal":
+                if kind == "fatal":
+                    fatal.append(ev[1])
+                else:
+                    c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
                 for _ in timers:
@@ -493,8 +501,10 @@ class Engine:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
         try:
-            while True:
+            while not fatal:
                 dispatch()
+                if fatal:
+                    break
                 if inflight == 0 and not timers:
                     if paused and c.status == "running":
                         c.status = PAUSED
@@ -530,7 +540,12 @@ class Engine:
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
-        if c.status == WF_CANCELED:
+        if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
+            journal.abandon()
+            raise journal.fatal
+        if fatal:  # a value the state file cannot hold: the run fails with that message
+            journal.abort_run(c, str(journal.fatal))
+        elif c.status == WF_CANCELED:
             c.finish_canceled()
         else:
             c.finalize()
