@@ -424,7 +424,8 @@ class Engine:
         journal = c.journal
         fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
         if getattr(journal, "durable", False):
-            journal.on_fatal = lambda exc: events.put(("fatal", exc))
+            # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
+            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
             if journal.fatal is not None:
                 fatal.append(journal.fatal)
 
@@ -457,7 +458,7 @@ class Engine:
                 handles[token] = handle
 
         def dispatch() -> None:
-            if paused or c.finished:
+            if paused or c.finished or fatal:
                 return
             while True:
                 mark = c.stage_count
@@ -481,9 +482,7 @@ class Engine:
                     metrics["retries"] += 1
                     submit(follow)
             elif kind == "cancel" or kind == "fatal":
-                if kind == "fatal":
-                    fatal.append(ev[1])
-                else:
+                if kind == "cancel":
                     c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
@@ -528,6 +527,9 @@ class Engine:
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
                     handle(ev)
+                if fatal:
+                    handle(("fatal", fatal[0]))  # stop what runs
+                    break
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)

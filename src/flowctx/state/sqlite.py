@@ -146,7 +146,9 @@ def _insert_many(c: sqlite3.Connection, prefix: str, rows: Sequence[tuple[Any, .
 
 
 class SQLiteState(StateStore):
-    """State in one SQLite file (created if missing).
+    """State in one SQLite file (created if missing; an existing empty file is refused unless
+    ``init_empty=True``: a 0-byte file where a state file should be is more often a state file
+    that was lost than a new one).
 
     ``batch_size`` / ``flush_interval`` configure write-behind batching (records per transaction,
     seconds before a partial batch is written); ``synchronous`` is SQLite's setting: ``NORMAL``
@@ -163,6 +165,7 @@ class SQLiteState(StateStore):
         synchronous: str = "NORMAL",
         lease_ttl: float = 30.0,
         timeout: float = 10.0,
+        init_empty: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -177,7 +180,7 @@ class SQLiteState(StateStore):
         self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._host = socket.gethostname()
-        self._check_header()
+        self._check_header(init_empty)
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -204,7 +207,7 @@ class SQLiteState(StateStore):
     def location(self) -> str:
         return self.path
 
-    def _check_header(self) -> None:
+    def _check_header(self, init_empty: bool) -> None:
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(len(SQLITE_MAGIC))
@@ -214,6 +217,11 @@ class SQLiteState(StateStore):
             raise StateError(f"{self.path}: is a directory, not a state file") from None
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read the state file ({exc.strerror})") from None
+        if not head and not init_empty and not os.path.exists(self.path + "-wal"):
+            raise StateError(
+                f"{self.path}: an empty file (0 bytes), not a state file (a truncated or lost state file?); it was "
+                "left as it is (to make it a new state file: --init-state, or SQLiteState(path, init_empty=True))"
+            )
         if head and head != SQLITE_MAGIC:
             raise StateError(f"{self.path}: not a flowctx state file (not an SQLite database); it was left as it is")
 
