@@ -5,6 +5,10 @@ overruns its ``timeout``, when the task is canceled or timed out by the engine (
 context's ``cancel_event``), and when the command itself exits, whatever is left of that process
 group is killed (SIGTERM, then SIGKILL after a short grace period): nothing a task starts outlives
 it, not even a background job (``cmd &``) — run long-lived daemons outside flowctx.
+
+On Linux the command also dies with the engine process when that is killed outright (SIGKILL,
+OOM): it is started with ``PR_SET_PDEATHSIG`` (see
+:func:`flowctx.executors.base.die_with_parent_preexec` for what that covers).
 """
 from __future__ import annotations
 
@@ -125,6 +129,8 @@ def local(
     cancel = action_context.cancel_event if action_context is not None else None
     if cancel is not None and cancel.is_set():
         return ActionResult(FAILED, None, "core.local: canceled before the command started")
+    from flowctx.executors.base import die_with_parent_preexec
+
     try:
         proc = subprocess.Popen(
             argv,
@@ -134,6 +140,7 @@ def local(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent_preexec(),  # noqa: PLW1509 - prepared in the parent, no locks
         )
     except OSError as exc:
         raise ActionError(f"core.local: cannot start {argv[0] if argv[0] != SHELL else 'the shell'}: {exc.strerror or exc}") from None

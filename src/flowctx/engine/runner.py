@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
+from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     PAUSED,
@@ -166,6 +166,8 @@ class Execution:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
+        self._running_on: Executor | None = None  # the executor while the run is driven
+        self._cancel_requested = False
 
     @property
     def status(self) -> str:
@@ -173,7 +175,11 @@ class Execution:
 
     def cancel(self) -> None:
         """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._cancel_requested = True
         self._events.put(("cancel",))
+        interrupt = getattr(self._running_on, "cancel_running", None)
+        if interrupt is not None:  # the inline executor blocks the engine thread: reach its call now
+            interrupt()
 
     def pause(self) -> None:
         """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
@@ -410,6 +416,7 @@ class Engine:
         started = time.time()
         executor = ex._executor if ex._executor is not None else self._make_executor()
         ex._executor = None
+        ex._running_on = executor
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
@@ -438,6 +445,9 @@ class Engine:
             inflight += 1
             token = next(seq)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if ex._cancel_requested:  # a cancel on its way (the inline executor blocks this thread)
+                events.put(("done", token, call, Outcome(CANCELED, None, "canceled", time.time(), time.time())))
+                return
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
                 return

@@ -32,6 +32,7 @@ from flowctx.executors.base import (
     _pool_size,
     _timeout_value,
     call_action,
+    die_with_parent,
 )
 from flowctx.executors.thread import ThreadExecutor
 
@@ -49,8 +50,10 @@ def _worker_main(conn: Any) -> None:
         os.setsid()
     except OSError:  # pragma: no cover - already a group leader
         pass
+    die_with_parent()  # Linux: SIGKILLed when the engine dies, even by SIGKILL
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when workers stop
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError):  # pragma: no cover
         pass
     while True:
