@@ -352,3 +352,145 @@ def test_damaged_journal_rows_are_one_state_error(backend: ModuleType, tmp_path:
     msg = str(info.value)
     assert msg.startswith(f"execution {eid}: {what}") and msg.endswith("; it was not used"), msg
     assert st.lease(eid) is None  # a refused resume gives its lease back
+
+
+# ============================================================== 11.10 signals: nothing outlives the engine
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, pgrp) of a live process, None if it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    state = rest[0].decode()
+    if state in ("Z", "X"):
+        return None
+    return state, int(rest[1]), int(rest[2])
+
+
+def _all_pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root``, plus every member of their process groups."""
+    table = {p: s for p in _all_pids() if (s := _stat(p)) is not None}
+    out: set[int] = set()
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (_st, ppid, _pg) in table.items():
+            if ppid == parent and pid not in out:
+                out.add(pid)
+                frontier.append(pid)
+    groups = {table[p][2] for p in out if p in table} - {table.get(root, ("", 0, -1))[2]}
+    out |= {pid for pid, (_st, _pp, pg) in table.items() if pg in groups}
+    return out
+
+
+def wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if _stat(p) is not None}
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+HOLD_MODULE = '''
+import os, time
+from flowctx import action
+
+
+@action("t.hold")
+def hold(dir: str, name: str) -> str:
+    with open(os.path.join(dir, name + ".pid"), "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(60)
+    return "held"
+'''
+
+SIGNAL_WF = """
+version: 1.0
+input: [dir]
+tasks:
+  start:
+    action: core.noop
+    next:
+      - do: [a, b, c{extra}]
+  a:
+    action: core.local cmd="echo $$ > {{{{ ctx().dir }}}}/a.pid; sleep 61; echo never"
+  b:
+    action: core.local cmd="echo $$ > {{{{ ctx().dir }}}}/b.pid; sleep 62 & sleep 63; wait"
+  c:
+    action: core.local
+    input:
+      cmd: [sh, -c, "echo $$ > {{{{ ctx().dir }}}}/c.pid; exec sleep 64"]
+{hold}
+"""
+
+HOLD_TASKS = """
+  p:
+    action: t.hold dir="{{ ctx().dir }}" name=p
+  q:
+    action: t.hold dir="{{ ctx().dir }}" name=q
+"""
+
+
+def _signal_run(backend: ModuleType, tmp_path: Any, executor: str) -> tuple[subprocess.Popen[str], set[int], list[str]]:
+    import time
+
+    run_dir = tmp_path / "pids"
+    run_dir.mkdir()
+    mod = tmp_path / "holdmod.py"
+    mod.write_text(HOLD_MODULE)
+    pool = executor == "process"
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(SIGNAL_WF.format(extra=", p, q" if pool else "", hold=HOLD_TASKS if pool else ""))
+    names = ["a", "b", "c"] + (["p", "q"] if pool else [])
+    if executor == "inline":
+        names = ["a"]  # one call at a time
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctx", "run", str(wf), "--executor", executor, "--workers", "2" if pool else "4",
+         "--actions", str(mod), "-p", f"dir={run_dir}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(backend), cwd=str(tmp_path),
+    )
+    deadline = time.monotonic() + 60
+    while not all((run_dir / f"{n}.pid").exists() and (run_dir / f"{n}.pid").read_text().strip() for n in names):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"the run did not start its children (exit {proc.returncode}): {err}")
+        time.sleep(0.05)
+    time.sleep(0.3)  # the background `sleep 62 &` and the helper are up too
+    kids = descendants(proc.pid)
+    started = {int((run_dir / f"{n}.pid").read_text()) for n in names}
+    assert started <= kids, (started, kids)
+    return proc, kids, names
+
+
+@pytest.mark.parametrize("executor", ["thread", "process", "inline"])
+def test_sigterm_cancels_and_kills_every_child(backend: ModuleType, tmp_path: Any, executor: str) -> None:
+    import signal
+
+    proc, kids, names = _signal_run(backend, tmp_path, executor)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "flowctx: terminated (SIGTERM): canceling the workflow" in err
+    assert "flowctx: workflow canceled" in err
+    assert not wait_gone(kids), f"left running after SIGTERM: {wait_gone(kids, 0)} of {kids}"
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_children_die_with_a_sigkilled_engine(backend: ModuleType, tmp_path: Any, executor: str) -> None:
+    import signal
+
+    proc, kids, names = _signal_run(backend, tmp_path, executor)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not wait_gone(kids), f"left running after SIGKILL: {wait_gone(kids, 0)} of {kids}"

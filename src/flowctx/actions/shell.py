@@ -6,9 +6,10 @@ context's ``cancel_event``), and when the command itself exits, whatever is left
 group is killed (SIGTERM, then SIGKILL after a short grace period): nothing a task starts outlives
 it, not even a background job (``cmd &``) — run long-lived daemons outside flowctx.
 
-On Linux the command also dies with the engine process when that is killed outright (SIGKILL,
-OOM): it is started with ``PR_SET_PDEATHSIG`` (see
-:func:`flowctx.executors.base.die_with_parent_preexec` for what that covers).
+The command's group also dies with the engine process when that is killed outright (SIGKILL,
+OOM): the command is started with ``PR_SET_PDEATHSIG`` on Linux, and its group is registered
+with the engine's group reaper (:mod:`flowctx.executors._reaper`), which kills it when the
+engine's end of a pipe closes.
 """
 from __future__ import annotations
 
@@ -144,6 +145,9 @@ def local(
         )
     except OSError as exc:
         raise ActionError(f"core.local: cannot start {argv[0] if argv[0] != SHELL else 'the shell'}: {exc.strerror or exc}") from None
+    from flowctx.executors import _reaper
+
+    _reaper.register(proc.pid)  # its group is SIGKILLed if the engine dies outright
 
     deadline = None if limit is None else time.monotonic() + limit
     stopped: str | None = None  # "timeout" | "canceled"
@@ -182,6 +186,7 @@ def local(
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        _reaper.unregister(proc.pid)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

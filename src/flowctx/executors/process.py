@@ -34,6 +34,7 @@ from flowctx.executors.base import (
     call_action,
     die_with_parent,
 )
+from flowctx.executors import _reaper
 from flowctx.executors.thread import ThreadExecutor
 
 
@@ -144,6 +145,7 @@ class _Slot:
         proc = ctx.Process(target=_worker_main, args=(child_conn,), name=f"flowctx-worker-{self.index}")
         proc.start()
         child_conn.close()
+        _reaper.register(proc.pid)  # the worker leads its own group: killed if the engine dies outright
         with self.lock:
             self.proc, self.conn = proc, parent_conn
 
@@ -176,9 +178,16 @@ class _Slot:
             except OSError:
                 pass
         if proc is not None:
+            pid = proc.pid
             if proc.is_alive():
                 self.kill(proc)
             proc.join(5)
+            if pid is not None and proc.exitcode is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # what the worker's actions left in its group
+                except OSError:
+                    pass
+                _reaper.unregister(pid)
             try:
                 proc.close()
             except ValueError:  # pragma: no cover - still running after SIGKILL + 5 s
