@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
+from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     DEFAULT_MAX_TASKS,
@@ -169,6 +169,8 @@ class Execution:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
+        self._running_on: Executor | None = None  # the executor while the run is driven
+        self._cancel_requested = False
 
     @property
     def status(self) -> str:
@@ -176,7 +178,11 @@ class Execution:
 
     def cancel(self) -> None:
         """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._cancel_requested = True
         self._events.put(("cancel",))
+        interrupt = getattr(self._running_on, "cancel_running", None)
+        if interrupt is not None:  # the inline executor blocks the engine thread: reach its call now
+            interrupt()
 
     def pause(self) -> None:
         """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
@@ -428,6 +434,7 @@ class Engine:
         started = time.time()
         executor = ex._executor if ex._executor is not None else self._make_executor()
         ex._executor = None
+        ex._running_on = executor
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
@@ -442,6 +449,12 @@ class Engine:
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
         journal = c.journal
+        fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
+        if getattr(journal, "durable", False):
+            # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
+            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+            if journal.fatal is not None:
+                fatal.append(journal.fatal)
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
@@ -456,6 +469,9 @@ class Engine:
             token = next(seq)
             c.call_started(call)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if ex._cancel_requested:  # a cancel on its way (the inline executor blocks this thread)
+                events.put(("done", token, call, Outcome(CANCELED, None, "canceled", time.time(), time.time())))
+                return
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
                 return
@@ -476,7 +492,7 @@ class Engine:
                 handles[token] = handle
 
         def dispatch() -> None:
-            if paused or c.finished:
+            if paused or c.finished or fatal:
                 return
             while True:
                 mark = c.stage_count
@@ -498,8 +514,9 @@ class Engine:
                 for follow in c.call_done(call, outcome):
                     metrics["retries"] += 1
                     submit(follow)
-            elif kind == "cancel":
-                c.cancel()
+            elif kind == "cancel" or kind == "fatal":
+                if kind == "cancel":
+                    c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
                 for _ in timers:
@@ -529,8 +546,10 @@ class Engine:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
         try:
-            while True:
+            while not fatal:
                 dispatch()
+                if fatal:
+                    break
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
                     if paused and c.status in ("running", "failing"):
@@ -556,6 +575,9 @@ class Engine:
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
                     handle(ev)
+                if fatal:
+                    handle(("fatal", fatal[0]))  # stop what runs
+                    break
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)
@@ -568,7 +590,12 @@ class Engine:
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
-        if c.status == WF_CANCELED:
+        if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
+            journal.abandon()
+            raise journal.fatal
+        if fatal:  # a value the state file cannot hold: the run fails with that message
+            journal.abort_run(c, str(journal.fatal))
+        elif c.status == WF_CANCELED:
             c.finish_canceled()
         else:
             c.finalize()
