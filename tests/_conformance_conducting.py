@@ -458,10 +458,69 @@ def _diff(key: str, want: Any, got: Any) -> str | None:
     return None
 
 
+def _graph_shape(spec: Any) -> dict[str, Any]:
+    """flowctx's task graph in the terms of Orquesta's composed execution graph.  Orquesta folds a
+    transition to the ``retry`` command into the task's ``retry`` attribute, so that edge (and
+    node) becomes ``retries`` here; everything else is compared as it is."""
+    from flowctx.engine.conductor import DEFAULT_RETRY_COMMAND_COUNT
+    from flowctx.engine.graph import WorkflowGraph
+
+    g = WorkflowGraph(spec)
+    names = set(spec.tasks)
+    edges, retries = [], {}
+    for name in spec.tasks:
+        task = spec.tasks[name]
+        for e in g.out_edges.get(name, []):
+            names.add(e.target)
+            if e.target == "retry" and g.is_command("retry"):
+                # a transition without ``when`` fires on any completion: Orquesta writes completed()
+                r = {"when": e.transition.when or "<% completed() %>", "count": DEFAULT_RETRY_COMMAND_COUNT}
+                if task.retry is not None:
+                    r["count"] = task.retry.count
+                retries[name] = r
+                continue
+            edges.append([name, e.target, e.k, e.entry, [e.transition.when] if e.transition.when else []])
+        if task.retry is not None and name not in retries:
+            r = {"count": task.retry.count, "when": task.retry.when}
+            if task.retry.delay:
+                r["delay"] = task.retry.delay
+            retries[name] = r
+    names.discard("retry") if g.is_command("retry") else None
+    return {
+        "nodes": sorted(names),
+        "joins": {n: ("*" if spec.tasks[n].join == "all" else int(spec.tasks[n].join)) for n in spec.tasks if g.is_join(n)},
+        "splits": sorted(n for n in names if g.is_split(n)),
+        "edges": sorted(edges),
+        "retries": retries,
+    }
+
+
+def _check_graph(case: Case) -> list[str]:
+    from flowctx.spec import load_workflow
+
+    spec = load_workflow(os.path.normpath(os.path.join(DATA, case.data["workflow_file"])))
+    got = _graph_shape(spec)
+    want = case.data["graph"]
+    out = []
+    for key in ("nodes", "joins", "splits", "edges"):
+        if want.get(key, [] if key != "joins" else {}) != got[key]:
+            out.append(f"{key}: expected {want.get(key)!r}, got {got[key]!r}")
+    for name, r in (want.get("retries") or {}).items():
+        g = got["retries"].get(name)
+        if g is None or any(g.get(k) != v for k, v in r.items()):
+            out.append(f"retries[{name}]: expected {r!r}, got {g!r}")
+    extra = set(got["retries"]) - set(want.get("retries") or {})
+    if extra:
+        out.append(f"retries: unexpected {sorted(extra)}")
+    return out
+
+
 def check(case: Case, backend: ModuleType) -> list[str]:
     from flowctx.errors import FlowctxError
 
     data = case.data
+    if "graph" in data:  # composition: the task graph's shape (no store involved)
+        return _check_graph(case)
     try:
         d = _Driver(data, backend)
     except FlowctxError as exc:
