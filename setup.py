@@ -67,6 +67,9 @@ else:
     directives = {
         "language_level": 3,
         "embedsignature": True,
+        # __text_signature__ for the C methods (FrozenDict is compiled with binding=False), so
+        # inspect.signature() reads them as it does the cyfunctions'
+        "embedsignature.format": "clinic",
         "boundscheck": False,
         "wraparound": False,
     }

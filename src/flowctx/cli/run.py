@@ -64,7 +64,8 @@ output:
   JSON document {status, reason, output, errors, tasks, metrics, ...}.
 
 exit status: 0 succeeded, 1 failed or canceled (the reason on stderr), 2 bad usage, parameters
-or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twice quits at once).
+or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twice quits at once),
+143 terminated (SIGTERM is handled like Ctrl-C).
 """
 
 
@@ -73,9 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "run",
         help="run a workflow",
         description="Run a workflow file (Orquesta native v1 or list form) on this machine and "
-        "print its output. Actions run in a thread pool by default; a task's timeout is enforced "
-        "with the thread and process executors (shell commands and process-pool workers are "
-        "killed); the inline executor runs each call to completion and only reports the overrun.",
+        "print its output. Actions run in a thread pool by default. A task's timeout (and a "
+        "cancel: Ctrl-C, SIGTERM) kills shell commands' process groups (core.local) and stops "
+        "core.sleep and sub-workflows on every executor; Python actions are only abandoned on "
+        "the thread and inline executors (their code runs on, its result is dropped): a hard "
+        "limit on Python code needs --executor process, which kills the worker.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,11 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution = parser.add_argument_group("execution")
     execution.add_argument(
         "--executor", type=executor_name, default="thread", metavar="KIND",
-        help="where actions run: thread (a thread pool, the default), process (a process pool for "
-        "CPU-bound Python actions; inputs are pickled), inline (in the engine thread: no "
-        "concurrency, timeouts not enforced), dask (a Dask cluster: --scheduler, or a local "
-        "cluster of --workers processes; needs flowctx[dask]), or an executor a package "
-        "registers in the flowctx.executors entry-point group",
+        help="where actions run: thread (a thread pool, the default; a timed-out Python action is "
+        "abandoned, not stopped), process (a process pool for CPU-bound Python actions; inputs are "
+        "pickled; a timeout kills the worker), inline (in the engine thread: no concurrency; "
+        "timeouts and cancel stop core.local / core.sleep, Python code runs to its end), dask (a "
+        "Dask cluster: --scheduler, or a local cluster of --workers processes; needs "
+        "flowctx[dask]), or an executor a package registers in the flowctx.executors entry-point group",
     )
     execution.add_argument(
         "--workers", type=_positive_int, metavar="N",
@@ -113,6 +117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without it a local cluster starts on 127.0.0.1",
     )
     execution.add_argument(
+        "--max-tasks", type=_positive_int, metavar="N", default=None,
+        help="stop the run as failed once it has started N task instances (default 100000; "
+        "a cycle with no way out ends there instead of filling memory)",
+    )
+    execution.add_argument(
         "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
         help="import a module (dotted name or .py file) that registers actions with "
         "@flowctx.action; repeatable",
@@ -120,7 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument(
         "--state", metavar="FILE",
         help="make the run durable: record it in this SQLite state file; if the process dies, "
-        "`flowctx resume EXECUTION_ID --state FILE` continues it",
+        "`flowctx resume EXECUTION_ID --state FILE` continues it (a missing FILE is created; an "
+        "existing empty one is refused unless --init-state)",
+    )
+    execution.add_argument(
+        "--init-state", action="store_true",
+        help="with --state: make an existing empty (0-byte) FILE a new state file",
     )
     execution.add_argument(
         "--answer", dest="answers", action="append", default=[], metavar="TASK=VALUE",
@@ -579,27 +593,93 @@ def make_engine(
         from flowctx.render import Renderer
 
         kwargs["renderer"] = Renderer(config=config, keystore=keystore)
-    state = getattr(args, "state", None)
-    if isinstance(state, str):
-        private_file(state)
+    path = getattr(args, "state", None)
+    if isinstance(path, str):
+        private_file(path)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
         executor_options=executor_options(args),
         responder=make_responder(args),
         on_event=on_event,
-        state=state,
+        state=_state_store(args),
+        **({"max_tasks": args.max_tasks} if getattr(args, "max_tasks", None) else {}),
         **kwargs,
     )
+
+
+def _state_store(args: argparse.Namespace) -> Any:
+    path = getattr(args, "state", None)
+    if path is None:
+        if getattr(args, "init_state", False):
+            raise FlowctxError("--init-state needs --state FILE")
+        return None
+    from flowctx.state import SQLiteState
+
+    return SQLiteState(path, init_empty=bool(getattr(args, "init_state", False)))
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler of :func:`handle_signals`."""
+
+
+def handle_signals() -> Callable[[], None]:
+    """Make SIGTERM behave like Ctrl-C (it raises :class:`Terminated` in the main thread, where
+    the waiting loop cancels the run); returns a function that restores the old handler."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def wait_for(ex: Any, *, stderr: Any = None) -> tuple[Any, int]:
+    """Wait for a started execution; Ctrl-C or SIGTERM cancels it (running commands' process
+    groups and pool workers are killed) and waits for the cancellation; a second one quits at
+    once.  Returns ``(result, signal number or 0)``."""
+    import signal
+
+    stderr = stderr or sys.stderr
+    interrupted = 0
+    restore = handle_signals()
+    try:
+        while True:
+            try:
+                return ex.wait(timeout=0.5), interrupted
+            except TimeoutError:
+                continue
+            except (KeyboardInterrupt, Terminated) as exc:
+                signum = int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+                if interrupted:
+                    ex.cancel()
+                    settle_actions(1.0)
+                    if isinstance(exc, Terminated):
+                        raise SystemExit(128 + signum) from None
+                    raise
+                interrupted = signum
+                what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+                again = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+                print(f"flowctx: {what}: canceling the workflow ({again} again to quit at once)", file=stderr)
+                ex.cancel()
+    finally:
+        restore()
 
 
 def execute(
     engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None,
     on_start: Callable[[Any], None] | None = None,
-) -> tuple[Any, bool]:
-    """Start the workflow and wait for it; Ctrl-C cancels it and waits for the cancellation
-    (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``.
-    ``on_start`` receives the :class:`~flowctx.engine.runner.Execution` once it started."""
+) -> tuple[Any, int]:
+    """Start the workflow and wait for it (:func:`wait_for`: Ctrl-C and SIGTERM cancel it).
+    Returns ``(result, signal number that interrupted it or 0)``.  ``on_start`` receives the
+    :class:`~flowctx.engine.runner.Execution` once it started."""
     stderr = stderr or sys.stderr
     ex = engine.start(spec, params)
     if on_start is not None:
@@ -607,37 +687,16 @@ def execute(
     if getattr(engine, "state", None) is not None:
         print(f"flowctx: durable execution {ex.execution_id} (if this process dies: flowctx resume "
               f"{ex.execution_id} --state {engine.state.location})", file=stderr)
-    interrupted = False
-    while True:
-        try:
-            return ex.wait(timeout=0.5), interrupted
-        except TimeoutError:
-            continue
-        except KeyboardInterrupt:
-            if interrupted:
-                raise
-            interrupted = True
-            print("flowctx: interrupted: canceling the workflow (Ctrl-C again to quit at once)", file=stderr)
-            ex.cancel()
+    return wait_for(ex, stderr=stderr)
 
 
 def settle_actions(timeout: float = 5.0) -> None:
-    """Give actions that were canceled or timed out a moment to clean up before exiting.
+    """Give cooperative actions that were canceled or timed out (``core.local`` killing its
+    process group) a moment to clean up before exiting; abandoned Python actions are not
+    waited for (see :func:`flowctx.executors.thread.settle`)."""
+    from flowctx.executors.thread import settle
 
-    The engine reports a canceled or timed-out thread action at once and abandons its worker
-    thread; the action (``core.local`` killing its process group, ``core.sleep``) notices
-    within ~50 ms.  A process that exits sooner kills those daemon threads mid-cleanup and
-    leaves the commands running, so wait (bounded) for the executor's worker threads.
-    """
-    deadline = time.monotonic() + timeout
-    me = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is me or not thread.name.startswith("flowctx-action"):
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        thread.join(remaining)
+    settle(timeout)
 
 
 def _stdout_is_terminal() -> bool:
@@ -692,7 +751,7 @@ def run(args: argparse.Namespace) -> int:
     if result.status != "succeeded":
         print(f"flowctx: workflow {result.status}: {masker.text(failure_reason(result))}", file=sys.stderr)
     if interrupted:
-        return 130
+        return 128 + interrupted  # 130 Ctrl-C, 143 SIGTERM
     return 0 if result.status == "succeeded" else 1
 
 
