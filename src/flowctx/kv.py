@@ -216,8 +216,8 @@ class KVStore:
     def _init_sqlite(self) -> None:
         from flowctx.state import SQLiteState
 
-        private_file(self.path)  # a new state file: only its owner may read it
-        SQLiteState(self.path).close()  # creates the state schema / refuses a foreign or damaged file
+        created = private_file(self.path)  # a new state file: only its owner may read it
+        SQLiteState(self.path, init_empty=created).close()  # creates the state schema / refuses a foreign or damaged file
         with self._sql() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS flowctx_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
@@ -238,17 +238,19 @@ class KVStore:
             conn.close()
 
 
-def private_file(path: str) -> None:
+def private_file(path: str) -> bool:
     """Create a new (empty) file with mode 0600 — used for state files and stores that hold
-    secrets in clear.  An existing file keeps its mode; SQLite gives its ``-wal`` / ``-shm`` /
-    ``-journal`` files the mode of the database file.  A path that cannot be created is left
+    secrets in clear; returns whether it created it (a state store then opens it with
+    ``init_empty=True``).  An existing file keeps its mode; SQLite gives its ``-wal`` / ``-shm``
+    / ``-journal`` files the mode of the database file.  A path that cannot be created is left
     for the caller's own open to report."""
     if os.path.exists(path):
-        return
+        return False
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError:
-        pass
+        return False
+    return True
 
 
 def _is_sqlite(path: str) -> bool:

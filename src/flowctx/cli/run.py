@@ -593,9 +593,6 @@ def make_engine(
         from flowctx.render import Renderer
 
         kwargs["renderer"] = Renderer(config=config, keystore=keystore)
-    path = getattr(args, "state", None)
-    if isinstance(path, str):
-        private_file(path)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
@@ -616,7 +613,8 @@ def _state_store(args: argparse.Namespace) -> Any:
         return None
     from flowctx.state import SQLiteState
 
-    return SQLiteState(path, init_empty=bool(getattr(args, "init_state", False)))
+    created = private_file(path)  # a new state file holds parameters (secret ones too) in clear: mode 0600
+    return SQLiteState(path, init_empty=created or bool(getattr(args, "init_state", False)))
 
 
 class Terminated(BaseException):

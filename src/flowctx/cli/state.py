@@ -121,8 +121,8 @@ def _open(path: str, *, must_exist: bool = True) -> Any:
 
     if must_exist and not os.path.exists(path):
         raise StateError(f"{path}: no such state file")
-    private_file(path)
-    return SQLiteState(path)
+    created = private_file(path)
+    return SQLiteState(path, init_empty=created)
 
 
 def _console() -> Any:
