@@ -672,6 +672,16 @@ def test_metrics_port_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["run", wf, "--metrics-port", "70000"])
 
 
+def test_metrics_port_without_prometheus_client_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wf = write(tmp_path, "n.yaml", "version: 1.0\ntasks:\n  t: {action: core.noop}\n")
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if not installed
+    assert main(["run", wf, "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "flowctx: error: --metrics-port needs prometheus_client: pip install 'flowctx[metrics]'\n"
+
+
 def test_embedders_choose_the_prometheus_registry(backend: ModuleType) -> None:
     prometheus_client = pytest.importorskip("prometheus_client")
     from flowctx import Engine
