@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config, make_renderer, open_kv_option, private_file
+from flowctx.cli._common import Masker, import_actions, load_config, make_renderer, open_kv_option
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -611,8 +611,7 @@ def _state_store(args: argparse.Namespace) -> Any:
         return None
     from flowctx.state import SQLiteState
 
-    created = private_file(path)  # a new state file holds parameters (secret ones too) in clear: mode 0600
-    return SQLiteState(path, init_empty=created or bool(getattr(args, "init_state", False)))
+    return SQLiteState(path, init_empty=bool(getattr(args, "init_state", False)))
 
 
 class Terminated(BaseException):

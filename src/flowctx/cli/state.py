@@ -19,7 +19,6 @@ from flowctx.cli._common import (
     make_renderer,
     masker_for_stored,
     open_kv_option,
-    private_file,
 )
 from flowctx.cli.run import executor_name, executor_options
 
@@ -133,8 +132,7 @@ def _open(path: str, *, must_exist: bool = True) -> Any:
 
     if must_exist and not os.path.exists(path):
         raise StateError(f"{path}: no such state file")
-    created = private_file(path)
-    return SQLiteState(path, init_empty=created)
+    return SQLiteState(path)  # a new one is created with mode 0600
 
 
 def _console() -> Any:
