@@ -12,7 +12,14 @@ import sys
 import time
 from typing import Any
 
-from flowctx.cli._common import import_actions, masker_for_stored
+from flowctx.cli._common import (
+    import_actions,
+    kv_secrets,
+    load_config,
+    make_renderer,
+    masker_for_stored,
+    open_kv_option,
+)
 from flowctx.cli.run import executor_name, executor_options
 
 EXAMPLES = """\
@@ -65,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="size of the executor's pool (as for `flowctx run`)")
     # the old spelling, kept working but not advertised
     p.add_argument("--max-workers", dest="workers", type=_positive_int, help=argparse.SUPPRESS)
+    p.add_argument("--config", metavar="FILE", help="the workflow's `config` / `pack.config` (as for run)")
+    p.add_argument("--kv", metavar="FILE", help="the key-value store st2kv() / kv() read (as for run)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_resume)
 
@@ -89,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("execution_id", metavar="EXECUTION_ID")
     _state_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.add_argument("--kv", metavar="FILE",
+                   help="mask the secret values of this key-value store too (default: the default store)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -215,8 +226,8 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def describe(state: Any, execution_id: str) -> dict[str, Any]:
-    """What ``flowctx show --json`` prints for one execution."""
+def describe(state: Any, execution_id: str, secrets: list[Any] | None = None) -> dict[str, Any]:
+    """What ``flowctx show --json`` prints for one execution (``secrets``: more values to mask)."""
     row = state.get_execution(execution_id)
     lease = state.lease(execution_id)
     calls = state.task_executions(execution_id)
@@ -237,7 +248,7 @@ def describe(state: Any, execution_id: str) -> dict[str, Any]:
         t["calls"] = ncalls.get(inst["seq"], 0)
         t["duration"] = None if not inst["finished"] or not inst["started"] else (inst["started"], inst["finished"])
         tasks.append(t)
-    masker = masker_for_stored(row)
+    masker = masker_for_stored(row, secrets or ())
     out = {k: v for k, v in row.items() if k != "source"}
     out["parameters"] = masker.parameters(row.get("parameters"))
     out["output"] = masker.value(row.get("output"))
@@ -291,9 +302,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    secrets = kv_secrets(args.kv)
     state = _open(args.state)
     try:
-        info = describe(state, args.execution_id)
+        info = describe(state, args.execution_id, secrets)
     finally:
         state.close()
     if args.json:
@@ -386,10 +398,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from flowctx.actions import DEFAULT_REGISTRY
     from flowctx.engine import Engine
 
+    config = load_config(args.config) if args.config else None
+    kv = open_kv_option(args.kv)
     state = _open(args.state)
     try:
         row = state.get_execution(args.execution_id)
-        masker = masker_for_stored(row)
+        masker = masker_for_stored(row, kv.secret_values())
         if row["status"] in _FINISHED:
             return _nothing_to_resume(args, row, masker)
         modules = list(args.action_modules)
@@ -398,7 +412,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         import_actions(modules)
         engine = Engine(
             actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.workers, state=state,
-            executor_options=executor_options(args),
+            executor_options=executor_options(args), renderer=make_renderer(config, kv.values() or None),
         )
         t = time.time()
         res = engine.resume(args.execution_id)
