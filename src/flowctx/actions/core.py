@@ -29,7 +29,7 @@ def noop(**kwargs: Any) -> None:
 @action("core.echo")
 @in_engine_process
 @inline
-def echo(message: Any = "") -> dict[str, Any]:
+def echo(message: Any) -> dict[str, Any]:
     """Return the message: result ``{stdout: message}``."""
     return {"stdout": message}
 
