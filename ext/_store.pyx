@@ -25,7 +25,7 @@ Python code runs inside them).  The process-wide counters are updated atomically
 free-threaded builds.  Values are frozen before the handle is touched, and a frozen value is
 immutable, so reading one needs no lock.
 """
-from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy
+from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy, PyDict_Next
 from cpython.ref cimport PyObject
 from collections.abc import Mapping
 cimport cython
@@ -390,18 +390,55 @@ cpdef object thaw(object value):
     Any mapping becomes a ``dict`` and any list or tuple a ``list`` (the other backend's frozen
     values included); other values are returned as they are.
     """
+    return _thaw(value)
+
+
+cdef object _thaw(object value):
     cdef type cls = type(value)
     if value is None or cls is str or cls is int or cls is float or cls is bool:
         return value
     if cls is FrozenDict:
-        return {k: thaw(v) for k, v in (<FrozenDict>value)._d.items()}
+        return _thaw_dict((<FrozenDict>value)._d)
+    if cls is FrozenList or cls is list or cls is tuple:
+        return _thaw_seq(value)
     if isinstance(value, dict):
-        return {k: thaw(v) for k, v in (<dict>value).items()}
+        return _thaw_dict(<dict>value)
     if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
+        return [_thaw(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
+        return {k: _thaw(v) for k, v in value.items()}
     return value
+
+
+cdef dict _thaw_dict(dict d):
+    cdef dict out = {}
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef Py_ssize_t pos = 0
+    cdef type cls
+    while PyDict_Next(d, &pos, &k, &v):
+        cls = type(<object>v)
+        if cls is str or cls is int or cls is float or cls is bool or <object>v is None:
+            PyDict_SetItem(out, <object>k, <object>v)
+        else:
+            PyDict_SetItem(out, <object>k, _thaw(<object>v))
+    return out
+
+
+cdef list _thaw_seq(object seq):
+    # a list, a tuple or a FrozenList (a tuple): copied item by item into a new list
+    cdef tuple t = tuple(seq) if type(seq) is list else <tuple>seq
+    cdef Py_ssize_t i, n = len(t)
+    cdef list out = [None] * n
+    cdef object v
+    cdef type cls
+    for i in range(n):
+        v = t[i]
+        cls = type(v)
+        if not (cls is str or cls is int or cls is float or cls is bool or v is None):
+            v = _thaw(v)
+        out[i] = v
+    return out
 
 
 cdef FrozenDict _EMPTY = FrozenDict()
