@@ -26,7 +26,8 @@ free-threaded builds.  Values are frozen before the handle is touched, and a fro
 immutable, so reading one needs no lock.
 """
 from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy, PyDict_Next
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_INCREF
+from cpython.object cimport PyTypeObject
 from collections.abc import Mapping
 cimport cython
 
@@ -53,6 +54,22 @@ cdef extern from *:
         if (PyObject_GC_IsTracked(o)) PyObject_GC_UnTrack(o);
     }
 
+    /* a ``cls`` (tuple subtype) instance holding the items of the list ``items`` */
+    static PyObject *flowctx_tuple_new(PyObject *cls, PyObject *items) {
+        PyObject *args = PyTuple_Pack(1, items);
+        PyObject *r;
+        if (args == NULL) return NULL;
+        r = PyTuple_Type.tp_new((PyTypeObject *)cls, args, NULL);
+        Py_DECREF(args);
+        return r;
+    }
+
+    static int flowctx_set_tp_new(PyObject *t, newfunc f) {
+        ((PyTypeObject *)t)->tp_new = f;
+        PyType_Modified((PyTypeObject *)t);
+        return 0;
+    }
+
     static int flowctx_make_immutable(PyObject *t) {
     #ifdef Py_TPFLAGS_IMMUTABLETYPE
         ((PyTypeObject *)t)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
@@ -66,6 +83,9 @@ cdef extern from *:
     void FLOWCTX_STORE0(long long x) nogil
     void flowctx_untrack(object o)
     int flowctx_make_immutable(object t) except -1
+    ctypedef PyObject* (*newfunc)(PyTypeObject*, PyObject*, PyObject*) except NULL
+    object flowctx_tuple_new(object cls, list items)
+    int flowctx_set_tp_new(object t, newfunc f) except -1
 
 __all__ = [
     "Context",
@@ -239,15 +259,7 @@ class FrozenList(tuple):
     __slots__ = ()
 
     def __new__(cls, iterable=()):
-        cdef list items = []
-        cdef Py_ssize_t i = 0
-        for v in iterable:
-            items.append(_freeze(v, f"value[{i}]", 1))
-            i += 1
-        fl = _tuple_new(cls, items)
-        if cls is FrozenList:
-            flowctx_untrack(fl)
-        return fl
+        return _frozen_list_of(cls, iterable)
 
     append = _readonly
     extend = _readonly
@@ -306,15 +318,48 @@ class FrozenList(tuple):
         return f"FrozenList({list(self)!r})"
 
 
+cdef object _frozen_list_of(object cls, object iterable):
+    """``cls(iterable)`` with every item frozen (the only way a FrozenList is built)."""
+    cdef list items = []
+    cdef Py_ssize_t i = 0
+    for v in iterable:
+        items.append(_freeze(v, f"value[{i}]", 1))
+        i += 1
+    fl = flowctx_tuple_new(cls, items)
+    if cls is FrozenList:
+        flowctx_untrack(fl)
+    return fl
+
+
+cdef PyObject* _frozen_list_tp_new(PyTypeObject* cls, PyObject* args, PyObject* kwds) except NULL:
+    # FrozenList's tp_new: a C function (not the generic slot calling __new__), so that
+    # ``tuple.__new__(FrozenList, [[]])`` is refused ("not safe") instead of building a frozen
+    # list around a mutable one; ``FrozenList(x)`` comes here, ``FrozenList.__new__`` (pickle's
+    # way) to the same _frozen_list_of.
+    cdef tuple a = <tuple>args
+    cdef object iterable = ()
+    if kwds is not NULL and len(<dict>kwds):
+        if len(<dict>kwds) != 1 or "iterable" not in <dict>kwds or len(a):
+            raise TypeError("FrozenList() takes at most 1 argument, 'iterable'")
+        iterable = (<dict>kwds)["iterable"]
+    elif len(a) > 1:
+        raise TypeError(f"FrozenList() takes at most 1 argument ({len(a)} given)")
+    elif len(a) == 1:
+        iterable = a[0]
+    fl = _frozen_list_of(<object>cls, iterable)
+    Py_INCREF(fl)
+    return <PyObject*>fl
+
+
+flowctx_set_tp_new(FrozenList, _frozen_list_tp_new)
 flowctx_make_immutable(FrozenList)
-_tuple_new = tuple.__new__
 _tuple_getitem = tuple.__getitem__
 _tuple_eq = tuple.__eq__
 _tuple_ne = tuple.__ne__
 
 
 cdef inline object _new_list(list items):
-    fl = _tuple_new(FrozenList, items)
+    fl = flowctx_tuple_new(FrozenList, items)
     flowctx_untrack(fl)
     return fl
 
