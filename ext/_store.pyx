@@ -308,6 +308,9 @@ class FrozenList(tuple):
 
     __hash__ = tuple.__hash__
 
+    def __reduce__(self):
+        return (FrozenList, (list(self),))
+
     def __copy__(self):
         return self
 

@@ -254,6 +254,9 @@ class FrozenList(tuple):  # type: ignore[type-arg]
 
     __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
     def __copy__(self) -> FrozenList:
         return self
 
