@@ -97,6 +97,7 @@ class TaskInstance:
     attempts: int = 0
     retries: int = 0  # task-level retries so far (with-items tasks retry all their items)
     fail_err: dict[str, Any] | None = None  # the error logged for the latest failed item
+    source: TaskInstance | None = None  # an engine command's entry: the task that reached it
     term: bool = False
     handled: bool = False
     started: float = 0.0
@@ -180,6 +181,7 @@ class Conductor:
         self._joins_ran: set[tuple[str, int]] = set()
         self._retry_specs: dict[str, Any] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
+        self._last_completed: TaskInstance | None = None
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
         self.failure: dict[str, Any] | None = None
@@ -669,8 +671,9 @@ class Conductor:
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
-            # Orquesta logs an error as each item fails, with that item's result
-            inst.fail_err = self._log_failed(inst, outcome.result, f"item {idx}: {inst.item_errors[idx]}")
+            # Orquesta logs an error as each item fails, with that item's result (the same
+            # message each time: items failing alike are one entry, as there)
+            inst.fail_err = self._log_failed(inst, outcome.result, None)
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
@@ -738,6 +741,7 @@ class Conductor:
     def _complete(self, inst: TaskInstance) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
+        self._last_completed = inst
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
@@ -898,7 +902,7 @@ class Conductor:
             taken.append((edge, (out, out_stamps)))
             route = self._route_for(edge, inst.route)
             if self.graph.is_command(edge.target):
-                self._command(edge.target, route, inst, out)
+                self._command(edge.target, route, inst, out, out_stamps)
                 if edge.target == "fail":
                     fail_here = True
             else:
@@ -920,10 +924,15 @@ class Conductor:
         self.routes.append(old + [edge.route_id])
         return len(self.routes) - 1
 
-    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any) -> None:
+    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any, stamps: dict[str, int]) -> None:
+        # an engine command's entry has no transitions: it is terminal (Orquesta), and carries
+        # the context of the transition that reached it (the terminal context merges it)
         inst = TaskInstance(
-            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, status=SUCCEEDED, is_command=True
+            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, is_command=True, term=True,
+            status=FAILED if name == "fail" else SUCCEEDED, stamps=stamps,
         )
+        inst.source = source
+        inst.out_ctxs.append((ctx, stamps))
         inst.started = inst.finished = time.time()
         self.sequence.append(inst)
         self._emit("command", inst)
@@ -1057,9 +1066,14 @@ class Conductor:
             self.status = WF_SUCCEEDED
         elif self.status == FAILING:
             self.status = WF_FAILED
+        to_commands = {id(i.source) for i in self.sequence if i.is_command and i.source is not None}
         for inst in self.sequence:
             if inst.done and not inst.is_command and not inst.term and not inst.superseded:
-                # an instance whose successors never started is where its branch ended
+                # an instance whose successors never started is where its branch ended; one that
+                # went on to an engine command is not (the command's entry is), unless it is the
+                # completion that ended the workflow (Orquesta marks that one terminal too)
+                if id(inst) in to_commands and inst is not self._last_completed:
+                    continue
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
         self._render_output()
@@ -1076,7 +1090,7 @@ class Conductor:
         """The merged out-contexts of the terminal task instances (in completion order)."""
         ctx = None
         acc: dict[str, int] = {}
-        terms = [i for i in self.sequence if i.term and not i.is_command]
+        terms = [i for i in self.sequence if i.term]
         terms.sort(key=lambda i: (i.finished or 0.0, i.seq))
         for inst in terms:
             for out, stamps in inst.out_ctxs or [(inst.ctx, inst.stamps)]:
@@ -1199,4 +1213,5 @@ class Conductor:
         return [i.name for i in self.sequence]
 
     def term_tasks(self) -> list[str]:
-        return [i.name for i in self.sequence if i.term and not i.is_command]
+        """Terminal entries of the sequence, engine commands included (as Orquesta lists them)."""
+        return [i.name for i in self.sequence if i.term]
