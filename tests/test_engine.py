@@ -1360,3 +1360,38 @@ tasks:
     assert res.status == "failed"
     assert calls == ["b"]
     assert res.reason == "task 'a2' failed: RuntimeError: a2 broke"
+
+
+def test_pausing_while_a_task_runs_then_paused(backend: ModuleType) -> None:
+    # test_workflow_conductor_pause_and_resume::test_pause_and_resume_from_workflow: `pausing`
+    # while a task still runs, `paused` once it ended, `running` again on resume
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next: [{do: b}]
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    deadline = time.monotonic() + 5
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "pausing"
+    release.set()
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "paused"
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded" and res.sequence == ["a", "b", "continue"]

@@ -33,6 +33,7 @@ WF_SUCCEEDED = "succeeded"
 WF_FAILED = "failed"
 WF_CANCELED = "canceled"
 PAUSED = "paused"
+PAUSING = "pausing"  # pause requested, tasks still running
 
 # task statuses beyond the action outcomes
 STAGED = "staged"
@@ -182,6 +183,7 @@ class Conductor:
         self._retry_specs: dict[str, Any] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
         self._last_completed: TaskInstance | None = None
+        self._paused_from: str | None = None  # running / failing: the status a resume restores
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
         self.failure: dict[str, Any] | None = None
@@ -487,7 +489,7 @@ class Conductor:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
         item is in flight, and an item failure ends it then with the items not run left out."""
-        if inst.done or self.status == WF_CANCELED:
+        if inst.done or self.status in (WF_CANCELED, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
@@ -615,7 +617,7 @@ class Conductor:
         ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged and
         the outcome stands."""
         spec = inst.spec
-        if spec is None or status == CANCELED or self.status != RUNNING:
+        if spec is None or status == CANCELED or self._base_status() != RUNNING:
             return None  # Orquesta: no retry once the workflow has failed (or was canceled)
         retry = self.retry_spec(inst.task)
         if retry is None:
@@ -786,8 +788,10 @@ class Conductor:
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
             self._request_fail(fail_err)
-        if not spec.transitions or not taken or self.status != RUNNING:
+        if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
+        if self.status == PAUSING and not self.active():
+            self.status = PAUSED
 
     def _tick(self) -> int:
         self._clock += 1
@@ -1037,6 +1041,36 @@ class Conductor:
             self.failure = err
         if self.status == RUNNING:
             self.status = FAILING
+        elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
+            self._paused_from = FAILING
+
+    def _base_status(self) -> str:
+        """The status under a pause (running / failing), else the status."""
+        if self.status in (PAUSING, PAUSED) and self._paused_from is not None:
+            return self._paused_from
+        return self.status
+
+    # ================================================================== pause
+    def pause(self) -> None:
+        """Nothing new starts; the status is ``pausing`` while tasks run, ``paused`` once none
+        does (a driver that knows nothing runs any more says so with :meth:`mark_paused`)."""
+        if self.finished or self.status not in (RUNNING, FAILING):
+            return
+        # (not journaled: a resumed durable run starts running again)
+        self._paused_from = self.status
+        self.status = PAUSING if self.active() else PAUSED
+
+    def mark_paused(self) -> None:
+        """The driver has no call in flight: a ``pausing`` run is ``paused``."""
+        if self.status == PAUSING:
+            self.status = PAUSED
+
+    def resume(self) -> None:
+        """Continue a pausing or paused run with the status it had."""
+        if self.status not in (PAUSING, PAUSED):
+            return
+        self.status = self._paused_from or RUNNING
+        self._paused_from = None
 
     def is_idle(self) -> bool:
         """Nothing can start and nothing is running: the driver should call :meth:`finalize`."""
