@@ -1394,4 +1394,4 @@ tasks:
     assert ex.status == "paused"
     ex.resume()
     res = ex.wait(5)
-    assert res.status == "succeeded" and res.sequence == ["a", "b", "continue"]
+    assert res.status == "succeeded" and res.sequence == ["a", "b"]
