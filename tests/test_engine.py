@@ -1395,3 +1395,48 @@ tasks:
     ex.resume()
     res = ex.wait(5)
     assert res.status == "succeeded" and res.sequence == ["a", "b"]
+
+
+def test_durable_resume_replays_render_failures_and_the_task_cap(backend: ModuleType, tmp_path: Any) -> None:
+    # a task that failed to render and a start the cap refused never enter the sequence; the
+    # journal records them (sequence number -1) so a resume rebuilds the same run
+    import sqlite3
+
+    from flowctx.state.sqlite import SQLiteState
+
+    gate = threading.Event()
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: [b, c]}]
+  b:
+    action: t.slow
+  c:
+    action: core.echo message="{{ ctx().nope.x }}"
+  d:
+    action: t.slow
+"""
+    src, dst = str(tmp_path / "s.db"), str(tmp_path / "copy.db")
+    ex = Engine(actions={"t.slow": lambda: gate.wait(5)}, store=backend, state=SQLiteState(src)).start(wf)
+    deadline = time.monotonic() + 5
+    while ex.status == "running" and time.monotonic() < deadline:  # `failing`: c failed to render
+        time.sleep(0.01)
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    gate.set()
+    original = ex.wait(5)
+    assert original.status == "failed" and original.sequence == ["a", "d"]
+    with sqlite3.connect(dst) as c:
+        c.execute("UPDATE leases SET expires = 0 WHERE execution_id = ?", (ex.execution_id,))
+    res = Engine(actions={"t.slow": lambda: None}, store=backend).resume(ex.execution_id, SQLiteState(dst))
+    assert (res.status, res.sequence, res.errors) == (original.status, original.sequence, original.errors)
+
+    loop = "version: 1.0\ntasks:\n  s: {action: core.noop, next: [{do: a}]}\n" \
+        "  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop, next: [{do: a}]}\n"
+    path = str(tmp_path / "m.db")
+    capped = Engine(store=backend, state=SQLiteState(path), max_tasks=10).run(loop)
+    assert capped.status == "failed" and len(capped.sequence) == 10
+    again = Engine(store=backend).resume(capped.execution_id, SQLiteState(path))
+    assert (again.status, again.sequence) == (capped.status, capped.sequence)

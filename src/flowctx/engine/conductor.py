@@ -298,10 +298,11 @@ class Conductor:
         """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
         return [self.begin(st) for st in self.next_tasks()]
 
-    def begin(self, st: Staged) -> TaskInstance:
+    def begin(self, st: Staged, *, journal_seq: int | None = None) -> TaskInstance:
         """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
         enter it in the sequence (a task that fails to render is logged, fails the workflow and
-        is not entered)."""
+        is not entered).  ``journal_seq``: a durable replay passes the sequence number the
+        journal recorded (-1 for a start the task-instance cap refused)."""
         inst = self._planned.pop(id(st), None)
         if inst is None or inst.staged_from is not st:
             inst = self._new_instance(st)
@@ -310,7 +311,7 @@ class Conductor:
             except FlowctxError as exc:
                 self._render_failed(st, inst, exc)
                 return inst
-        return self._commit(st, inst)
+        return self._commit(st, inst, capped=journal_seq == -1)
 
     def _new_instance(self, st: Staged) -> TaskInstance:
         return TaskInstance(
@@ -336,9 +337,9 @@ class Conductor:
             self.journal.began(st, inst)  # seq -1: replay renders it again and fails the same way
         self._request_fail(self._log_exc(inst, exc, route=True))
 
-    def _commit(self, st: Staged, inst: TaskInstance) -> TaskInstance:
+    def _commit(self, st: Staged, inst: TaskInstance, *, capped: bool = False) -> TaskInstance:
         self._unstage(st)
-        if self.max_tasks is not None and self._task_count >= self.max_tasks:
+        if capped or (self.max_tasks is not None and self._task_count >= self.max_tasks):
             inst.status = FAILED
             inst.started = inst.finished = time.time()
             if self.journal is not None:
@@ -364,9 +365,9 @@ class Conductor:
         """The task-instance cap: log once, start nothing more, let running work finish."""
         err = self._log_error(
             inst,
-            f"the workflow reached its limit of {self.max_tasks} task instances and was stopped before "
-            f"starting task {inst.task!r} again (a cycle with no way out? raise the limit with "
-            "max_tasks= / flowctx run --max-tasks)",
+            f"the workflow reached its limit of {self._task_count} task instances and was stopped "
+            f"before starting another instance of task {inst.task!r} (a cycle with no way out? "
+            "raise the limit with Engine(max_tasks=...) / flowctx run --max-tasks)",
         )
         self._request_fail(err)
         self.staged.clear()
