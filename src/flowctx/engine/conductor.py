@@ -615,8 +615,8 @@ class Conductor:
 
     def _retry_delay(self, inst: TaskInstance, status: str, result: Any, tally: int, error: str | None) -> float | None:
         """The delay before retry number ``tally + 1`` of ``inst`` (whose attempt ended with
-        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged and
-        the outcome stands."""
+        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged, the
+        outcome stands and the workflow fails with that error."""
         spec = inst.spec
         if spec is None or status == CANCELED or self._base_status() != RUNNING:
             return None  # Orquesta: no retry once the workflow has failed (or was canceled)
@@ -636,8 +636,8 @@ class Conductor:
                 return None
             base = self._number(retry.delay, inst, "retry.delay") or 0.0
             max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
-        except FlowctxError as exc:
-            self._log_exc(inst, exc)
+        except FlowctxError as exc:  # a retry policy that cannot be evaluated fails the workflow
+            self._request_fail(self._log_exc(inst, exc))  # (Orquesta raises); the outcome stands
             return None
         n = tally + 1
         if retry.backoff == "linear":
