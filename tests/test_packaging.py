@@ -43,3 +43,40 @@ def test_jinja_floor_is_safe() -> None:
     requires = metadata.requires("flowctx") or []
     jinja = [r for r in requires if r.lower().startswith("jinja2")]
     assert jinja and ">=3.1.6" in jinja[0], jinja
+
+
+def test_github_workflow_is_valid() -> None:
+    """The release workflow cannot run here; it is checked against GitHub's workflow schema."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("check-jsonschema")
+    assert exe, "check-jsonschema is in the test extra"
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    run = subprocess.run([exe, "--builtin-schema", "vendor.github-workflows", *workflows], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_cibuildwheel_config_is_valid() -> None:
+    """[tool.cibuildwheel] validates against cibuildwheel's own schema and selects what we support."""
+    import json
+    import sys
+
+    import jsonschema
+    import pytest
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        tomllib = pytest.importorskip("tomli")
+    cibw = pytest.importorskip("cibuildwheel")
+    schema = json.loads((Path(cibw.__file__).parent / "resources" / "cibuildwheel.schema.json").read_text())
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tool = config["tool"]["cibuildwheel"]
+    jsonschema.validate(tool, schema)
+    assert tool["build"].split() == [f"cp3{v}-*" for v in range(10, 15)]
+    assert "*-win*" in tool["skip"]
+    assert tool["test-environment"] == {"FLOWCTX_REQUIRE_COMPILED": "1"}
+    assert set(tool["linux"]["archs"]) == {"x86_64", "aarch64"}
+    assert set(tool["macos"]["archs"]) == {"x86_64", "arm64"}

@@ -156,12 +156,14 @@ class Conductor:
         max_tasks: int | None = DEFAULT_MAX_TASKS,
     ) -> None:
         from flowctx.render import TaskScope
+        from flowctx.render._scope import RouteStatuses
 
         self.spec = spec
         self.graph = WorkflowGraph(spec)
         self.renderer = renderer
         self.store = store
         self._Scope = TaskScope
+        self._RouteStatuses = RouteStatuses
         self.parameters = dict(parameters or {})
         self.system = dict(system or {})
         self.copy_items = copy_items
@@ -375,6 +377,10 @@ class Conductor:
         self._joins.clear()
 
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
+        if inst is not None and inst.route:
+            # on a route of a split, task_status() reads that route (and the routes it split from)
+            statuses = self._RouteStatuses(self.sequence, self.routes, inst.route)
+            return self._Scope(status=status, result=result, statuses=statuses)
         if status is None and result is None:
             scope = self._plain_scope
             if scope is None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
+from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     DEFAULT_MAX_TASKS,
@@ -112,12 +112,14 @@ class ExecutionResult:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        from flowctx import thaw
+
         return {
             "execution_id": self.execution_id,
             "workflow": self.workflow,
             "status": self.status,
-            "output": self.output,
-            "errors": self.errors,
+            "output": thaw(self.output),
+            "errors": thaw(self.errors),
             "tasks": [t.to_dict() for t in self.tasks],
             "sequence": self.sequence,
             "routes": self.routes,
@@ -166,6 +168,8 @@ class Execution:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
+        self._running_on: Executor | None = None  # the executor while the run is driven
+        self._cancel_requested = False
 
     @property
     def status(self) -> str:
@@ -173,7 +177,11 @@ class Execution:
 
     def cancel(self) -> None:
         """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._cancel_requested = True
         self._events.put(("cancel",))
+        interrupt = getattr(self._running_on, "cancel_running", None)
+        if interrupt is not None:  # the inline executor blocks the engine thread: reach its call now
+            interrupt()
 
     def pause(self) -> None:
         """Pause: nothing new starts; running actions finish (status ``pausing``), then the
@@ -210,8 +218,10 @@ class Engine:
     """Runs workflows.
 
     ``actions``: extra actions (a mapping name -> callable, or an :class:`ActionRegistry`) on top
-    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``
-    or an :class:`Executor`.  ``copy_items=True`` deep-copies the context per with-items item
+    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``,
+    ``"dask"`` (with ``scheduler="tcp://host:port"`` for a running cluster), a name registered in
+    the ``flowctx.executors`` entry-point group, or an :class:`Executor`; ``executor_options`` go
+    to a named executor's factory.  ``copy_items=True`` deep-copies the context per with-items item
     instead of cloning it (kept only to benchmark the difference).
     """
 
@@ -228,6 +238,8 @@ class Engine:
         on_event: EventHook | None = None,
         state: Any = None,
         max_tasks: int | None = DEFAULT_MAX_TASKS,
+        scheduler: str | None = None,
+        executor_options: Mapping[str, Any] | None = None,
     ) -> None:
         from flowctx import _backend
         from flowctx.render import default_renderer
@@ -238,6 +250,9 @@ class Engine:
             self.registry = DEFAULT_REGISTRY.child(actions)
         self._executor_spec = executor
         self.max_workers = max_workers
+        self.executor_options = dict(executor_options or {})  # options of a named executor
+        if scheduler is not None:  # executor="dask", scheduler="tcp://host:port"
+            self.executor_options["scheduler"] = scheduler
         self.renderer = renderer or default_renderer()
         self.store = store or _backend.store
         self.copy_items = copy_items
@@ -411,7 +426,7 @@ class Engine:
         spec = self._executor_spec
         if isinstance(spec, Executor):
             return spec
-        return make_executor(spec, self.max_workers)
+        return make_executor(spec, self.max_workers, **self.executor_options)
 
     # ------------------------------------------------------------------ the loop
     def _drive(self, ex: Execution) -> ExecutionResult:
@@ -419,6 +434,7 @@ class Engine:
         started = time.time()
         executor = ex._executor if ex._executor is not None else self._make_executor()
         ex._executor = None
+        ex._running_on = executor
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
@@ -432,6 +448,12 @@ class Engine:
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
         journal = c.journal
+        fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
+        if getattr(journal, "durable", False):
+            # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
+            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+            if journal.fatal is not None:
+                fatal.append(journal.fatal)
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
@@ -446,6 +468,9 @@ class Engine:
             token = next(seq)
             c.call_started(call)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if ex._cancel_requested:  # a cancel on its way (the inline executor blocks this thread)
+                events.put(("done", token, call, Outcome(CANCELED, None, "canceled", time.time(), time.time())))
+                return
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
                 return
@@ -466,7 +491,7 @@ class Engine:
                 handles[token] = handle
 
         def dispatch() -> None:
-            if paused or c.finished:
+            if paused or c.finished or fatal:
                 return
             while True:
                 mark = c.stage_count
@@ -488,8 +513,9 @@ class Engine:
                 for follow in c.call_done(call, outcome):
                     metrics["retries"] += 1
                     submit(follow)
-            elif kind == "cancel":
-                c.cancel()
+            elif kind == "cancel" or kind == "fatal":
+                if kind == "cancel":
+                    c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
                 for _ in timers:
@@ -519,8 +545,11 @@ class Engine:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
         try:
-            while True:
+            while not fatal:
                 dispatch()
+                if fatal:
+                    break
+                executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
                     if paused:
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
@@ -544,6 +573,9 @@ class Engine:
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
                     handle(ev)
+                if fatal:
+                    handle(("fatal", fatal[0]))  # stop what runs
+                    break
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)
@@ -556,7 +588,12 @@ class Engine:
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
-        if c.status == WF_CANCELED:
+        if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
+            journal.abandon()
+            raise journal.fatal
+        if fatal:  # a value the state file cannot hold: the run fails with that message
+            journal.abort_run(c, str(journal.fatal))
+        elif c.status == WF_CANCELED:
             c.finish_canceled()
         else:
             c.finalize()
@@ -610,8 +647,8 @@ class Engine:
             kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
-                renderer=engine.renderer, store=engine.store, responder=engine.responder,
-                max_tasks=engine.max_tasks,
+                executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store,
+                responder=engine.responder, max_tasks=engine.max_tasks,
             )
             child._depth = engine._depth + 1
             child_ex = child.start(path, inputs)
