@@ -34,6 +34,7 @@ WF_FAILED = "failed"
 WF_CANCELED = "canceled"
 PAUSED = "paused"
 PAUSING = "pausing"  # pause requested, tasks still running
+RESUMING = "resuming"  # resumed or rerun, until a task starts (Orquesta's transient status)
 
 # task statuses beyond the action outcomes
 STAGED = "staged"
@@ -250,7 +251,7 @@ class Conductor:
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
         """Staged instances that may start now, ordered by task name, then route."""
-        if self.finished or self.status not in (RUNNING, FAILING):
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
             return []
         out = []
         for st in self.staged:
@@ -350,6 +351,8 @@ class Conductor:
             return inst
         inst.seq = len(self.sequence)
         self._task_count += 1
+        if self.status == RESUMING:
+            self.status = RUNNING
         inst.started = time.time()
         self.sequence.append(inst)
         self._active[inst.seq] = inst
@@ -534,6 +537,8 @@ class Conductor:
         if inst.status == RETRYING:
             inst.status = TASK_RUNNING
             self.statuses[inst.task] = TASK_RUNNING
+        if self.status == RESUMING:
+            self.status = RUNNING
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
         action, inputs, item = inst.item_calls[idx]
@@ -688,6 +693,9 @@ class Conductor:
         finished_all = inst.items_done >= len(inst.items)
         if inst.in_flight == 0 and (inst.item_failed or finished_all):
             self._finish_items(inst)
+        elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
+            inst.status = self.statuses[inst.task] = PAUSED
+            self._check_paused()
 
     def _finish_items(self, inst: TaskInstance) -> None:
         """All items in flight are done: the task's status and result, or a retry of every item
@@ -797,8 +805,7 @@ class Conductor:
             self._request_fail(fail_err)
         if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
-        if self.status == PAUSING and not self.active():
-            self.status = PAUSED
+        self._check_paused()
 
     def _tick(self) -> int:
         self._clock += 1
@@ -1046,38 +1053,56 @@ class Conductor:
         failed it, the reason :attr:`ExecutionResult.reason` reports."""
         if self.failure is None and err is not None:
             self.failure = err
-        if self.status == RUNNING:
+        if self.status in (RUNNING, RESUMING):
             self.status = FAILING
         elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
             self._paused_from = FAILING
 
     def _base_status(self) -> str:
-        """The status under a pause (running / failing), else the status."""
+        """The status under a pause (running / failing), else the status (resuming: running)."""
         if self.status in (PAUSING, PAUSED) and self._paused_from is not None:
             return self._paused_from
-        return self.status
+        return RUNNING if self.status == RESUMING else self.status
 
     # ================================================================== pause
     def pause(self) -> None:
         """Nothing new starts; the status is ``pausing`` while tasks run, ``paused`` once none
         does (a driver that knows nothing runs any more says so with :meth:`mark_paused`)."""
-        if self.finished or self.status not in (RUNNING, FAILING):
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
             return
         # (not journaled: a resumed durable run starts running again)
-        self._paused_from = self.status
-        self.status = PAUSING if self.active() else PAUSED
+        self._paused_from = self._base_status()
+        self.status = PAUSING
+        for inst in self.active():  # Orquesta: a with-items task pauses too (no more items)
+            if inst.items is not None and inst.status == TASK_RUNNING:
+                inst.status = self.statuses[inst.task] = PAUSING if inst.in_flight else PAUSED
+        self._check_paused()
+
+    def _check_paused(self) -> None:
+        """A ``pausing`` run with no call of a running task in flight is ``paused``."""
+        if self.status != PAUSING:
+            return
+        for inst in self.active():
+            if inst.status in (TASK_RUNNING, PAUSING) and (inst.in_flight > 0 or inst.pending):
+                return
+        self.status = PAUSED
 
     def mark_paused(self) -> None:
-        """The driver has no call in flight: a ``pausing`` run is ``paused``."""
+        """The driver has no call in flight (a delay or retry waits): ``pausing`` is ``paused``."""
         if self.status == PAUSING:
             self.status = PAUSED
 
     def resume(self) -> None:
-        """Continue a pausing or paused run with the status it had."""
+        """Continue a pausing or paused run: ``resuming`` (the status it had, if failing) until a
+        task or call starts; paused with-items tasks hand out their remaining items again."""
         if self.status not in (PAUSING, PAUSED):
             return
-        self.status = self._paused_from or RUNNING
+        base = self._paused_from or RUNNING
+        self.status = RESUMING if base == RUNNING else base
         self._paused_from = None
+        for inst in self.active():
+            if inst.items is not None and inst.status in (PAUSING, PAUSED):
+                inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
         """Nothing can start and nothing is running: the driver should call :meth:`finalize`."""
@@ -1089,6 +1114,8 @@ class Conductor:
             return
         if self.active():
             return  # still running (e.g. a rehearsal mock left a task running)
+        if self.status == RESUMING:  # resumed with nothing left to start
+            self.status = RUNNING
         if self.status == RUNNING:
             for st in list(self._joins.values()):
                 if st.satisfied and len(set(st.satisfied)) < st.join_required:
@@ -1219,7 +1246,7 @@ class Conductor:
         names = {t.task for t in targets}
         self.errors = [e for e in self.errors if e.get("task_id") not in names]
         self.finished = False
-        self.status = RUNNING
+        self.status = RESUMING
         self.output = None
         self.failure = None
         for st in self.staged:
