@@ -1445,3 +1445,58 @@ tasks:
     assert capped.status == "failed" and len(capped.sequence) == 10
     again = Engine(store=backend).resume(capped.execution_id, SQLiteState(path))
     assert (again.status, again.sequence) == (capped.status, capped.sequence)
+
+
+def test_with_items_task_pauses_with_the_workflow(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_pause_and_resume::
+    # test_pause_workflow_with_items_concurrency_and_active: the task is `pausing` while its
+    # items in flight run, `paused` after (no further item starts), and runs the rest on resume
+    started: list[int] = []
+    release = threading.Event()
+
+    def work(key: int) -> int:
+        started.append(key)
+        if key < 2:
+            release.wait(5)
+        return key
+
+    ex = engine(backend, {"t.work": work}, max_workers=4).start(ITEMS.replace("CONCURRENCY", "2"))
+    deadline = time.monotonic() + 5
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ex.pause()
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "pausing" and ex.conductor.sequence[0].status == "pausing"
+    release.set()
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "paused" and ex.conductor.sequence[0].status == "paused"
+    assert sorted(started) == [0, 1]
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded", res.reason
+    assert sorted(started) == [0, 1, 2, 3] and res.task("t").result == [0, 1, 2, 3]
+
+
+def test_conductor_resuming_status_until_something_starts(backend: ModuleType) -> None:
+    # test_workflow_conductor::test_get_next_tasks_when_graph_paused: `resuming` after a resume,
+    # `running` once a task starts
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    spec = load_workflow("version: 1.0\ntasks:\n  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop}\n")
+    c = Conductor(spec, {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.pause()
+    assert c.status == "pausing"
+    from flowctx.actions.base import Outcome
+
+    c.call_done(call, Outcome("succeeded", None))
+    assert c.status == "paused" and c.next_tasks() == []
+    c.resume()
+    assert c.status == "resuming"
+    (b,) = c.start_ready()
+    assert c.status == "running" and b.task == "b"
