@@ -24,7 +24,6 @@ from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, 
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     DEFAULT_MAX_TASKS,
-    PAUSED,
     WF_CANCELED,
     ActionCall,
     Conductor,
@@ -185,7 +184,8 @@ class Execution:
             interrupt()
 
     def pause(self) -> None:
-        """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
+        """Pause: nothing new starts; running actions finish (status ``pausing``), then the
+        status is ``paused``; a retry or delay waiting to run waits for :meth:`resume`."""
         self._events.put(("pause",))
 
     def resume(self) -> None:
@@ -444,7 +444,6 @@ class Engine:
         seq = itertools.count()
         inflight = 0
         paused = False
-        status_before_pause = c.status
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
@@ -525,8 +524,9 @@ class Engine:
                 held.clear()
                 paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
-                if not paused:
+                if not paused and not c.finished:
                     paused = True
+                    c.pause()
                     now = time.monotonic()
                     for deadline, _, call in timers:  # waiting calls keep the delay they had left
                         held.append((max(0.0, deadline - now), call))
@@ -534,8 +534,7 @@ class Engine:
                     timers.clear()
             elif kind == "resume":
                 paused = False
-                if c.status == PAUSED:
-                    c.status = status_before_pause
+                c.resume()
                 waiting = list(held)
                 held.clear()
                 for delay, call in waiting:
@@ -552,9 +551,8 @@ class Engine:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
-                    if paused and c.status in ("running", "failing"):
-                        status_before_pause = c.status
-                        c.status = PAUSED
+                    if paused:
+                        c.mark_paused()  # nothing runs: `pausing` becomes `paused`
                     elif not paused and c.is_idle():
                         break
                 if local and events.empty():
