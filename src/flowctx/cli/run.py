@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config, private_file
+from flowctx.cli._common import Masker, import_actions, load_config
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -593,9 +593,6 @@ def make_engine(
         from flowctx.render import Renderer
 
         kwargs["renderer"] = Renderer(config=config, keystore=keystore)
-    path = getattr(args, "state", None)
-    if isinstance(path, str):
-        private_file(path)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
