@@ -264,6 +264,14 @@ AMPLIFIERS = [
     "{% set ns = namespace(d={}) %}{% for i in range(300) %}{% set ns.d = dict(ns.d, **{i|string: 'y' * 999999}) %}{% endfor %}",
     "{{ dict.fromkeys(range(1000), 'y' * 9000) | length }}",
     "{{ [['y' * 600000], ['y' * 600000]] | sum(start=[]) | length }}",
+    "{{ zip(" + ", ".join(["range(100000)"] * 12) + ") | length }}",
+    # Markup (inside an explicit autoescape block): its Python-level methods escape their arguments
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.center(100000000) }}{% endautoescape %}",
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.join(['<' * 300000]) }}{% endautoescape %}",
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.replace('x', '<' * 300000) }}{% endautoescape %}",
+    # nested format specs are resolved first, then checked
+    "{{ '{0:{1}}'.format('x', '>999999999') }}",
+    "{{ '{0:{w}}'.format('x', w=2000000) }}",
 ]
 
 YAQL_AMPLIFIERS = [
@@ -279,6 +287,7 @@ YAQL_AMPLIFIERS = [
     "<% range(26).aggregate($1 * $1, 3) > 0 %>",
     "<% shiftBitsLeft(1, 100000000) > 0 %>",
     "<% str(range(100000).select(['yyyyyyyyyyyyyyyyyyyy', 'yyyyyyyyyyyyyyyyyy']).toList()) %>",
+    "<% let(x => range(50000).toList()) -> zip(" + ", ".join(["$x"] * 25) + ") %>",
 ]
 
 _PEAK_LIMIT = 40 * 1024 * 1024  # the payloads would allocate 100 MB to 1 GB without the checks
@@ -325,6 +334,9 @@ def test_amplifiers_below_the_cap_still_work(r: Renderer, ctx: Any) -> None:
     assert r.render_template("{{ [[1], [2, 3]] | sum(start=[]) }}", ctx) == [1, 2, 3]
     assert r.render_template("{{ 'x' | e | e }}", ctx) == "x"
     assert type(r.render_template("{{ 'x' | safe }}", ctx)) is str
+    assert r.render_template("{{ '{}|{}'.format(vars.shared, vars.xs) }}", ctx) == "{'owner': 'me', 'list': [1, 2]}|[1, 2]"
+    assert r.render_template("{{ zip([1, 2], [3, 4]) }}", ctx) == [[1, 3], [2, 4]]
+    assert r.render_template("{{ '{0:{1}}|{x:>{w}}'.format('a', '>3', x='b', w=2) }}", ctx) == "  a| b"
 
 
 def test_yaql_below_the_cap_still_works(r: Renderer, ctx: Any) -> None:

@@ -168,8 +168,8 @@ class Limits:
             raise LimitError(f"bad format string: {exc}") from None
         for _lit, _field, spec, _conv in parsed:
             if spec:
-                if "{" in spec:
-                    raise LimitError("nested fields in a format spec are not allowed in templates")
+                # nested fields ('{:{w}}') are resolved and checked field by field while the
+                # result is built (flowctx.render._jinja._BoundedFormat.format_field)
                 for d in _DIGITS.findall(spec):
                     if int(d) > self.max_size:
                         raise self.fail("this format width")
@@ -276,7 +276,14 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         for s in seqs:
             if isinstance(s, (str, bytes)) or not hasattr(s, "__iter__"):
                 raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
-        return [list(t) for t in zip(*seqs)]
+        # bounded while it is built: rows x columns items at most (many ``range()`` arguments)
+        out, n, cap = [], 0, limits.max_size
+        for t in zip(*seqs):
+            n += len(t) + 1
+            if n > cap:
+                raise limits.fail("zip()")
+            out.append(list(t))
+        return out
 
     return {
         "to_json_string": to_json_string,

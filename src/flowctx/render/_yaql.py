@@ -9,7 +9,6 @@ are.  Results that still hold frozen store values are returned without copying.
 from __future__ import annotations
 
 import collections.abc  # noqa: F401  (yaql 3.x uses collections.abc without importing it)
-import itertools
 import re
 import threading
 from collections.abc import Mapping
@@ -182,7 +181,17 @@ class YaqlFront:
 
         for hname, fn in helpers.items():
             if hname == "zip":
-                reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
+                def zip_(*seqs: Any) -> list[list[Any]]:
+                    # bounded while it is built: rows x columns items at most
+                    out, n = [], 0
+                    for t in zip(*seqs):
+                        n += len(t) + 1
+                        if n > max_items:
+                            raise limits.fail("zip()")
+                        out.append(list(t))
+                    return out
+
+                reg(zip_, "zip")
             else:
                 reg(fn, hname)
 
