@@ -409,6 +409,35 @@ def test_yaql_regex_under_the_time_limit(r_quick: Renderer, ctx: Any, payload: s
         r_quick.render_template(payload, ctx)
 
 
+REGEX_COMPILE_BOMBS = ["(?:a{65535}){65535}", "a{1000000}", "(?:(?:a{100}){100}){100}", "(" * 3000 + "a" + ")" * 3000]
+
+
+@pytest.mark.parametrize("pattern", REGEX_COMPILE_BOMBS, ids=lambda p: p[:20])
+def test_regex_compile_is_bounded(r: Renderer, ctx: Any, pattern: str) -> None:
+    """The engine unrolls fixed repeats at compile time (not interruptible): refused beforehand."""
+    c = ctx.clone()
+    c.set_var("pat", pattern)
+    for src in ["{{ regex_search('aaa', vars.pat) }}", "{{ regex_replace('aaa', vars.pat, 'x') }}"]:
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template(src, c)
+    if pytest.importorskip("yaql"):
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template("<% regex($.pat).matches('aaa') %>", c)
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template("<% 'aaa' =~ $.pat %>", c)
+
+
+def test_regex_keeps_re_syntax(r: Renderer, ctx: Any) -> None:
+    assert r.render_template("{{ regex_search('abab', '(?P<x>ab)(?P=x)') }}", ctx) is True
+    assert r.render_template("{{ regex_search('ab', '(?<=a)b') }}", ctx) is True
+    assert r.render_template("{{ regex_search('ab', '(a)\\1') }}", ctx) is False
+    assert r.render_template("{{ regex_match('a' * 20000, 'a{20000}') }}", ctx) is True
+    c = ctx.clone()
+    c.set_var("pat", r"\p{L}")
+    with pytest.raises(TemplateError):  # not Python re syntax (Orquesta would refuse it too)
+        r.render_template("{{ regex_search('a', vars.pat) }}", c)
+
+
 def test_yaql_regex_functions_keep_their_meaning(r: Renderer, ctx: Any) -> None:
     pytest.importorskip("yaql")
     assert r.render_template("<% regex('a.c').matches('xabc') %>", ctx) is True
