@@ -10,7 +10,8 @@ Public API: :class:`Renderer`, :class:`TaskScope`, :func:`default_renderer`.
   first, then parameters).  Functions: ``ctx()``, ``item()``, ``result()``, ``task_status()``,
   ``succeeded()``, ``failed()``, ``completed()``, ``timed_out()``, ``json()``, ``zip()``,
   ``to_json_string``, ``from_json_string``, ``to_yaml_string``, ``from_yaml_string``,
-  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``.
+  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``, ``st2kv()`` / ``kv()``
+  (the ``keystore`` values).
 * Data is inert: only the strings of the workflow definition are ever compiled; values read from
   the context are never rendered again.
 * Every failure is a :class:`flowctx.errors.TemplateError` naming the template, the line and (when
@@ -157,11 +158,12 @@ class Renderer:
         self.max_steps = max_steps
         self.timeout = timeout
         self.limits = Limits(max_output)
-        self.helpers = make_helpers(self.limits)
         resolvers = base_resolvers()
+        frozen_kv = store.freeze(keystore, "keystore") if keystore is not None else None
+        self.helpers = make_helpers(self.limits, frozen_kv)
         for name, value in (("config", config), ("keystore", keystore)):
             if value is not None:
-                frozen = store.freeze(value, name)
+                frozen = frozen_kv if name == "keystore" else store.freeze(value, name)
                 resolvers[name] = lambda s, _v=frozen: _v
                 if name == "config":  # StackStorm-style `pack.config.x` reads the same values
                     pack = store.freeze({"config": frozen}, "pack")
@@ -297,6 +299,23 @@ class Renderer:
             return _jinja_references(ast, self._resolvers)
         except (TemplateSyntaxError, RecursionError, MemoryError):
             return set()
+
+    def function_names(self, language: str = "jinja") -> frozenset[str] | None:
+        """Names an expression can call as ``name(...)`` in ``language`` (``"jinja"`` or
+        ``"yaql"``): flowctx's functions and helpers and the language's own (Jinja globals, the
+        YAQL library).  None when that language is not available (YAQL without the yaql package).
+        The validator reports calls to any other name, so this is the one list of functions."""
+        if language == "yaql":
+            front = self._yaql_front()
+            if front is None:
+                return None
+            names: set[str] = set()
+            context = getattr(front, "root", None)
+            while context is not None:  # the yaql context chain, root library included
+                names.update(n for n in getattr(context, "_functions", {}) if n[:1] not in "#*")
+                context = getattr(context, "parent", None)
+            return frozenset(names)
+        return frozenset(n for n in self._resolvers if not n.startswith("_")) | frozenset(self.env.globals)
 
     def clear_cache(self) -> None:
         """Drop every compiled template."""
@@ -628,7 +647,7 @@ _default_lock = threading.Lock()
 
 
 def default_renderer() -> Renderer:
-    """The process-wide renderer used by ``Context.render_template`` & co."""
+    """The process-wide renderer (built on first use; thread-safe)."""
     global _default
     r = _default
     if r is None:

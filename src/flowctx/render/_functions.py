@@ -5,6 +5,7 @@ building it (``_Limits``), so a template cannot allocate its way around the outp
 """
 from __future__ import annotations
 
+import itertools
 import json as _json
 import re
 import string
@@ -141,6 +142,10 @@ class Limits:
                     budget = self.max_size
                     if self.approx_size(left, budget) + self.approx_size(right, budget) > budget:
                         raise self.fail("concatenation")
+                    if isinstance(left, list) != isinstance(right, list) and not isinstance(left, (str, bytes)) \
+                            and not isinstance(right, (str, bytes)):
+                        # a list read from the context is a (frozen) tuple: list + list as in Python
+                        return [*left, *right]
             return left + right
         if op == "%":
             if isinstance(left, (str, bytes)):
@@ -212,8 +217,9 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
-def make_helpers(limits: Limits) -> dict[str, Any]:
-    """The helper functions (also used as Jinja filters), bound to ``limits``."""
+def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The helper functions (also used as Jinja filters), bound to ``limits`` (and, for
+    ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
 
     def to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
         from flowctx.render._guard import bounded_dumps
@@ -228,9 +234,13 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         return _json.loads(value)
 
     def json_(value: Any) -> Any:
-        if isinstance(value, (str, bytes)):
+        # Orquesta's json(): a mapping is returned as it is, a string is parsed, anything else
+        # (numbers, booleans, lists, null) is a type error.
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str):
             return _json.loads(value)
-        return value
+        raise TypeError(f"json() needs a JSON string or a mapping, not {type(value).__name__!r}")
 
     def to_yaml_string(value: Any, indent: int | None = None) -> str:
         from flowctx.render._guard import bounded_yaml_dump
@@ -272,18 +282,19 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
     def uuid() -> str:
         return str(_uuid.uuid4())
 
-    def zip_(*seqs: Any) -> list[list[Any]]:
+    def zip_(*seqs: Any, pad: Any = None) -> Any:
+        # Orquesta's zip(): null counts as an empty list, one list is returned as it is, and
+        # several are zipped to the *longest*, the shorter ones padded with ``pad`` (null).
+        seqs = tuple([] if s is None else s for s in seqs)
+        if len(seqs) == 1:
+            return seqs[0]
         for s in seqs:
-            if isinstance(s, (str, bytes)) or not hasattr(s, "__iter__"):
+            if not hasattr(s, "__iter__"):
                 raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
-        # bounded while it is built: rows x columns items at most (many ``range()`` arguments)
-        out, n, cap = [], 0, limits.max_size
-        for t in zip(*seqs):
-            n += len(t) + 1
-            if n > cap:
-                raise limits.fail("zip()")
-            out.append(list(t))
-        return out
+        seqs = tuple(s if hasattr(s, "__len__") else list(itertools.islice(s, limits.max_size + 1)) for s in seqs)
+        longest = max((len(s) for s in seqs), default=0)
+        limits.check_len(longest * max(len(seqs), 1), "zip()")
+        return [list(t) for t in itertools.zip_longest(*seqs, fillvalue=pad)]
 
     return {
         "to_json_string": to_json_string,
@@ -297,4 +308,28 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         "uuid": uuid,
         "json": json_,
         "zip": zip_,
+        **make_kv_helpers(keystore),
     }
+
+
+# ---------------------------------------------------------------------- key-value store (cli-ops)
+def make_kv_helpers(keystore: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``st2kv('system.name')`` (StackStorm's spelling; ``decrypt`` is accepted, values are
+    stored unencrypted) and ``kv('name')`` over the store's values; an unknown key, or no store,
+    is an error naming the key."""
+    from flowctx.kv import lookup
+
+    values: Mapping[str, Any] = keystore if keystore is not None else {}
+
+    def st2kv(key: Any, decrypt: bool = False) -> Any:
+        return lookup(values, key, "st2kv")
+
+    def kv(key: Any) -> Any:
+        return lookup(values, key, "kv")
+
+    return {"st2kv": st2kv, "kv": kv}
+
+
+def helper_names() -> frozenset[str]:
+    """The names of every helper function (what a validator can treat as known functions)."""
+    return frozenset(make_helpers(Limits(1)))

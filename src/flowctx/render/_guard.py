@@ -416,20 +416,13 @@ _DESCRIPTORS = (
 )
 
 
-@lru_cache(maxsize=1)
 def frozen_types() -> tuple[type, ...]:
-    """The store's frozen container types (both backends) and the read-only views over them."""
-    from flowctx import _store_py
+    """The store's frozen container types (flowctx._backend.frozen_types) and the read-only
+    views the renderer hands out over them (``ctx()``, ``task``)."""
+    from flowctx._backend import frozen_types as store_types
     from flowctx.render._scope import CtxView, Tasks
 
-    out: list[type] = [_store_py.FrozenDict, _store_py.FrozenList, CtxView, Tasks]
-    try:
-        from flowctx import _store  # type: ignore[attr-defined]
-
-        out += [_store.FrozenDict, _store.FrozenList]
-    except ImportError:  # pragma: no cover - compiled store missing
-        pass
-    return tuple(out)
+    return store_types() + (CtxView, Tasks)
 
 
 def mutating_call(obj: Any, args: tuple) -> str | None:

@@ -3,8 +3,8 @@
 The context is never converted for YAQL: the workflow functions (``ctx()``, ``item()``,
 ``result()`` ...) read the frozen namespaces of the handle lazily, and ``$name`` look-ups go
 through an overridden ``#get_context_data`` that resolves them on demand.  Values handed to YAQL
-are the store's frozen dict/tuple subclasses, which YAQL's own collection functions accept as they
-are.  Results that still hold frozen store values are returned without copying.
+are the store's frozen mapping / tuple-subclass types, which YAQL's own collection functions accept
+as they are.  Results that still hold frozen store values are returned without copying.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from flowctx._backend import frozen_types
 from flowctx.render._functions import LimitError, Limits
 from flowctx.render._scope import MISSING, ExpressionError, Scope
 
@@ -41,19 +42,6 @@ def split_yaql(source: str) -> list[tuple[bool, str, int]]:
     return parts
 
 
-def _frozen_types() -> tuple[type, ...]:
-    from flowctx import _store_py
-
-    types_: list[type] = [_store_py.FrozenDict, _store_py.FrozenList]
-    try:
-        from flowctx import _store  # type: ignore[attr-defined]
-
-        types_ += [_store.FrozenDict, _store.FrozenList]
-    except ImportError:  # pragma: no cover - compiled store missing
-        pass
-    return tuple(types_)
-
-
 class YaqlFront:
     """One YAQL engine and root context per renderer (built once; evaluation is per child)."""
 
@@ -64,29 +52,28 @@ class YaqlFront:
         self.exceptions = exceptions
         self.limits = limits
         self._lock = threading.Lock()
-        frozen = _frozen_types()
         max_items = limits.max_size
         no_value = utils.NO_VALUE
 
-        def out(obj: Any, depth: int = 0) -> Any:
+        def out(obj: Any, frozen: tuple[type, ...], depth: int = 0) -> Any:
             if isinstance(obj, frozen) or obj is None or isinstance(obj, (str, int, float, bool)):
                 return obj
             if depth > 200:
                 raise LimitError("YAQL result is nested too deeply")
             if isinstance(obj, Mapping):
-                return {out(k, depth + 1): out(v, depth + 1) for k, v in obj.items()}
+                return {out(k, frozen, depth + 1): out(v, frozen, depth + 1) for k, v in obj.items()}
             if isinstance(obj, (list, tuple, set, frozenset)) or utils.is_iterable(obj):
                 res = []
                 for i, v in enumerate(obj):
                     if i >= max_items:
                         raise LimitError(f"YAQL result has more than {max_items} items")
-                    res.append(out(v, depth + 1))
+                    res.append(out(v, frozen, depth + 1))
                 return res
             return obj
 
         @specs.name("#finalize")
         def finalize(obj: Any) -> Any:
-            return out(obj)
+            return out(obj, frozen_types())
 
         self.engine = yaql.factory.YaqlFactory().create(
             options={
@@ -125,7 +112,7 @@ class YaqlFront:
             root.register_function(fn, name=name)
 
         reg(get_context_data, "#get_context_data")
-        reg(lambda context, name=None: scope_of(context).fn_ctx(name), "ctx")
+        reg(lambda context, key=None: scope_of(context).fn_ctx(key), "ctx")
 
         def item_(context: Any, key: Any = None) -> Any:
             return scope_of(context).fn_item(MISSING if key is None else key)
@@ -136,7 +123,7 @@ class YaqlFront:
         reg(lambda context: scope_of(context).fn_failed(), "failed")
         reg(lambda context: scope_of(context).fn_completed(), "completed")
         reg(lambda context: scope_of(context).fn_timed_out(), "timed_out")
-        reg(lambda context, name=None: scope_of(context).fn_task_status(name), "task_status")
+        reg(lambda context, name=None, route=None: scope_of(context).fn_task_status(name, route), "task_status")
 
         def task_(context: Any, name: Any = None) -> Any:
             return scope_of(context).lookup("task")(name)
@@ -179,21 +166,50 @@ class YaqlFront:
 
         reg(pow_, "pow")
 
-        for hname, fn in helpers.items():
-            if hname == "zip":
-                def zip_(*seqs: Any) -> list[list[Any]]:
-                    # bounded while it is built: rows x columns items at most
-                    out, n = [], 0
-                    for t in zip(*seqs):
-                        n += len(t) + 1
-                        if n > max_items:
-                            raise limits.fail("zip()")
-                        out.append(list(t))
-                    return out
+        # distinct(): YAQL hashes the members (or their keys); the store's frozen mappings are not
+        # hashable, so compare a hashable copy of each key (what YAQL's own input conversion makes).
+        @specs.parameter("collection", yaqltypes.Iterable())
+        @specs.parameter("key_selector", yaqltypes.Lambda())
+        @specs.extension_method
+        def distinct(engine: Any, collection: Any, key_selector: Any = None) -> Any:
+            seen: set[Any] = set()
+            for t in collection:
+                key = utils.convert_input_data(t if key_selector is None else key_selector(t))
+                if key not in seen:
+                    seen.add(key)
+                    utils.limit_memory_usage(engine, (1, seen))
+                    yield t
 
-                reg(zip_, "zip")
-            else:
-                reg(fn, hname)
+        reg(distinct, "distinct")
+
+        # str(): YAQL shows a list as a tuple ("(1, 2)"), as it sees its own converted input; the
+        # store's frozen values are shown the same way (not as "FrozenList([1, 2])").
+        def yaql_view(v: Any, depth: int = 0) -> Any:
+            if depth > 200:
+                raise LimitError("str(): value is nested too deeply")
+            if isinstance(v, Mapping):
+                return {k: yaql_view(x, depth + 1) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return tuple(yaql_view(x, depth + 1) for x in v)
+            return v
+
+        @specs.parameter("value", nullable=True)
+        def str_(value: Any) -> str:
+            if value is None:
+                return "null"
+            if value is True:
+                return "true"
+            if value is False:
+                return "false"
+            if isinstance(value, (Mapping, list, tuple)):
+                limits.check_value(value, "str()")
+                return str(yaql_view(value))
+            return str(value)
+
+        reg(str_, "str")
+
+        for hname, fn in helpers.items():
+            reg(fn, hname)  # zip() is size-checked by the helper itself
 
         def quote(value: Any) -> str:
             import shlex
