@@ -293,11 +293,15 @@ def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ====================================================================== inquiry answers
-def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
-    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
-    if not args.answers and not args.answers_file:
+def make_responder(
+    args: argparse.Namespace, kept: Mapping[str, Any] | None = None
+) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither),
+    on top of ``kept`` answers (those a durable run recorded; the new ones win).  The answers
+    are the responder's ``answers`` attribute: a durable run keeps them for ``flowctx resume``."""
+    if not args.answers and not args.answers_file and not kept:
         return None
-    answers: dict[str, Any] = {}
+    answers: dict[str, Any] = dict(kept or {})
     if args.answers_file:
         answers.update(read_mapping_file(args.answers_file, "--answers-file"))
     for text in args.answers:
@@ -325,6 +329,7 @@ def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], An
             return answers["*"]
         raise ActionError(f"no answer for the inquiry of task {task!r}: pass --answer {task}=VALUE")
 
+    responder.answers = answers  # type: ignore[attr-defined]
     return responder
 
 
