@@ -480,8 +480,13 @@ def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
         for mod in modules:
             import_action_module(mod)
         kept = options.get("answers") if isinstance(options.get("answers"), dict) else None
+        responder = make_responder(args, kept)
+        if responder is not None and (args.answers or args.answers_file):
+            # kept with the execution, like the answers given to `run` (nobody else runs it: the
+            # lease is taken by the resume below)
+            state.update_execution(args.execution_id, {"options": {**options, "answers": responder.answers}})  # type: ignore[attr-defined]
         engine = Engine(actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.max_workers, state=state,
-                        responder=make_responder(args, kept))
+                        responder=responder)
         t = time.time()
         ex = engine.resume(args.execution_id, background=True, rerun=rerun,
                            reset_items=bool(getattr(args, "reset_items", False)))
