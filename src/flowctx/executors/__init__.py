@@ -12,6 +12,7 @@ builds one by name (``"thread"``, ``"process"``, ``"inline"``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flowctx.errors import ActionError
 from flowctx.executors.base import CallHandle, Executor, OnDone, _pool_size, call_action
@@ -60,12 +61,18 @@ def executor_kinds() -> tuple[str, ...]:
     return EXECUTOR_KINDS + tuple(extra)
 
 
-def make_executor(kind: str = "thread", max_workers: int | None = None) -> Executor:
-    """An executor by name: ``"thread"`` (default), ``"process"``, ``"inline"``, or one that a
-    package registers in the ``flowctx.executors`` entry-point group.
+def make_executor(kind: str = "thread", max_workers: int | None = None, **options: Any) -> Executor:
+    """An executor by name: ``"thread"`` (default), ``"process"``, ``"inline"``, ``"dask"`` (the
+    extra ``flowctx[dask]``), or one that a package registers in the ``flowctx.executors``
+    entry-point group.
 
-    ``max_workers`` sizes the thread or process pool (the inline executor ignores it)."""
+    ``max_workers`` sizes the thread or process pool (the inline executor ignores it; for Dask it
+    is the size of the local cluster).  ``options`` go to a plug-in's factory (for Dask:
+    ``scheduler="tcp://host:port"``, ``connect_timeout``, ``isolate``); the built-in executors
+    take none."""
     name = kind.strip().lower() if isinstance(kind, str) else kind
+    if options and name in EXECUTOR_KINDS:
+        raise ActionError(f"the {name} executor takes no options (got {', '.join(sorted(options))})")
     if name == "thread":
         return ThreadExecutor(max_workers)
     if name == "process":
@@ -75,7 +82,7 @@ def make_executor(kind: str = "thread", max_workers: int | None = None) -> Execu
         return InlineExecutor()
     factory = _plugin(name) if isinstance(name, str) else None
     if factory is not None:
-        executor = factory(max_workers=max_workers)
+        executor = factory(max_workers=max_workers, **options)
         if not isinstance(executor, Executor):
             raise ActionError(f"executor {kind!r}: its factory returned {type(executor).__name__}, not an Executor")
         return executor

@@ -232,6 +232,10 @@ class Executor(ABC):
         """Raise :class:`ActionError` if this executor cannot run ``func`` at all (called by the
         engine before the run starts; the base executors can run any callable)."""
 
+    def flush(self) -> None:
+        """Send calls the executor buffers (the engine calls this after each dispatch round; an
+        executor that batches, such as the Dask one, sends a round's calls together)."""
+
     def shutdown(self, wait: bool = True) -> None:
         """Release the executor's workers; calls still queued are canceled."""
 

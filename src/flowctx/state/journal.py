@@ -297,6 +297,8 @@ class Journal(Recorder):
         if self.replaying:
             return
         self.record("begin", inst.seq, {"task": st.task, "route": st.route, "order": st.order})
+        if inst.seq < 0:  # never entered the sequence (failed to render / over max_tasks): no row
+            return
         self._append(("i", inst.seq, inst.task, inst.route, "running", None, 0, None, None, inst.started, None))
 
     def call_done(self, call: Any, outcome: Any) -> None:
