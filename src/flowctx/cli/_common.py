@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowctx.errors import FlowctxError
-from flowctx.kv import MASK, private_file
+from flowctx.kv import MASK
 
-__all__ = ["import_actions", "Masker", "secret_parameters", "load_config", "private_file", "MASK"]
+__all__ = ["import_actions", "Masker", "secret_parameters", "load_config", "MASK"]
 
 
 # ---------------------------------------------------------------------- --actions

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config, private_file
+from flowctx.cli._common import Masker, import_actions, load_config
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -598,25 +598,21 @@ def make_engine(
         from flowctx.render import Renderer
 
         kwargs["renderer"] = Renderer(config=config, keystore=keystore)
-    path = getattr(args, "state", None)
-    created = isinstance(path, str) and not os.path.exists(path)
-    if isinstance(path, str):
-        private_file(path)  # mode 0600, before SQLite creates it
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
         executor_options=executor_options(args),
         responder=make_responder(args),
         on_event=on_event,
-        state=_state_store(args, created),
+        state=_state_store(args),
         **({"max_tasks": args.max_tasks} if getattr(args, "max_tasks", None) else {}),
         **kwargs,
     )
 
 
-def _state_store(args: argparse.Namespace, created: bool = False) -> Any:
-    """The ``--state`` store: a missing file is created (``created``: this process just made it
-    empty, mode 0600); an existing empty one only with ``--init-state``."""
+def _state_store(args: argparse.Namespace) -> Any:
+    """The ``--state`` store: a missing file is created (mode 0600); an existing empty one only
+    with ``--init-state``."""
     path = getattr(args, "state", None)
     if path is None:
         if getattr(args, "init_state", False):
@@ -624,7 +620,7 @@ def _state_store(args: argparse.Namespace, created: bool = False) -> Any:
         return None
     from flowctx.state import SQLiteState
 
-    return SQLiteState(path, init_empty=created or bool(getattr(args, "init_state", False)))
+    return SQLiteState(path, init_empty=bool(getattr(args, "init_state", False)))
 
 
 class Terminated(BaseException):

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from flowctx.cli._common import import_actions, masker_for_stored, private_file
+from flowctx.cli._common import import_actions, masker_for_stored
 from flowctx.cli.run import executor_name, executor_options
 
 EXAMPLES = """\
@@ -181,9 +181,7 @@ def _open(path: str, *, must_exist: bool = True) -> Any:
 
     if must_exist and not os.path.exists(path):
         raise StateError(f"{path}: no such state file")
-    created = not os.path.exists(path)
-    private_file(path)  # mode 0600 before SQLite creates it
-    return SQLiteState(path, init_empty=created)
+    return SQLiteState(path)  # a new one is created with mode 0600
 
 
 def _console() -> Any:

@@ -192,7 +192,8 @@ class SQLiteState(StateStore):
         self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._host = socket.gethostname()
-        self._check_header(init_empty)
+        created = self._create_private()
+        self._check_header(init_empty or created)
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -218,6 +219,17 @@ class SQLiteState(StateStore):
     @property
     def location(self) -> str:
         return self.path
+
+    def _create_private(self) -> bool:
+        """A new state file is created with mode 0600 (it may hold secrets in clear); True when
+        this call created it (an empty file made here is a new state file, not a truncated one)."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        except OSError:  # a directory that does not exist, no permission ...: sqlite3 says which
+            return False
+        return True
 
     def _check_header(self, init_empty: bool) -> None:
         try:
