@@ -436,11 +436,15 @@ def _answers(args: argparse.Namespace) -> dict[str, Any]:
     return answers
 
 
-def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
-    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
-    if not args.answers and not args.answers_file:
+def make_responder(
+    args: argparse.Namespace, kept: Mapping[str, Any] | None = None
+) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither),
+    on top of ``kept`` answers (those a durable run recorded; the new ones win).  The answers
+    are the responder's ``answers`` attribute: a durable run keeps them for ``flowctx resume``."""
+    if not args.answers and not args.answers_file and not kept:
         return None
-    answers = _answers(args)
+    answers = {**dict(kept or {}), **_answers(args)}
 
     def responder(request: Mapping[str, Any]) -> Any:
         task = request.get("task")
@@ -450,6 +454,7 @@ def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], An
             return answers["*"]
         raise ActionError(f"no answer for the inquiry of task {task!r}: pass --answer {task}=VALUE")
 
+    responder.answers = answers  # type: ignore[attr-defined]
     return responder
 
 
@@ -604,6 +609,8 @@ def make_engine(
 
 
 def _state_store(args: argparse.Namespace) -> Any:
+    """The ``--state`` store: a missing file is created (mode 0600); an existing empty one only
+    with ``--init-state``."""
     path = getattr(args, "state", None)
     if path is None:
         if getattr(args, "init_state", False):
