@@ -515,10 +515,40 @@ def _check_graph(case: Case) -> list[str]:
     return out
 
 
+def _check_cli(case: Case, backend: ModuleType) -> list[str]:
+    """Run ``flowctx <args>`` in-process (paths relative to the data folder) on ``backend``."""
+    import contextlib
+    import io
+
+    from flowctx import _backend
+    from flowctx.cli import main
+
+    cmd, *rest = case.data["cli"]
+    args = [cmd] + [a if a.startswith("-") or os.path.isabs(a) else os.path.join(DATA, a) for a in rest]
+    out, err = io.StringIO(), io.StringIO()
+    saved = _backend.store
+    _backend.store = backend  # the rehearsal reads the active store from here
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    finally:
+        _backend.store = saved
+    want = case.data["expect"]
+    text = out.getvalue() + err.getvalue()
+    problems = []
+    if (code == 0) != want["succeeds"]:
+        problems.append(f"exit: expected {'0' if want['succeeds'] else 'non-zero'}, got {code}: {text.strip()[:300]}")
+    if want.get("mentions") and want["mentions"] not in text:
+        problems.append(f"output: expected it to mention {want['mentions']!r}, got {text.strip()[:300]!r}")
+    return problems
+
+
 def check(case: Case, backend: ModuleType) -> list[str]:
     from flowctx.errors import FlowctxError
 
     data = case.data
+    if "cli" in data:  # the rehearsal command
+        return _check_cli(case, backend)
     if "graph" in data:  # composition: the task graph's shape (no store involved)
         return _check_graph(case)
     try:
