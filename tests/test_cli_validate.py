@@ -104,10 +104,11 @@ def test_validate_unreadable_and_unparseable(tmp_path, capsys) -> None:
 
 def test_validate_warnings_and_strict(tmp_path, capsys) -> None:
     p = tmp_path / "warn.yaml"
-    p.write_text("version: 1.0\ntasks:\n  t1:\n    action: core.echo message=<% ctx().nope %>\n")
+    p.write_text("ref: demo.warn\ntasks:\n  - name: t1\n    action: core.echo\n    input:\n"
+                 "      message: '{{ workflow.nope }}'\n")
     assert run_cli(["validate", str(p)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{p}:4:13: warning: variable 'nope' in 'input.message' is never defined")
+    assert out[0].startswith(f"{p}:6:16: warning: variable 'nope' in 'input.message' is never defined")
     assert out[1] == f"{p}: ok"
     assert run_cli(["validate", "--strict", str(p)]) == 1
     assert run_cli(["validate", "-q", str(p)]) == 0

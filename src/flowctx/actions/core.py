@@ -30,8 +30,11 @@ def noop(**kwargs: Any) -> None:
 @in_engine_process
 @inline
 def echo(message: Any = "") -> dict[str, Any]:
-    """Return the message: result ``{stdout: message}``."""
-    return {"stdout": message}
+    """Return the message: result ``{stdout: message, message: message}``.
+
+    ``stdout`` is StackStorm's ``core.echo`` result; ``message`` is what the list-form workflows
+    (``task.X.result.message``) read."""
+    return {"stdout": message, "message": message}
 
 
 @action("core.fail")
