@@ -50,7 +50,7 @@ import builtins
 import glob
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -72,8 +72,8 @@ class Case:
     id: str
     provenance: str
     deviation: str | None
-    data: Mapping[str, Any]
-    file: str
+    data: Mapping[str, Any] = field(compare=False, hash=False, repr=False)  # the case as written
+    file: str = field(default="", compare=False, hash=False)  # the data file it came from
 
 
 def _load_all() -> list[Case]:
