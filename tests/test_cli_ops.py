@@ -398,7 +398,15 @@ def test_the_seed_examples_run_through_the_cli(backend: ModuleType, tmp_path: Pa
                              "final": "Workflow complete. Result: HELLO"}
     assert "warning" not in res.stderr  # the module replaces nothing
     config = write(tmp_path, "config.yaml", "docker_registry: registry.local:5000\n")
-    res = flowctx("run", str(ATTUNE / "complete-workflow.yaml"), "--actions", mod, "--config", config,
+    # complete-workflow.yaml sends deploy_canary's failure to a task it never defines: like
+    # Orquesta, flowctx refuses a transition to an unknown task, so run a copy that names one
+    text = (ATTUNE / "complete-workflow.yaml").read_text()
+    assert "on_failure: handle_canary_failure" in text
+    refused = flowctx("run", str(ATTUNE / "complete-workflow.yaml"), "--actions", mod, env=env)
+    assert refused.returncode == 2 and "transition to unknown task 'handle_canary_failure'" in refused.stderr
+    complete = write(tmp_path, "complete-workflow.yaml",
+                     text.replace("on_failure: handle_canary_failure", "on_failure: rollback_canary"))
+    res = flowctx("run", complete, "--actions", mod, "--config", config,
                   "-p", "app_name=shop", "-p", "version=1.2.3", "-p", "environment=production",
                   "-p", "regions=eu-1,us-2", "--answer", "require_production_approval={approved: true}",
                   "--json", "--results", env=env)
