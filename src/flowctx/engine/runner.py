@@ -24,6 +24,7 @@ from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, 
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
     DEFAULT_MAX_TASKS,
+    PAUSED,
     WF_CANCELED,
     ActionCall,
     Conductor,
