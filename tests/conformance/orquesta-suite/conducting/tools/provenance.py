@@ -47,6 +47,7 @@ PERF = "conducting/test_workflow_conductor_performance.py"
 for t in upstream.get(PERF, []):
     cov.setdefault(t, {"cases": [], "reason": "stress test of Orquesta's run time / serialization size on large graphs (not run by the recorder; flowctx measures scale in benchmarks/)"})
 
+partial = {c["id"] for p in glob.glob(OUT + "/cases/*.yaml") for c in yaml.safe_load(open(p))["cases"] if c.get("note")}
 n_cases = sum(len(yaml.safe_load(open(p))["cases"]) for p in glob.glob(OUT + "/cases/*.yaml"))
 lines = [
     "# Provenance: conducting group\n\n",
@@ -79,7 +80,9 @@ lines = [
     "`conducting/native/test_workflow_*.py` modules already covered by "
     "`tests/conformance/orquesta/specs` (88 rehearsal specs, including the two "
     "`fixtures/rehearsals` specs of `commands/test_rehearse_command.py`) and sampled by "
-    "`/work/shared/conformance/orquesta-more` (47 specs).\n\n",
+    "`/work/shared/conformance/orquesta-more` (47 specs). A test that drives the conductor and then "
+    "turns to internals (`make_task_context`, `log_entry`, `add_task_state`) gives a case of the "
+    "part before (marked `note` in the data, and below).\n\n",
     "Composition: the same kind of plugin (`tools/record_compose.py`) recorded the execution graph "
     "Orquesta composed for each fixture (nodes, join barriers, split points, edges with key, "
     "transition index and criteria, retry attributes); the fixtures are all in "
@@ -112,7 +115,8 @@ for mod, tests in upstream.items():
         v = cov.get(t, {"cases": [], "reason": "not recorded"})
         name = t.split("::", 1)[1]
         if v["cases"]:
-            lines.append(f"- `{name}` -> {', '.join('`' + c + '`' for c in v['cases'])}\n")
+            part = " (the workflow-visible part before the test turns to Orquesta internals)" if set(v["cases"]) & partial else ""
+            lines.append(f"- `{name}` -> {', '.join('`' + c + '`' for c in v['cases'])}{part}\n")
         else:
             lines.append(f"- `{name}`: not converted: {v['reason']}\n")
     lines.append("\n")
