@@ -524,7 +524,9 @@ def _check_cli(case: Case, backend: ModuleType) -> list[str]:
     return problems
 
 
-def check(case: Case, backend: ModuleType) -> list[str]:
+def check(case: Case, backend: ModuleType, *, all_steps: bool = False) -> list[str]:
+    """[] when flowctx does what Orquesta did at every step; else the differences of the first
+    step that differs (``all_steps``: of every step, for reports — later ones may be knock-on)."""
     from flowctx.errors import FlowctxError
 
     data = case.data
@@ -609,8 +611,8 @@ def check(case: Case, backend: ModuleType) -> list[str]:
             msg = _diff(k, expected[k], obs[k])
             if msg:
                 problems.append(f"{where}: {msg}")
-        if problems:
-            break  # later steps only repeat the first divergence
+        if problems and not all_steps:
+            break  # later steps mostly repeat the first divergence
     return problems
 
 

@@ -55,6 +55,20 @@ SHORT = {
 }
 
 
+def _key(problem):
+    """What a difference is about: status, sequence, errors, output, a refused step ..."""
+    head = re.sub(r"^step \d+ \([^)]*\): ", "", problem).split(":")[0]
+    if head in ("status", "sequence", "routes", "output", "term", "call", "next", "context"):
+        return head
+    if head.startswith("next items"):
+        return "next"
+    if "error" in head:
+        return "errors"
+    if head.startswith("flowctx could not") or head.startswith("expected Orquesta"):
+        return "step refused/accepted"
+    return head[:40]
+
+
 def classify(cid, first):
     text = f"id:{cid} | {first}"  # a pattern may name case ids (id:...) or match the difference
     for key, title, rx in CLASSES:
@@ -73,6 +87,18 @@ def main():
             except Exception as e:  # noqa: BLE001
                 p = [f"CRASH {type(e).__name__}: {e}"]
             results.setdefault(c.id, {})[be_name] = p
+    later = {}  # case -> what later steps show too (all_steps run; may be knock-on effects)
+    be = importlib.import_module("flowctx._store")
+    for c in m.cases():
+        try:
+            allp = m.check(c, be, all_steps=True)
+        except Exception:  # noqa: BLE001
+            continue
+        first = results[c.id]["flowctx._store"]
+        rest = [p for p in allp if p not in first]
+        if rest and first:
+            keys = sorted({_key(p) for p in rest})
+            later[c.id] = (len({p.split(":")[0] for p in rest}), keys)
     fails = {}
     for cid, r in results.items():
         a, b = r["flowctx._store"], r["flowctx._store_py"]
@@ -131,7 +157,11 @@ def main():
             diff = re.sub(r"\s+", " ", fails[cid])
             if len(diff) > 600:
                 diff = diff[:600] + " ..."
-            out.append(f"- `{cid}` ({cases[cid].provenance.split('::')[0]}): {diff}\n")
+            more = ""
+            if cid in later:
+                n, keys = later[cid]
+                more = f" — later, {n} more step(s) differ in: {', '.join(keys)[:200]}"
+            out.append(f"- `{cid}` ({cases[cid].provenance.split('::')[0]}): {diff}{more}\n")
     open(WT + "/tests/conformance/orquesta-suite/conducting/FAILURES.md", "w").write("".join(out))
     json.dump({"fails": fails, "classes": by_class}, open(os.path.join(WORK, "report.json"), "w"), indent=1)
     print(f"{passing} of {total} pass on both backends")
