@@ -20,8 +20,8 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
     ("input-expr", "A task `input` written as one expression (a string) instead of a mapping", r"'input' must be a mapping"),
     ("fail-command", "The `fail` engine command's own entry: Orquesta records it `failed`, flowctx `succeeded`", r"\['fail', 0, 'failed'\]"),
     ("items-after-failure", "With-items: after an item fails, Orquesta still hands out the remaining items (up to concurrency); flowctx stops starting items", r"id:test_workflow_conductor_with_items_failure__test_failed_item_task_active_with_concurrency"),
-    ("pause", "Pause: no `pausing` state, and actions cannot report `paused`/`pending` (flowctx's pause is the Engine's: status stays `running` until idle)", r"'pausing'|'paused'|'pending'"),
-    ("cancel", "Cancel: no `canceling` state; `cancel()` ends every running task at once", r"'canceling'"),
+    ("pause", "Pause: no `pausing` state, and actions cannot report `paused`/`pending` (flowctx's pause is the Engine's: status stays `running` until idle)", r"'pausing'|'paused'|'pending'|\(request paus"),
+    ("cancel", "Cancel: no `canceling` state; `cancel()` ends every running task at once", r"'canceling'|\(request cancel"),
     ("resume", "Resume / rerun: no transient `resuming` status", r"'resuming'"),
     ("retry", "Retry: the task shows no `retrying` status between attempts (the retry is a held call)", r"'retrying'"),
     ("items-error", "With-items: Orquesta logs identical error entries once (its log merges duplicates), so several failed items give one `Execution failed` error; flowctx logs one per failed item (the messages name the item)", r"Execution failed\. See result"),
@@ -142,12 +142,12 @@ def main():
         "event is `begin()` + `calls_for()` + `call_started()`, `next_tasks` is `Conductor.next_tasks()` "
         "(plus with-items instances that can start more items). A case stops at its first difference, "
         "so a fixed class may uncover a later one.\n\n",
-        "| class | cases |\n|---|---|\n",
+        "| class | in short | cases |\n|---|---|---|\n",
     ]
     order = [k for k, _, _ in CLASSES] + ["other"]
     for key in order:
         if by_class.get(key):
-            out.append(f"| [{key}](#{key}) {titles[key].split(':')[0]} | {len(by_class[key])} |\n")
+            out.append(f"| [{key}](#{key}) | {SHORT.get(key, 'other')} | {len(by_class[key])} |\n")
     for key in order:
         ids = sorted(by_class.get(key, []))
         if not ids:
