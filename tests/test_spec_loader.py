@@ -457,5 +457,6 @@ def test_validate_checks_inputs_of_registered_actions() -> None:
     spec = load_workflow("version: 1.0\ntasks:\n  a:\n    action: core.echo\n    input: {mesage: hi}\n", validate=False)
     problems = [str(p) for p in validate(spec)]
     assert problems == [
-        "<string>:5:5: error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]"
-    ] or problems[0].endswith("error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]")
+        "<string>:4:13: error: missing required input 'message' of action 'core.echo' [a]",
+        "<string>:5:21: error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]",
+    ]
