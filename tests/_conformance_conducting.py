@@ -108,6 +108,8 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_workflow_conductor_context__test_bad_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
     'test_task_rendering__test_basic_rendering': '[input-expr] task input given as one expression is refused',
     'test_workflow_conductor_with_items_failure__test_failed_item_task_active_with_concurrency': '[items-after-failure] remaining items not started after an item failed',
+    'test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests': '[rerun-duplicates] a task requested twice in one rerun runs twice',
+    'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
     'test_task_retry__test_workflow_pause_while_retry_running': '[pause] no pausing/paused/pending task or workflow states',
     'test_task_retry__test_workflow_pause_with_multiple_retries_not_all_running': '[pause] no pausing/paused/pending task or workflow states',
     'test_task_retry__test_workflow_pause_with_multiple_retries_running': '[pause] no pausing/paused/pending task or workflow states',
@@ -151,21 +153,16 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_workflow_conductor_with_items_cancel__test_cancel_workflow_with_items_concurrency_and_active': '[cancel] no canceling state: cancel ends running tasks at once',
     'test_task_retry__test_workflow_pause_before_retry_running': '[resume] no transient resuming status',
     'test_workflow_conductor__test_get_next_tasks_when_graph_paused': '[resume] no transient resuming status',
+    'test_workflow_conductor_rerun__test_rerun_from_multiple_sequential_tasks': '[items-error] one error per failed item; Orquesta merges identical entries',
     'test_workflow_conductor_error_handling__test_get_next_tasks_with_multiple_task_action_and_input_errors': '[term] terminal-task marking differs',
     'test_workflow_conductor_error_handling__test_get_next_tasks_with_task_action_error': '[term] terminal-task marking differs',
     'test_workflow_conductor_error_handling__test_get_next_tasks_with_task_input_error': '[term] terminal-task marking differs',
+    'test_workflow_conductor_rerun__test_rerun_from_succeeded_task': '[term] terminal-task marking differs',
+    'test_workflow_conductor_rerun__test_rerun_succeeded_workflow': '[term] terminal-task marking differs',
     'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceled_status_with_items_concurrency': '[term] terminal-task marking differs',
     'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceling_status_with_items_concurrency': '[term] terminal-task marking differs',
     'test_workflow_conductor_with_items__test_empty_items_list': '[empty-items] empty with-items task completes at start',
     'test_workflow_conductor_error_handling__test_multiple_task_transition_criteria_errors': '[after-fail] staged tasks cannot start after the workflow failed',
-    'test_workflow_conductor_rerun__test_rerun_default_with_remediated_task': "[other] step 11 (rerun): sequence: expected [['task1', 0, 'failed'], ['task3', 0, 'succeeded'], ['task2', 0,",
-    'test_workflow_conductor_rerun__test_rerun_from_failed_task': "[other] step 9 (rerun): sequence: expected [['task1', 0, 'succeeded'], ['task2', 0, 'failed'], ['task2', 0, ",
-    'test_workflow_conductor_rerun__test_rerun_from_failed_task_with_implicit_continue': "[other] step 5 (rerun): sequence: expected [['task1', 0, 'failed'], ['continue', 0, 'succeeded'], ['task1', ",
-    'test_workflow_conductor_rerun__test_rerun_from_multiple_sequential_tasks': "[other] step 9 (rerun): sequence: expected [['task1', 0, 'succeeded'], ['task2', 0, 'failed'], ['task1', 0, ",
-    'test_workflow_conductor_rerun__test_rerun_from_remediated_task': "[other] step 11 (rerun): sequence: expected [['task1', 0, 'failed'], ['task3', 0, 'succeeded'], ['task2', 0,",
-    'test_workflow_conductor_rerun__test_rerun_from_succeeded_task': "[other] step 9 (rerun): sequence: expected [['task1', 0, 'succeeded'], ['task2', 0, 'failed'], ['task1', 0, ",
-    'test_workflow_conductor_rerun__test_rerun_succeeded_workflow': "[other] step 9 (rerun): sequence: expected [['task1', 0, 'succeeded'], ['task2', 0, 'succeeded'], ['continue",
-    'test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests': "[other] step 9 (rerun): sequence: expected [['task1', 0, 'succeeded'], ['task2', 0, 'failed'], ['task1', 0, ",
 }
 
 
@@ -391,6 +388,7 @@ class _Driver:
             "routes": [list(r) for r in c.routes],
             "output": (c.output or None) if c.finished else None,
             "term": [[i.task, i.route] for i in c.sequence if i.term and not i.is_command],
+            "staged": {(st.task, st.route) for st in c.staged},
         }
 
 
@@ -413,7 +411,15 @@ def _errors_diff(want: list[Mapping[str, Any]], got: list[Mapping[str, Any]]) ->
     return None
 
 
-def _diff(key: str, want: Any, got: Any) -> str | None:
+def _diff(key: str, want: Any, got: Any, staged: Any = frozenset()) -> str | None:
+    if key == "sequence":
+        # Orquesta enters a rerun task in its sequence at once, with no status; flowctx enters it
+        # when it starts: such an entry must be a staged instance in flowctx
+        pending = [tuple(e[:2]) for e in want if e[2] is None]
+        missing = [p for p in pending if p not in staged]
+        if missing:
+            return f"sequence: expected {missing} staged for a rerun, flowctx has not staged them"
+        want = [e for e in want if e[2] is not None]
     if key == "errors":
         return _errors_diff(want, got)
     if key == "term":  # Orquesta also lists engine commands (continue, ...) as terminal entries
@@ -603,7 +609,7 @@ def check(case: Case, backend: ModuleType, *, all_steps: bool = False) -> list[s
         for k in _KEYS:
             if k not in expected or (k in stated_only and k not in exp):
                 continue
-            msg = _diff(k, expected[k], obs[k])
+            msg = _diff(k, expected[k], obs[k], obs["staged"])
             if msg:
                 problems.append(f"{where}: {msg}")
         if problems and not all_steps:

@@ -20,6 +20,8 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
     ("input-expr", "A task `input` written as one expression (a string) instead of a mapping", r"'input' must be a mapping"),
     ("fail-command", "The `fail` engine command's own entry: Orquesta records it `failed`, flowctx `succeeded`", r"\['fail', 0, 'failed'\]"),
     ("items-after-failure", "With-items: after an item fails, Orquesta still hands out the remaining items (up to concurrency); flowctx stops starting items", r"id:test_workflow_conductor_with_items_failure__test_failed_item_task_active_with_concurrency"),
+    ("rerun-duplicates", "Rerun: a task requested twice in one rerun is rerun twice (Orquesta merges duplicate requests)", r"id:test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests"),
+    ("rerun-order", "Rerun: Orquesta enters every rerun task in the sequence at rerun time, flowctx when the task starts, so entries of a rerun come in a different order", r"id:test_workflow_conductor_rerun__test_rerun_from_remediated_task"),
     ("pause", "Pause: no `pausing` state, and actions cannot report `paused`/`pending` (flowctx's pause is the Engine's: status stays `running` until idle)", r"'pausing'|'paused'|'pending'|\(request paus"),
     ("cancel", "Cancel: no `canceling` state; `cancel()` ends every running task at once", r"'canceling'|\(request cancel"),
     ("resume", "Resume / rerun: no transient `resuming` status", r"'resuming'"),
@@ -37,6 +39,8 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
 SHORT = {
     "action-expr": "action name as an expression is not supported",
     "input-defaults": "bad or parent-context input defaults refused before start",
+    "rerun-duplicates": "a task requested twice in one rerun runs twice",
+    "rerun-order": "rerun entries enter the sequence when they start, not at rerun time",
     "parent-context": "Orquesta's parent context is not in the workflow context",
     "input-expr": "task input given as one expression is refused",
     "fail-command": "fail command entry is succeeded, Orquesta failed",
