@@ -42,7 +42,11 @@ driver would use it:
   items now (and held retry calls); empty while paused.
 
 flowctx reports its own statuses; only the spelling of one status is translated before
-comparison: flowctx's ``timeout`` is Orquesta's ``expired``.
+comparison: flowctx's ``timeout`` is Orquesta's ``expired``.  Representation differences that
+are not behaviour are normalized: Orquesta's status-less sequence entry of a task it will rerun
+must be a staged instance in flowctx; engine commands are not terminal tasks; output (and its
+errors) is compared where Orquesta rendered it; Python exception names in Orquesta's error
+messages (``TypeError: ...``) are not compared.
 """
 from __future__ import annotations
 
