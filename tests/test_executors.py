@@ -466,8 +466,10 @@ def test_make_executor():
     pe.shutdown()
     assert isinstance(make_executor("inline"), InlineExecutor)
     assert isinstance(make_executor(), ThreadExecutor)
-    with pytest.raises(ActionError, match=r"unknown executor 'dask' \(choose one of: thread, process, inline\)"):
-        make_executor("dask")
+    with pytest.raises(ActionError, match=r"unknown executor 'ray' \(choose one of: thread, process, inline, dask"):
+        make_executor("ray")
+    with pytest.raises(ActionError, match="the thread executor takes no options"):
+        make_executor("thread", scheduler="tcp://127.0.0.1:1")
     with pytest.raises(ActionError, match="max_workers must be a whole number >= 1"):
         make_executor("thread", 0)
 

@@ -76,9 +76,11 @@ def test_truncated_database(backend: ModuleType, tmp_path: Any, fraction: float)
 def test_damaged_pages_are_found_before_resuming(backend: ModuleType, tmp_path: Any) -> None:
     path = str(tmp_path / "state.db")
     eid = good_db(backend, path)
-    size = os.path.getsize(path)
-    with open(path, "r+b") as fh:  # scribble over the last pages (journal rows), keep page 1 intact
-        fh.seek(size - 3000)
+    with sqlite3.connect(path) as c:  # the page holding the call rows (and its page size)
+        root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'task_executions'").fetchone()[0]
+        page = c.execute("PRAGMA page_size").fetchone()[0]
+    with open(path, "r+b") as fh:  # scribble over the rows' cell area, keep page 1 intact
+        fh.seek(root * page - 3000)
         fh.write(b"\xa5" * 3000)
     before = digest(path)
     with pytest.raises(StateError) as info:
@@ -133,10 +135,12 @@ def test_migrations_bring_an_old_file_up_to_date(backend: ModuleType, tmp_path: 
     assert res.succeeded and st.get_execution(res.execution_id)["status"] == "succeeded"
 
 
-def test_an_empty_file_becomes_a_state_file(tmp_path: Any) -> None:
+def test_an_empty_file_becomes_a_state_file_only_when_asked(tmp_path: Any) -> None:
     path = str(tmp_path / "empty.db")
     open(path, "w").close()
-    assert SQLiteState(path).schema_version() == SCHEMA_VERSION
+    with pytest.raises(StateError, match=r"an empty file \(0 bytes\), not a state file"):
+        SQLiteState(path)
+    assert SQLiteState(path, init_empty=True).schema_version() == SCHEMA_VERSION
 
 
 def test_a_directory(tmp_path: Any) -> None:

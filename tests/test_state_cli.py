@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import textwrap
 import time
@@ -157,7 +158,7 @@ def test_resume_json_and_a_second_resume(backend: ModuleType, actions_module: Mo
     actions_module.calls[:] = []
     assert main(["resume", eid, "--state", db]) == 0  # already finished: nothing runs
     assert actions_module.calls == []
-    assert "0 action calls made" in capsys.readouterr().out
+    assert "nothing to resume" in capsys.readouterr().out
 
 
 def test_resume_refused_while_running(backend: ModuleType, actions_module: ModuleType, wf: str, tmp_path: Any,
@@ -173,7 +174,8 @@ def test_resume_refused_while_running(backend: ModuleType, actions_module: Modul
             time.sleep(0.01)
         assert main(["resume", ex.execution_id, "--state", db]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"flowctx: error: execution {ex.execution_id} is already being run by process {os.getpid()}")
+        assert err == (f"flowctx: error: execution {ex.execution_id} is running in process {os.getpid()} on "
+                       f"{socket.gethostname()} and is not paused: nothing to resume\n")
         assert main(["list", "--state", db]) == 0
         assert f"pid {os.getpid()}" in capsys.readouterr().out
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from flowctx.errors import WorkflowError
 from flowctx.spec.loader import load_workflow
@@ -12,6 +13,9 @@ from flowctx.spec.validate import validate
 
 EXAMPLE = """\
 Each problem is printed on one line as  FILE:LINE:COL: error|warning: MESSAGE [TASK].
+What `flowctx run` would refuse is reported here first: unknown actions (core.* always; every
+name with --actions), missing sub-workflow files and inputs they do not declare, functions that
+do not exist, variables referenced before assignment.
 A file without errors prints  FILE: ok  (its warnings, if any, are printed before).
 
 example:
@@ -35,25 +39,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="workflow YAML file(s)")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.add_argument(
+        "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
+        help="import a module (dotted name or .py file) that registers actions, as `flowctx run` does; "
+        "then the action set is known and every action name must resolve (without it only names in "
+        "flowctx's core. namespace are checked); repeatable",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no warnings, no 'ok')")
     parser.set_defaults(func=run)
 
 
-def check_file(path: str) -> list[Problem]:
-    """Every problem of one workflow file (a file that cannot be read or parsed gives one)."""
+def check_file(path: str, actions: Any = None) -> list[Problem]:
+    """Every problem of one workflow file (a file that cannot be read or parsed gives one);
+    ``actions``: the registry holding the whole action set, when it is known."""
     try:
         spec = load_workflow(Path(path), validate=False)  # always a file, never YAML text
     except WorkflowError as exc:
         if exc.problems:
             return list(exc.problems)
         return [Problem("error", exc.message, None)]
-    return validate(spec)
+    return validate(spec, actions=actions)
 
 
 def run(args: argparse.Namespace) -> int:
+    actions = None
+    if args.action_modules:
+        from flowctx.actions import DEFAULT_REGISTRY, import_action_module
+
+        for module in args.action_modules:
+            import_action_module(module)
+        actions = DEFAULT_REGISTRY
     failed = False
     for path in args.files:
-        problems = check_file(path)
+        problems = check_file(path, actions)
         bad = [p for p in problems if p.is_error or (args.strict and p.severity == "warning")]
         for p in problems:
             if args.quiet and not p.is_error:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from flowctx.actions.base import CANCELED, FAILED, SUCCEEDED, TIMEOUT, Outcome
 from flowctx.engine.graph import Edge, WorkflowGraph
 from flowctx.errors import FlowctxError, TemplateError
-from flowctx.spec.model import TaskSpec, WorkflowSpec
+from flowctx.spec.model import RetrySpec, TaskSpec, WorkflowSpec
 
 # workflow statuses
 RUNNING = "running"
@@ -33,14 +33,20 @@ WF_SUCCEEDED = "succeeded"
 WF_FAILED = "failed"
 WF_CANCELED = "canceled"
 PAUSED = "paused"
+PAUSING = "pausing"  # pause requested, tasks still running
+RESUMING = "resuming"  # resumed or rerun, until a task starts (Orquesta's transient status)
 
 # task statuses beyond the action outcomes
 STAGED = "staged"
 TASK_RUNNING = "running"
+RETRYING = "retrying"  # between a failed attempt and its retry (Orquesta's task status)
 SKIPPED = "skipped"
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
-DEFAULT_RETRY_COMMAND_COUNT = 3
+DEFAULT_RETRY_COMMAND_COUNT = 3  # ``do: retry`` (Orquesta: the task is retried up to 3 times)
+#: Task instances one execution may start (engine commands and with-items items not counted):
+#: a cycle with no way out (``a -> b -> a``) ends failed here instead of filling memory.
+DEFAULT_MAX_TASKS = 100_000
 _SCALARS = frozenset({str, int, float, bool})
 _NEXT_FIELD = re.compile(r"next\[(\d+)\]\.?(.*)")
 _INF = float("inf")
@@ -61,6 +67,7 @@ class Staged:
     allowed_after_fail: bool = False
     is_join: bool = False
     join_required: int = 1
+    keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
 
 
 @dataclass(eq=False)
@@ -90,6 +97,9 @@ class TaskInstance:
     result: Any = None
     error: str | None = None
     attempts: int = 0
+    retries: int = 0  # task-level retries so far (with-items tasks retry all their items)
+    fail_err: dict[str, Any] | None = None  # the error logged for the latest failed item
+    source: TaskInstance | None = None  # an engine command's entry: the task that reached it
     term: bool = False
     handled: bool = False
     started: float = 0.0
@@ -100,6 +110,7 @@ class TaskInstance:
     superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
+    item_calls: list[tuple[str | None, Any]] = field(default_factory=list)  # (action, inputs) per item
     item_results: dict[Any, Any] = field(default_factory=dict)
     item_status: dict[Any, str] = field(default_factory=dict)
     item_errors: dict[Any, str] = field(default_factory=dict)
@@ -142,18 +153,25 @@ class Conductor:
         system: Mapping[str, Any] | None = None,
         copy_items: bool = False,
         on_event: Callable[[str, TaskInstance], None] | None = None,
+        setup_errors: list[str] | None = None,
+        max_tasks: int | None = DEFAULT_MAX_TASKS,
     ) -> None:
         from flowctx.render import TaskScope
+        from flowctx.render._scope import RouteStatuses
 
         self.spec = spec
         self.graph = WorkflowGraph(spec)
         self.renderer = renderer
         self.store = store
         self._Scope = TaskScope
+        self._RouteStatuses = RouteStatuses
         self.parameters = dict(parameters or {})
         self.system = dict(system or {})
         self.copy_items = copy_items
         self.on_event = on_event
+        #: errors found before the run (input defaults that failed to render): logged by start()
+        self.setup_errors = list(setup_errors or ())
+        self.max_tasks = max_tasks
         self.status = RUNNING
         self.sequence: list[TaskInstance] = []
         self.routes: list[list[str]] = [[]]
@@ -163,7 +181,15 @@ class Conductor:
         self.staged: list[Staged] = []
         self._order = 0
         self._joins: dict[tuple[str, int], Staged] = {}
-        self._fail_requested = False
+        self._join_arrivals: dict[tuple[str, int], list[str]] = {}  # sources that reached a join, ever
+        self._joins_ran: set[tuple[str, int]] = set()
+        self._retry_specs: dict[str, Any] = {}
+        self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
+        self._last_completed: TaskInstance | None = None
+        self._paused_from: str | None = None  # running / failing: the status a resume restores
+        self._task_count = 0
+        #: the error that failed the workflow (what ExecutionResult.reason reports)
+        self.failure: dict[str, Any] | None = None
         self.initial_ctx: Any = None
         self.finished = False
         self.items_run = 0
@@ -180,38 +206,52 @@ class Conductor:
         """Build the initial context (parameters, then vars rendered in order) and stage the
         start tasks on route 0."""
         Context = self.store.Context
+        if self.setup_errors:  # an input default failed to render (Orquesta: a failed workflow)
+            for message in self.setup_errors:
+                self._request_fail(self._log_error(None, message))
+            self._finish_now()
+            return
         try:
             ctx = Context(self.parameters, self.parameters, None, self.system)
         except (TypeError, ValueError) as exc:
-            self._log_error(None, f"invalid parameters: {exc}")
+            self._request_fail(self._log_error(None, f"invalid parameters: {exc}"))
             self._finish_now()
             return
-        for name, value in self.spec.vars:
+        failed = False
+        for name, value in self.spec.vars:  # in order, each one seeing those before it
             try:
                 ctx.set_var(name, self._value(
                     -1, "vars", name, lambda v=value, n=name: self.renderer.render_json(v, ctx, field=f"vars.{n}")
                 ))
             except (TemplateError, TypeError, ValueError) as exc:
-                self._log_error(None, f"cannot render variable {name!r}: {exc}")
-                self._finish_now()
-                return
+                loc = self.spec.locs.get(f"vars.{name}") if self.spec.locs else None
+                where = f"{loc}: " if loc is not None else ""
+                self._request_fail(self._log_error(None, f"{where}cannot render variable {name!r}: {exc}"))
+                failed = True  # Orquesta renders the remaining vars too and logs each error
+        if failed:
+            self._finish_now()
+            return
         self.initial_ctx = ctx
         starts = self.spec.start_tasks()
         if not starts:
-            self._log_error(None, "the workflow has no start task (every task is the target of a transition)")
+            self._request_fail(
+                self._log_error(None, "the workflow has no start task (every task is the target of a transition)")
+            )
             self._finish_now()
             return
         for name in starts:
             self._stage(name, 0, ctx.clone(), None, {})
 
     def _finish_now(self) -> None:
+        """The run failed before any task was staged (Orquesta: no route either)."""
         self.status = WF_FAILED
         self.finished = True
+        self.routes = []
 
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
         """Staged instances that may start now, ordered by task name, then route."""
-        if self.finished or self.status not in (RUNNING, FAILING):
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
             return []
         out = []
         for st in self.staged:
@@ -227,16 +267,92 @@ class Conductor:
         """Instances started and not yet completed (in start order)."""
         return [i for i in self._active.values() if not i.done]
 
-    def begin(self, st: Staged) -> TaskInstance:
-        """Start a staged instance: enter it in the sequence, render what it needs up front."""
-        self.staged.remove(st)
-        if st.is_join:
-            self._joins.pop((st.task, st.route), None)
-        spec = self.graph.task(st.task)
-        inst = TaskInstance(
-            seq=len(self.sequence), task=st.task, route=st.route, spec=spec, ctx=st.ctx, staged_from=st,
+    def next_tasks(self) -> list[Staged]:
+        """Orquesta's ``get_next_tasks``: the staged instances that may start now, each rendered
+        (action name, inputs, items, delay, timeout).  When any of them fails to render, none
+        is returned: each failure is logged (``task_id``, ``route``), the workflow fails, and a
+        task that failed to render is never entered in the sequence.  :meth:`begin` of a returned
+        instance reuses its rendering."""
+        ready = self.ready()
+        if not ready:
+            return []
+        planned: list[Staged] = []
+        failed: list[tuple[Staged, TaskInstance, FlowctxError]] = []
+        for st in ready:
+            inst = self._planned.get(id(st))
+            if inst is not None and inst.staged_from is st:
+                planned.append(st)
+                continue
+            inst = self._new_instance(st)
+            try:
+                self._plan(inst)
+            except FlowctxError as exc:
+                failed.append((st, inst, exc))
+            else:
+                self._planned[id(st)] = inst
+                planned.append(st)
+        if failed:
+            for st, inst, exc in failed:
+                self._render_failed(st, inst, exc)
+            return []
+        return planned
+
+    def start_ready(self) -> list[TaskInstance]:
+        """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
+        return [self.begin(st) for st in self.next_tasks()]
+
+    def begin(self, st: Staged, *, journal_seq: int | None = None) -> TaskInstance:
+        """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
+        enter it in the sequence (a task that fails to render is logged, fails the workflow and
+        is not entered).  ``journal_seq``: a durable replay passes the sequence number the
+        journal recorded (-1 for a start the task-instance cap refused)."""
+        inst = self._planned.pop(id(st), None)
+        if inst is None or inst.staged_from is not st:
+            inst = self._new_instance(st)
+            try:
+                self._plan(inst)
+            except FlowctxError as exc:
+                self._render_failed(st, inst, exc)
+                return inst
+        return self._commit(st, inst, capped=journal_seq == -1)
+
+    def _new_instance(self, st: Staged) -> TaskInstance:
+        return TaskInstance(
+            seq=-1, task=st.task, route=st.route, spec=self.graph.task(st.task), ctx=st.ctx, staged_from=st,
             stamps=st.stamps,
         )
+
+    def _unstage(self, st: Staged) -> None:
+        self.staged.remove(st)
+        self._planned.pop(id(st), None)
+        if st.is_join:
+            key = (st.task, st.route)
+            self._joins.pop(key, None)
+            self._joins_ran.add(key)
+
+    def _render_failed(self, st: Staged, inst: TaskInstance, exc: FlowctxError) -> None:
+        """Orquesta: the error names the task and route; the task never enters the sequence."""
+        self._unstage(st)
+        inst.status = FAILED
+        inst.error = str(exc)
+        inst.started = inst.finished = time.time()
+        if self.journal is not None:
+            self.journal.began(st, inst)  # seq -1: replay renders it again and fails the same way
+        self._request_fail(self._log_exc(inst, exc, route=True))
+
+    def _commit(self, st: Staged, inst: TaskInstance, *, capped: bool = False) -> TaskInstance:
+        self._unstage(st)
+        if capped or (self.max_tasks is not None and self._task_count >= self.max_tasks):
+            inst.status = FAILED
+            inst.started = inst.finished = time.time()
+            if self.journal is not None:
+                self.journal.began(st, inst)
+            self._too_many(inst)
+            return inst
+        inst.seq = len(self.sequence)
+        self._task_count += 1
+        if self.status == RESUMING:
+            self.status = RUNNING
         inst.started = time.time()
         self.sequence.append(inst)
         self._active[inst.seq] = inst
@@ -244,13 +360,30 @@ class Conductor:
             self.journal.began(st, inst)
         self.statuses[st.task] = TASK_RUNNING
         self._emit("start", inst)
-        try:
-            self._prepare(inst)
-        except FlowctxError as exc:
-            self._fail_instance(inst, exc)
+        if inst.status == SKIPPED:
+            self._complete(inst)  # a false `when`: done at once
+        elif inst.items is not None and inst.items_done >= len(inst.items):
+            self._finish_items(inst)  # no items (or a rerun that kept them all)
         return inst
 
+    def _too_many(self, inst: TaskInstance) -> None:
+        """The task-instance cap: log once, start nothing more, let running work finish."""
+        err = self._log_error(
+            inst,
+            f"the workflow reached its limit of {self._task_count} task instances and was stopped "
+            f"before starting another instance of task {inst.task!r} (a cycle with no way out? "
+            "raise the limit with Engine(max_tasks=...) / flowctx run --max-tasks)",
+        )
+        self._request_fail(err)
+        self.staged.clear()
+        self._planned.clear()
+        self._joins.clear()
+
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
+        if inst is not None and inst.route:
+            # on a route of a split, task_status() reads that route (and the routes it split from)
+            statuses = self._RouteStatuses(self.sequence, self.routes, inst.route)
+            return self._Scope(status=status, result=result, statuses=statuses)
         if status is None and result is None:
             scope = self._plain_scope
             if scope is None:
@@ -285,7 +418,10 @@ class Conductor:
         except OverflowError:
             raise TemplateError(f"{fld} is too large, got {value!r}", task=inst.task, field=fld) from None
 
-    def _prepare(self, inst: TaskInstance) -> None:
+    def _plan(self, inst: TaskInstance) -> None:
+        """Render everything ``inst`` needs before it starts (raises FlowctxError): a false
+        ``when`` marks it skipped; with-items render every item's action and input up front, as
+        Orquesta does, so a bad item key or type fails the task before any item runs."""
         spec = inst.spec
         assert spec is not None
         if spec.when is not None:
@@ -294,56 +430,80 @@ class Conductor:
             )
             if not ok:
                 inst.status = SKIPPED
-                self._complete(inst)
                 return
         inst.timeout = self._number(spec.timeout, inst, "timeout")
         inst.delay = self._number(spec.delay, inst, "delay") or 0.0
         if spec.with_items is not None:
             wi = spec.with_items
             items = self._render(wi.items, inst.ctx, inst, "with.items")
-            if isinstance(items, Mapping) or isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+            if isinstance(items, (Mapping, str, bytes)) or not isinstance(items, Sequence):
                 raise TemplateError(
                     f"with-items expression must give a list, got {type(items).__name__}", task=inst.task, field="with.items"
                 )
             items = list(items)
             if wi.names and len(wi.names) > 1:
-                shaped = []
-                for i, it in enumerate(items):
-                    if not isinstance(it, (list, tuple)) or len(it) != len(wi.names):
-                        raise TemplateError(
-                            f"item {i} does not unpack into {', '.join(wi.names)}: {it!r}", task=inst.task, field="with.items"
-                        )
-                    shaped.append(dict(zip(wi.names, it)))
-                items = shaped
+                # Orquesta: a list/tuple item is zipped with the names; anything else stays as it is
+                items = [
+                    dict(zip(wi.names, it)) if isinstance(it, Sequence) and not isinstance(it, (str, bytes)) else it
+                    for it in items
+                ]
             elif wi.names:
                 items = [{wi.names[0]: it} for it in items]
-            inst.items = items
-            inst.concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True) or None
+            concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True)
+            inst.concurrency = None if concurrency is None else max(concurrency, 1)  # 0 means 1
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
-            if not items:
-                inst.status = SUCCEEDED
-                inst.result = []
-                self._complete(inst)
+            calls = []
+            for idx, item in enumerate(items):
+                if self.copy_items:  # the deep-copy-per-item baseline kept for benchmarks
+                    ictx = self.store.Context.from_export(inst.ctx.export()).with_item(item, idx)
+                else:
+                    ictx = inst.ctx.with_item(item, idx)
+                action = self._action_name(spec.action, ictx, inst)
+                calls.append((action, self._render(spec.input, ictx, inst, "input"), ictx.item))
+            inst.items = items
+            inst.item_calls = calls
+            keep = inst.staged_from.keep_items if inst.staged_from is not None else None
+            for i, res in (keep or {}).items():
+                if i < len(items):
+                    inst.item_status[i] = SUCCEEDED
+                    inst.item_results[i] = res
+                    inst.items_done += 1
             return
         if spec.subtasks:
             for sub in spec.subtasks:
                 inputs = self._render(sub.input, inst.ctx, inst, f"{sub.name}.input")
                 inst.pending.append(
-                    ActionCall(inst, sub.name, sub.action, inputs, self._number(sub.timeout, inst, "timeout"), inst.delay)
+                    ActionCall(
+                        inst, sub.name, self._action_name(sub.action, inst.ctx, inst), inputs,
+                        self._number(sub.timeout, inst, "timeout"), inst.delay,
+                    )
                 )
             return
+        action = self._action_name(spec.action, inst.ctx, inst)
         inputs = self._render(spec.input, inst.ctx, inst, "input")
-        inst.pending.append(ActionCall(inst, None, spec.action, inputs, inst.timeout, inst.delay))
+        inst.pending.append(ActionCall(inst, None, action, inputs, inst.timeout, inst.delay))
+
+    def _action_name(self, action: str | None, ctx: Any, inst: TaskInstance) -> str | None:
+        """``action: <% ctx().func %>`` (or Jinja): rendered at run time, as Orquesta does; the
+        name it gives is resolved like a literal one (an unknown name fails the task)."""
+        if action is None or not self.renderer.is_template(action):
+            return action
+        name = self._render(action, ctx, inst, "action")
+        if not isinstance(name, str) or not name.strip():
+            raise TemplateError(
+                f"the action expression {action!r} gave {name!r}, not an action name", task=inst.task, field="action"
+            )
+        return name.strip()
 
     def calls_for(self, inst: TaskInstance, limit: int | None = None) -> list[ActionCall]:
-        """The calls to make now for ``inst`` (at most ``limit``)."""
-        if inst.done or self.status == WF_CANCELED:
+        """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
+        its remaining items while it runs, after a failed item too (Orquesta); it ends once no
+        item is in flight, and an item failure ends it then with the items not run left out."""
+        if inst.done or self.status in (WF_CANCELED, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
             out.extend(self._take_pending(inst, limit))
-            if inst.item_failed:
-                return out
             n = len(inst.items)
             while inst.next_item < n and (limit is None or len(out) < limit):
                 if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
@@ -355,10 +515,9 @@ class Conductor:
                         inst.batch_end = inst.next_item + inst.batch_size
                 idx = inst.next_item
                 inst.next_item += 1
-                call = self._item_call(inst, idx)
-                if call is None:
-                    return out
-                out.append(call)
+                if inst.item_status.get(idx) == SUCCEEDED:  # kept by a rerun without reset
+                    continue
+                out.append(self._item_call(inst, idx))
             return out
         return self._take_pending(inst, limit)
 
@@ -368,29 +527,26 @@ class Conductor:
         n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
         out, inst.pending = inst.pending[:n], inst.pending[n:]
         inst.in_flight += len(out)
+        for call in out:
+            self.call_started(call)
         return out
 
-    def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall | None:
-        assert inst.items is not None and inst.spec is not None
-        item = inst.items[idx]
-        if self.copy_items:  # the deep-copy baseline kept for benchmarks
-            base = self.store.Context.from_export(inst.ctx.export())
-            ictx = base.with_item(item, idx)
-        else:
-            ictx = inst.ctx.with_item(item, idx)
-        try:
-            inputs = self._render(inst.spec.input, ictx, inst, "input")
-        except FlowctxError as exc:
-            inst.item_failed = True
-            inst.item_status[idx] = FAILED
-            inst.item_errors[idx] = str(exc)
-            self._log_exc(inst, exc)
-            if inst.in_flight == 0:
-                self._finish_items(inst)
-            return None
+    def call_started(self, call: ActionCall) -> None:
+        """A driver starts ``call`` (after its delay): a retrying task is running again."""
+        inst = call.instance
+        if inst.status == RETRYING:
+            inst.status = TASK_RUNNING
+            self.statuses[inst.task] = TASK_RUNNING
+        if self.status == RESUMING:
+            self.status = RUNNING
+
+    def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
+        action, inputs, item = inst.item_calls[idx]
         inst.in_flight += 1
         self.items_run += 1
-        return ActionCall(inst, idx, inst.spec.action, inputs, inst.timeout, inst.delay, item=ictx.item)
+        call = ActionCall(inst, idx, action, inputs, inst.timeout, inst.delay, inst.retries + 1, item)
+        self.call_started(call)
+        return call
 
     # ================================================================== outcomes
     def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
@@ -405,6 +561,8 @@ class Conductor:
         retry = self._retry_call(call, outcome)
         if retry is not None:
             inst.in_flight += 1
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
@@ -449,37 +607,50 @@ class Conductor:
             return outcome
         return Outcome(outcome.status, frozen, outcome.error, outcome.started, outcome.finished)
 
-    def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
-        inst = call.instance
-        spec = inst.spec
-        if spec is None or spec.retry is None or outcome.status == CANCELED or self.status == WF_CANCELED:
-            return None
+    def retry_spec(self, task: str) -> RetrySpec | None:
+        """The retry policy of a task: its ``retry`` block, or — Orquesta — a transition to
+        ``retry`` (``when`` the transition's condition, default ``completed()``; 3 retries),
+        which replaces the block.  A transition to ``retry`` is not an edge of the graph."""
+        try:
+            return self._retry_specs[task]
+        except KeyError:
+            pass
+        spec = self.graph.task(task)
         retry = spec.retry
+        if self.graph.is_command("retry"):
+            for tr in spec.transitions:
+                if "retry" in tr.targets:
+                    retry = RetrySpec(count=DEFAULT_RETRY_COMMAND_COUNT, when=tr.when or "{{ completed() }}", loc=tr.loc)
+        self._retry_specs[task] = retry
+        return retry
+
+    def _retry_delay(self, inst: TaskInstance, status: str, result: Any, tally: int, error: str | None) -> float | None:
+        """The delay before retry number ``tally + 1`` of ``inst`` (whose attempt ended with
+        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged, the
+        outcome stands and the workflow fails with that error."""
+        spec = inst.spec
+        if spec is None or status == CANCELED or self._base_status() != RUNNING:
+            return None  # Orquesta: no retry once the workflow has failed (or was canceled)
+        retry = self.retry_spec(inst.task)
+        if retry is None:
+            return None
         try:
             count = self._number(retry.count, inst, "retry.count", integer=True) or 0
-        except FlowctxError as exc:
-            self._log_exc(inst, exc)
-            return None
-        if call.attempt > count:
-            return None
-        scope = self._scope(inst, outcome.status, outcome.result)
-        if retry.when is None:
-            again = _outcome_is_failure(outcome.status)
-        else:
-            try:
-                again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
-            except FlowctxError as exc:
-                self._log_exc(inst, exc)
+            if tally >= count:
                 return None
-        if not again:
-            return None
-        try:
+            if retry.when is None:
+                again = _outcome_is_failure(status)
+            else:
+                scope = self._scope(inst, status, result)
+                again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
+            if not again:
+                return None
             base = self._number(retry.delay, inst, "retry.delay") or 0.0
             max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
-        except FlowctxError as exc:  # like count and when: logged, no retry, the outcome stands
-            self._log_exc(inst, exc)
+        except FlowctxError as exc:  # a retry policy that cannot be evaluated fails the workflow
+            self._request_fail(self._log_exc(inst, exc))  # (Orquesta raises); the outcome stands
             return None
-        n = call.attempt
+        n = tally + 1
         if retry.backoff == "linear":
             delay = base * n
         elif retry.backoff == "exponential":
@@ -488,8 +659,20 @@ class Conductor:
             delay = base
         if max_delay is not None:
             delay = min(delay, max_delay)
+        if _outcome_is_failure(status) and inst.items is None:  # Orquesta logs every failed
+            self._log_failed(inst, result, error)  # attempt (items: as each item fails)
         self._emit("retry", inst)
-        return ActionCall(inst, call.key, call.action, call.inputs, call.timeout, delay, n + 1, call.item)
+        return delay
+
+    def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
+        if call.instance.items is not None:
+            return None  # a with-items task retries as a whole (_finish_items)
+        delay = self._retry_delay(call.instance, outcome.status, outcome.result, call.attempt - 1, outcome.error)
+        if delay is None:
+            return None
+        return ActionCall(
+            call.instance, call.key, call.action, call.inputs, call.timeout, delay, call.attempt + 1, call.item
+        )
 
     def _item_done(self, inst: TaskInstance, call: ActionCall, outcome: Outcome) -> None:
         idx = call.key
@@ -497,38 +680,57 @@ class Conductor:
             inst.items_done += 1
         inst.item_status[idx] = outcome.status
         inst.item_results[idx] = outcome.result
-        inst.attempts = max(inst.attempts, call.attempt)
         if outcome.status != SUCCEEDED:
             if outcome.status == "running":
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
+            # Orquesta logs an error as each item fails, with that item's result (the same
+            # message each time: items failing alike are one entry, as there)
+            inst.fail_err = self._log_failed(inst, outcome.result, None)
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
         if inst.in_flight == 0 and (inst.item_failed or finished_all):
             self._finish_items(inst)
+        elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
+            inst.status = self.statuses[inst.task] = PAUSED
+            self._check_paused()
 
     def _finish_items(self, inst: TaskInstance) -> None:
+        """All items in flight are done: the task's status and result, or a retry of every item
+        when the task's retry policy says so.  The result has one entry per item, in item order;
+        after a failure, as in the result Orquesta reports, it runs up to the last item that ran
+        (an item before it that never ran is None; items after it are not listed)."""
         assert inst.items is not None
+        n = len(inst.items)
         if inst.item_failed:
-            length = max(inst.item_results, default=-1) + 1
-            length = max(length, max(inst.item_status, default=-1) + 1)
+            n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
-            inst.status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
+            status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
             inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items()))
         else:
-            length = len(inst.items)
-            inst.status = SUCCEEDED
-        inst.result = self.store.freeze([inst.item_results.get(i) for i in range(length)])  # O(items)
+            status = SUCCEEDED
+        result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
+        delay = self._retry_delay(inst, status, result, inst.retries, inst.error)
+        if delay is not None:  # Orquesta retries a with-items task by running all its items again
+            inst.retries += 1
+            inst.attempts = inst.retries + 1
+            inst.delay = delay
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
+            inst.error = None
+            inst.item_failed = False
+            inst.item_status.clear()
+            inst.item_results.clear()
+            inst.item_errors.clear()
+            inst.items_done = 0
+            inst.next_item = 0
+            inst.batch_end = 0
+            return
+        inst.status = status
+        inst.result = result
         self._complete(inst)
-
-    def _fail_instance(self, inst: TaskInstance, exc: FlowctxError) -> None:
-        inst.status = FAILED
-        inst.error = str(exc)
-        inst.pending.clear()
-        self._log_exc(inst, exc)
-        self._complete(inst, error_logged=True)
 
     # ================================================================== completion
     def _record(self, inst: TaskInstance) -> dict[str, Any]:
@@ -547,19 +749,26 @@ class Conductor:
             rec["attempts"] = inst.attempts
         return rec
 
-    def _complete(self, inst: TaskInstance, *, error_logged: bool = False) -> None:
+    def _log_failed(self, inst: TaskInstance, result: Any, error: str | None) -> dict[str, Any]:
+        msg = "Execution failed. See result for details."
+        if error:
+            msg = f"{msg} ({error})"
+        return self._log_error(inst, msg, result=result)
+
+    def _complete(self, inst: TaskInstance) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
+        self._last_completed = inst
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
-        if failed and not error_logged:
-            msg = "Execution failed. See result for details."
-            if inst.error:
-                msg = f"{msg} ({inst.error})"
-            self._log_error(inst, msg, result=inst.result)
+        fail_err = None
+        if failed:
+            fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
+                self._log_failed(inst, inst.result, inst.error)
+            )
         self._emit("finish", inst)
         if self.status == WF_CANCELED:
             inst.term = True
@@ -576,42 +785,54 @@ class Conductor:
                     )
                     stamps[_TASK_KEY + name] = self._tick()
         except (TypeError, ValueError) as exc:
-            self._log_error(inst, f"task result cannot be stored: {exc}")
-            self._request_fail()
+            self._request_fail(self._log_error(inst, f"task result cannot be stored: {exc}"))
             inst.term = True
             return
         status_for_scope = SUCCEEDED if inst.status == SKIPPED else inst.status
         scope = self._scope(inst, status_for_scope, inst.result)
-        try:
-            if spec.publish and status_for_scope == SUCCEEDED:
-                self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
-            taken = self._transitions(inst, ctx, stamps, scope)
-        except FlowctxError as exc:
-            self._log_exc(inst, exc)
-            self._request_fail()
-            inst.term = True
-            return
+        if spec.publish and status_for_scope == SUCCEEDED:  # the list form's task-level publish
+            errors = self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
+            if errors:
+                for exc in errors:
+                    self._request_fail(self._log_exc(inst, exc, route=True))
+                inst.term = True
+                return
+        taken = self._transitions(inst, ctx, stamps, scope)
         if not taken:
             inst.out_ctxs.append((ctx, stamps))
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
-            self._request_fail()
-        if not spec.transitions or not taken or self.status != RUNNING:
+            self._request_fail(fail_err)
+        if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
+        self._check_paused()
 
     def _tick(self) -> int:
         self._clock += 1
         return self._clock
 
-    def _publish(self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
+    def _publish(
+        self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str
+    ) -> list[FlowctxError]:
+        """Render ``publish`` into ``ctx`` in order (each value sees those before it); like
+        Orquesta, a value that fails is skipped and the rest still render: returns the errors."""
+        errors: list[FlowctxError] = []
         for name, value in publish:
-            if self.journal is None:
-                ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
-            else:  # a durable run renders each publish once: a resume reuses the recorded value
-                ctx.set_var(name, self._value(
-                    inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
-                ))
+            try:
+                if self.journal is None:
+                    ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+                else:  # a durable run renders each publish once: a resume reuses the recorded value
+                    ctx.set_var(name, self._value(
+                        inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
+                    ))
+            except FlowctxError as exc:
+                errors.append(exc)
+                continue
+            except (TypeError, ValueError) as exc:  # a value the context cannot hold
+                errors.append(TemplateError(str(exc), task=inst.task, field=f"{fld}.{name}"))
+                continue
             stamps[name] = self._tick()
+        return errors
 
     def _value(self, seq: int, fld: str, name: str, render: Callable[[], Any]) -> Any:
         """``render()``, or the value the journal recorded for (seq, fld, name) on an earlier run."""
@@ -636,48 +857,72 @@ class Conductor:
             out_stamps[k] = stamps[k]
         return out, out_stamps
 
+    def _condition(self, inst: TaskInstance, entry: int, ctx: Any, scope: Any) -> bool | FlowctxError:
+        tr = inst.spec.transitions[entry]  # type: ignore[union-attr]
+        if tr.when is None:
+            return True
+        try:
+            return bool(self.renderer.evaluate_condition(
+                tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when"
+            ))
+        except FlowctxError as exc:
+            return exc
+
     def _transitions(self, inst: TaskInstance, ctx: Any, stamps: dict[str, int], scope: Any) -> list[tuple[Edge, Any]]:
+        """Evaluate the transitions of a completed instance and stage their targets.
+
+        As in Orquesta, an error in a condition or a publish fails the workflow and is logged once
+        per edge it blocks (with ``route`` and ``task_transition_id`` = ``<target>__t<k>``), and
+        the other transitions are still evaluated."""
         spec = inst.spec
         assert spec is not None
-        fired: dict[int, Any] = {}  # entry index -> published context
-        groups_fired: set[str] = set()
         entries = spec.transitions
+        verdict: dict[int, bool | FlowctxError] = {}
+        groups_fired: set[str] = set()
         for entry, tr in enumerate(entries):
             if tr.otherwise:
                 continue
-            if tr.when is None:
-                ok = True
-            else:
-                ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
-            if ok:
-                if tr.group is not None:
-                    groups_fired.add(tr.group)
-                fired[entry] = None
+            verdict[entry] = v = self._condition(inst, entry, ctx, scope)
+            if v is True and tr.group is not None:
+                groups_fired.add(tr.group)
         for entry, tr in enumerate(entries):
-            if tr.otherwise and tr.group not in groups_fired:
-                ok = True
-                if tr.when is not None:
-                    ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
-                if ok:
-                    fired[entry] = None
-        for entry in sorted(fired):
+            if tr.otherwise:
+                verdict[entry] = False if tr.group in groups_fired else self._condition(inst, entry, ctx, scope)
+        published: dict[int, tuple[Any, dict[str, int], list[FlowctxError]]] = {}
+        for entry in sorted(e for e, v in verdict.items() if v is True):
             out = ctx.clone()
             out_stamps = dict(stamps)
+            errors = []
             if entries[entry].publish:
-                self._publish(out, out_stamps, entries[entry].publish, inst, scope, f"next[{entry}].publish")
-            fired[entry] = (out, out_stamps)
-            inst.out_ctxs.append((out, out_stamps))
-        taken = [(edge, fired[edge.entry]) for edge in self.graph.ordered_out_edges(inst.task) if edge.entry in fired]
+                errors = self._publish(out, out_stamps, entries[entry].publish, inst, scope, f"next[{entry}].publish")
+            published[entry] = (out, out_stamps, errors)
+            if not errors:
+                inst.out_ctxs.append((out, out_stamps))
+        taken: list[tuple[Edge, Any]] = []
         staged_now: list[Staged] = []
         fail_here = False
-        for edge, (out, out_stamps) in taken:
+        for edge in self.graph.ordered_out_edges(inst.task):
+            v = verdict.get(edge.entry, False)
+            tid = f"{edge.target}__t{edge.k}"
+            if isinstance(v, FlowctxError):
+                self._request_fail(self._log_exc(inst, v, route=True, transition=tid))
+                continue
+            if not v:
+                continue
+            out, out_stamps, errors = published[edge.entry]
+            if errors:
+                for exc in errors:
+                    self._request_fail(self._log_exc(inst, exc, route=True, transition=tid))
+                continue
+            if not self.graph.is_command(edge.target) and edge.target not in self.spec.tasks:
+                self._request_fail(self._log_error(inst, f"transition to unknown task {edge.target!r}"))
+                continue
+            taken.append((edge, (out, out_stamps)))
             route = self._route_for(edge, inst.route)
             if self.graph.is_command(edge.target):
-                self._command(edge.target, route, inst, out)
+                self._command(edge.target, route, inst, out, out_stamps)
                 if edge.target == "fail":
                     fail_here = True
-            elif edge.target not in self.spec.tasks:
-                raise FlowctxError(f"transition to unknown task {edge.target!r}")
             else:
                 st = self._stage(edge.target, route, out, inst, out_stamps)
                 if st is not None:
@@ -697,44 +942,51 @@ class Conductor:
         self.routes.append(old + [edge.route_id])
         return len(self.routes) - 1
 
-    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any) -> None:
+    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any, stamps: dict[str, int]) -> None:
+        # an engine command's entry has no transitions: it is terminal (Orquesta), and carries
+        # the context of the transition that reached it (the terminal context merges it)
         inst = TaskInstance(
-            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, status=SUCCEEDED, is_command=True
+            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, is_command=True, term=True,
+            status=FAILED if name == "fail" else SUCCEEDED, stamps=stamps,
         )
+        inst.source = source
+        inst.out_ctxs.append((ctx, stamps))
         inst.started = inst.finished = time.time()
         self.sequence.append(inst)
         self._emit("command", inst)
         if name == "fail":
-            self._request_fail()
-        elif name == "retry":
-            limit = DEFAULT_RETRY_COMMAND_COUNT
-            if source.spec is not None and source.spec.retry is not None:
-                try:
-                    limit = self._number(source.spec.retry.count, source, "retry.count", integer=True) or 0
-                except FlowctxError:
-                    pass
-            done = sum(1 for i in self.sequence if i.task == source.task and i.route == source.route and not i.is_command)
-            if done <= limit:
-                self._stage(source.task, source.route, source.ctx, source, source.stamps, force_new=True)
+            # Orquesta logs the engine command's failure under task_id "fail"; the message names
+            # the task whose transition led there (the reason a user sees)
+            self._request_fail(self._log_error(
+                inst, f"Execution failed. See result for details. (task {source.name!r} transitioned to fail)"
+            ))
 
     def _stage(
         self, task: str, route: int, ctx: Any, source: TaskInstance | None, stamps: dict[str, int],
-        *, force_new: bool = False,
     ) -> Staged | None:
         self._order += 1
         self.stage_count += 1
-        if self.graph.is_join(task) and not force_new:
+        if self.graph.is_join(task):
             key = (task, route)
+            arrived = self._join_arrivals.setdefault(key, [])
+            if source is not None and source.task not in arrived:
+                arrived.append(source.task)
             st = self._joins.get(key)
             if st is None:
                 st = Staged(
                     task, route, ctx, self._order, is_join=True, join_required=self.graph.join_required(task),
                     stamps=stamps,
                 )
+                if key in self._joins_ran:
+                    # the barrier already ran on this route and another inbound branch arrives:
+                    # Orquesta evaluates the barrier again, counting every branch that ever
+                    # arrived, so it runs once more (join: 2 of a, b, c -> barrier after b and c)
+                    st.satisfied = list(arrived)
                 self._joins[key] = st
                 self.staged.append(st)
             else:
                 st.ctx, st.stamps = self._fold(st.ctx, st.stamps, ctx, stamps)
+                self._planned.pop(id(st), None)  # its context changed: render it again
             if source is not None:
                 st.sources.append(source)
                 if source.task not in st.satisfied:
@@ -745,23 +997,38 @@ class Conductor:
         return st
 
     # ================================================================== status
-    def _log_error(self, inst: TaskInstance | None, message: str, *, result: Any = None) -> None:
+    def _log_error(
+        self, inst: TaskInstance | None, message: str, *, result: Any = None, route: bool = False,
+        transition: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an error entry (Orquesta's shape: type, message, task_id, route,
+        task_transition_id, result) and return it; an identical entry is not logged twice."""
         err: dict[str, Any] = {"type": "error", "message": message}
         if inst is not None:
             err["task_id"] = inst.task
-            if inst.route:
+            if inst.route or route:
                 err["route"] = inst.route
+        if transition is not None:
+            err["task_transition_id"] = transition
         if result is not None:
             err["result"] = result
+        for old in self.errors:
+            if old == err:
+                return old
         self.errors.append(err)
+        return err
 
-    def _log_exc(self, inst: TaskInstance, exc: FlowctxError) -> None:
+    def _log_exc(
+        self, inst: TaskInstance, exc: FlowctxError, *, route: bool = False, transition: str | None = None
+    ) -> dict[str, Any]:
         """Log an error raised while evaluating ``inst``; a template error is prefixed with the
         file:line:col of the field it came from (``wf.yaml:12:18: task 'a', field 'input.x' ...``)."""
         message = str(exc)
         field = getattr(exc, "field", None)
         loc = self._field_loc(inst, field) if field else None
-        self._log_error(inst, f"{loc}: {message}" if loc is not None else message)
+        return self._log_error(
+            inst, f"{loc}: {message}" if loc is not None else message, route=route, transition=transition
+        )
 
     def _field_loc(self, inst: TaskInstance, field: str) -> Any:
         """Where ``field`` of ``inst``'s task is written (best match; the task itself otherwise)."""
@@ -781,9 +1048,61 @@ class Conductor:
                 return locs[key]
         return fallback
 
-    def _request_fail(self) -> None:
-        if self.status == RUNNING:
+    def _request_fail(self, err: dict[str, Any] | None = None) -> None:
+        """Fail the workflow once what runs has finished; ``err`` (the first one given) is what
+        failed it, the reason :attr:`ExecutionResult.reason` reports."""
+        if self.failure is None and err is not None:
+            self.failure = err
+        if self.status in (RUNNING, RESUMING):
             self.status = FAILING
+        elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
+            self._paused_from = FAILING
+
+    def _base_status(self) -> str:
+        """The status under a pause (running / failing), else the status (resuming: running)."""
+        if self.status in (PAUSING, PAUSED) and self._paused_from is not None:
+            return self._paused_from
+        return RUNNING if self.status == RESUMING else self.status
+
+    # ================================================================== pause
+    def pause(self) -> None:
+        """Nothing new starts; the status is ``pausing`` while tasks run, ``paused`` once none
+        does (a driver that knows nothing runs any more says so with :meth:`mark_paused`)."""
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
+            return
+        # (not journaled: a resumed durable run starts running again)
+        self._paused_from = self._base_status()
+        self.status = PAUSING
+        for inst in self.active():  # Orquesta: a with-items task pauses too (no more items)
+            if inst.items is not None and inst.status == TASK_RUNNING:
+                inst.status = self.statuses[inst.task] = PAUSING if inst.in_flight else PAUSED
+        self._check_paused()
+
+    def _check_paused(self) -> None:
+        """A ``pausing`` run with no call of a running task in flight is ``paused``."""
+        if self.status != PAUSING:
+            return
+        for inst in self.active():
+            if inst.status in (TASK_RUNNING, PAUSING) and (inst.in_flight > 0 or inst.pending):
+                return
+        self.status = PAUSED
+
+    def mark_paused(self) -> None:
+        """The driver has no call in flight (a delay or retry waits): ``pausing`` is ``paused``."""
+        if self.status == PAUSING:
+            self.status = PAUSED
+
+    def resume(self) -> None:
+        """Continue a pausing or paused run: ``resuming`` (the status it had, if failing) until a
+        task or call starts; paused with-items tasks hand out their remaining items again."""
+        if self.status not in (PAUSING, PAUSED):
+            return
+        base = self._paused_from or RUNNING
+        self.status = RESUMING if base == RUNNING else base
+        self._paused_from = None
+        for inst in self.active():
+            if inst.items is not None and inst.status in (PAUSING, PAUSED):
+                inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
         """Nothing can start and nothing is running: the driver should call :meth:`finalize`."""
@@ -795,28 +1114,34 @@ class Conductor:
             return
         if self.active():
             return  # still running (e.g. a rehearsal mock left a task running)
+        if self.status == RESUMING:  # resumed with nothing left to start
+            self.status = RUNNING
         if self.status == RUNNING:
             for st in list(self._joins.values()):
                 if st.satisfied and len(set(st.satisfied)) < st.join_required:
-                    self.errors.append(
-                        {
-                            "type": "error",
-                            "task_id": st.task,
-                            "route": st.route,
-                            "message": (
-                                f'UnreachableJoinError: The join task|route "{st.task}|{st.route}" '
-                                "is partially satisfied but unreachable."
-                            ),
-                        }
-                    )
-                    self.status = FAILING
+                    err = {
+                        "type": "error",
+                        "task_id": st.task,
+                        "route": st.route,
+                        "message": (
+                            f'UnreachableJoinError: The join task|route "{st.task}|{st.route}" '
+                            "is partially satisfied but unreachable."
+                        ),
+                    }
+                    self.errors.append(err)
+                    self._request_fail(err)
         if self.status == RUNNING:
             self.status = WF_SUCCEEDED
         elif self.status == FAILING:
             self.status = WF_FAILED
+        to_commands = {id(i.source) for i in self.sequence if i.is_command and i.source is not None}
         for inst in self.sequence:
             if inst.done and not inst.is_command and not inst.term and not inst.superseded:
-                # an instance whose successors never started is where its branch ended
+                # an instance whose successors never started is where its branch ended; one that
+                # went on to an engine command is not (the command's entry is), unless it is the
+                # completion that ended the workflow (Orquesta marks that one terminal too)
+                if id(inst) in to_commands and inst is not self._last_completed:
+                    continue
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
         self._render_output()
@@ -833,7 +1158,7 @@ class Conductor:
         """The merged out-contexts of the terminal task instances (in completion order)."""
         ctx = None
         acc: dict[str, int] = {}
-        terms = [i for i in self.sequence if i.term and not i.is_command]
+        terms = [i for i in self.sequence if i.term]
         terms.sort(key=lambda i: (i.finished or 0.0, i.seq))
         for inst in terms:
             for out, stamps in inst.out_ctxs or [(inst.ctx, inst.stamps)]:
@@ -846,21 +1171,28 @@ class Conductor:
         return ctx
 
     def _render_output(self) -> None:
+        """Render ``output`` in order into the terminal context (an entry sees the entries before
+        it, as in Orquesta); an entry that fails is logged and left out, the rest still render."""
         if not self.spec.output:
             self.output = {}
             return
-        ctx = self.terminal_context()
+        ctx = self.terminal_context().clone()
         out: dict[str, Any] = {}
         scope = self._scope(None)
+        locs = self.spec.locs or {}
         for name, value in self.spec.output:
             try:
-                out[name] = self.store.thaw(
-                    self.renderer.render_json(value, ctx, scope=scope, field=f"output.{name}")
-                )
-            except FlowctxError as exc:
-                self.errors.append({"type": "error", "message": f"cannot render output {name!r}: {exc}"})
+                rendered = self.renderer.render_json(value, ctx, scope=scope, field=f"output.{name}")
+                ctx.set_var(name, rendered)
+                out[name] = self.store.thaw(rendered)
+            except (FlowctxError, TypeError, ValueError) as exc:
+                loc = locs.get(f"output.{name}")
+                where = f"{loc}: " if loc is not None else ""
+                err = self._log_error(None, f"{where}cannot render output {name!r}: {exc}")
                 if self.status == WF_SUCCEEDED:
                     self.status = WF_FAILED
+                if self.status == WF_FAILED and self.failure is None:
+                    self.failure = err
         self.output = out
 
     def cancel(self) -> None:
@@ -871,6 +1203,7 @@ class Conductor:
             self.journal.control("cancel")
         self.status = WF_CANCELED
         self.staged.clear()
+        self._planned.clear()
         self._joins.clear()
         for inst in self.active():
             inst.status = CANCELED
@@ -879,8 +1212,10 @@ class Conductor:
             self.statuses[inst.task] = CANCELED
 
     def finish_canceled(self) -> None:
+        """A canceled run ends: its output is rendered too (Orquesta); errors there are logged
+        and the status stays canceled."""
         self.finished = True
-        self.output = {}
+        self._render_output()
 
     # ================================================================== rerun
     def rerun(self, tasks: list[tuple[str, int]] | None = None, *, reset_items: bool = False) -> None:
@@ -911,46 +1246,29 @@ class Conductor:
         names = {t.task for t in targets}
         self.errors = [e for e in self.errors if e.get("task_id") not in names]
         self.finished = False
-        self.status = RUNNING
+        self.status = RESUMING
         self.output = None
+        self.failure = None
         for st in self.staged:
             st.allowed_after_fail = False
         for inst in self.sequence:
             if any(src is inst for st in self.staged for src in st.sources):
                 inst.term = False
         for inst in targets:
+            # a new sequence entry, as in Orquesta (a with-items task too: without reset_items it
+            # keeps the results of the items that succeeded and runs the others)
             inst.term = False
-            if inst.items is not None:
-                self._reopen_items(inst, reset_items)
-                continue
             inst.superseded = True
             self._order += 1
             st = Staged(
                 inst.task, inst.route, inst.ctx, self._order,
                 sources=list(inst.staged_from.sources) if inst.staged_from else [], stamps=inst.stamps,
             )
+            if inst.items is not None and not reset_items:
+                st.keep_items = {
+                    i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
+                }
             self.staged.append(st)
-
-    def _reopen_items(self, inst: TaskInstance, reset: bool) -> None:
-        assert inst.items is not None
-        redo = list(range(len(inst.items))) if reset else [
-            i for i in range(len(inst.items)) if inst.item_status.get(i) != SUCCEEDED
-        ]
-        inst.status = TASK_RUNNING
-        self._active[inst.seq] = inst
-        inst.item_failed = False
-        inst.item_errors.clear()
-        for i in redo:
-            if inst.item_status.pop(i, None) in COMPLETED:
-                inst.items_done -= 1
-            inst.item_results.pop(i, None)
-        inst.next_item = len(inst.items)
-        for i in redo:
-            call = self._item_call(inst, i)
-            if call is not None:
-                inst.in_flight -= 1
-                inst.pending.append(call)
-        self.statuses[inst.task] = TASK_RUNNING
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:
@@ -963,4 +1281,5 @@ class Conductor:
         return [i.name for i in self.sequence]
 
     def term_tasks(self) -> list[str]:
-        return [i.name for i in self.sequence if i.term and not i.is_command]
+        """Terminal entries of the sequence, engine commands included (as Orquesta lists them)."""
+        return [i.name for i in self.sequence if i.term]

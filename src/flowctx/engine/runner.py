@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
+from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
+    DEFAULT_MAX_TASKS,
     PAUSED,
     WF_CANCELED,
     ActionCall,
@@ -168,6 +169,8 @@ class Execution:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
+        self._running_on: Executor | None = None  # the executor while the run is driven
+        self._cancel_requested = False
 
     @property
     def status(self) -> str:
@@ -175,10 +178,15 @@ class Execution:
 
     def cancel(self) -> None:
         """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._cancel_requested = True
         self._events.put(("cancel",))
+        interrupt = getattr(self._running_on, "cancel_running", None)
+        if interrupt is not None:  # the inline executor blocks the engine thread: reach its call now
+            interrupt()
 
     def pause(self) -> None:
-        """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
+        """Pause: nothing new starts; running actions finish (status ``pausing``), then the
+        status is ``paused``; a retry or delay waiting to run waits for :meth:`resume`."""
         self._events.put(("pause",))
 
     def resume(self) -> None:
@@ -230,6 +238,7 @@ class Engine:
         responder: Callable[[Mapping[str, Any]], Any] | None = None,
         on_event: EventHook | None = None,
         state: Any = None,
+        max_tasks: int | None = DEFAULT_MAX_TASKS,
         scheduler: str | None = None,
         executor_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -250,6 +259,9 @@ class Engine:
         self.copy_items = copy_items
         self.responder = responder
         self.on_event = on_event
+        if max_tasks is not None and (isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1):
+            raise FlowctxError(f"max_tasks must be a whole number >= 1 (or None for no limit), got {max_tasks!r}")
+        self.max_tasks = max_tasks
         if state is not None:  # durable runs (flowctx.state): a path or a StateStore
             from flowctx.state import open_state
 
@@ -257,6 +269,7 @@ class Engine:
         self.state = state
         self._checked: dict[tuple[Any, ...], tuple[Callable[..., Any], bool, str | None]] = {}
         self._depth = 0  # how many sub-workflow levels above this engine's runs
+        self._parent_execution: str | None = None  # a durable sub-workflow's parent execution
 
     # ------------------------------------------------------------------ public API
     def run(
@@ -272,6 +285,7 @@ class Engine:
         parameters: Mapping[str, Any] | None = None,
         *,
         background: bool = True,
+        execution_id: str | None = None,
     ) -> Execution:
         """Start a workflow; returns an :class:`Execution` handle (runs in a thread by default).
 
@@ -279,14 +293,15 @@ class Engine:
         raise :class:`~flowctx.errors.FlowctxError` here.
         """
         spec = self._load(workflow)
-        params = self._parameters(spec, parameters or {})
+        setup_errors: list[str] = []
+        params = self._parameters(spec, parameters or {}, setup_errors)
         executor = self._make_executor()
         try:
             self._check_actions(spec, executor)
         except BaseException:
             self._release(executor)
             raise
-        execution_id = uuid.uuid4().hex[:12]
+        execution_id = execution_id or uuid.uuid4().hex[:12]
         system = {
             "execution_id": execution_id,
             "workflow": spec.name,
@@ -296,7 +311,8 @@ class Engine:
         }
         conductor = Conductor(
             spec, params, renderer=self.renderer, store=self.store, system=system,
-            copy_items=self.copy_items, on_event=self.on_event,
+            copy_items=self.copy_items, on_event=self.on_event, setup_errors=setup_errors,
+            max_tasks=self.max_tasks,
         )
         from flowctx.state.journal import attach
 
@@ -310,16 +326,22 @@ class Engine:
         self._launch(ex, background)
         return ex
 
-    def resume(self, execution_id: str, state: Any = None, *, background: bool = False) -> Any:
+    def resume(
+        self, execution_id: str, state: Any = None, *, background: bool = False,
+        rerun: list[str | tuple[str, int]] | None = None, reset_items: bool = False,
+    ) -> Any:
         """Continue a durable execution from its state store (default: this engine's ``state``):
         rebuild it from the journal, run again the calls that had no recorded outcome, finish it.
-        Returns the :class:`ExecutionResult` (an :class:`Execution` with ``background=True``)."""
+        With ``rerun`` (task names, or (name, route) pairs; ``[]`` for every failed task) a
+        *finished* execution is rebuilt and those tasks run again (Orquesta's rerun; with-items
+        keep their succeeded items unless ``reset_items``).  Returns the
+        :class:`ExecutionResult` (an :class:`Execution` with ``background=True``)."""
         from flowctx.state import open_state, rebuild
 
         store = open_state(state) if state is not None else self.state
         if store is None:
             raise FlowctxError("resume needs a state store: Engine(state=...) or resume(id, state=...)")
-        conductor = rebuild(self, execution_id, store)
+        conductor = rebuild(self, execution_id, store, rerun=rerun, reset_items=reset_items)
         executor = self._make_executor()
         try:
             self._check_actions(conductor.spec, executor)
@@ -356,7 +378,9 @@ class Engine:
 
         return load_workflow(workflow)
 
-    def _parameters(self, spec: WorkflowSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    def _parameters(
+        self, spec: WorkflowSpec, parameters: Mapping[str, Any], errors: list[str] | None = None
+    ) -> dict[str, Any]:
         from flowctx.spec import validate_parameters
 
         params = validate_parameters(spec, parameters)
@@ -370,7 +394,7 @@ class Engine:
                 problems.append(f"  parameter {name!r}: {exc}")
         if problems:
             raise WorkflowError(f"invalid parameters for workflow {spec.name!r}:\n" + "\n".join(problems), file=spec.file)
-        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store)
+        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store, errors)
 
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
@@ -381,8 +405,8 @@ class Engine:
                     where = f"{task.loc}: " if task.loc else ""
                     problems.append(f"{where}task {task.name!r}: sub-workflow file not found: {path}")
                 continue
-            if task.action is None:
-                continue
+            if task.action is None or self.renderer.is_template(task.action):
+                continue  # an action given as an expression is resolved when it is rendered
             where = f"{task.loc}: " if task.loc else ""
             try:
                 aspec = self.registry.resolve(task.action)
@@ -419,11 +443,13 @@ class Engine:
         started = time.time()
         executor = ex._executor if ex._executor is not None else self._make_executor()
         ex._executor = None
+        ex._running_on = executor
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
         local: collections.deque[tuple[Any, ...]] = collections.deque()  # outcomes of inline calls
         timers: list[tuple[float, int, ActionCall]] = []
+        held: list[tuple[float, ActionCall]] = []  # delayed calls of a paused run: (delay left, call)
         seq = itertools.count()
         inflight = 0
         paused = False
@@ -431,16 +457,30 @@ class Engine:
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
         journal = c.journal
+        fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
+        if getattr(journal, "durable", False):
+            # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
+            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+            journal.on_request = lambda kind: getattr(ex, kind)()  # flowctx pause / resume / cancel
+            if journal.fatal is not None:
+                fatal.append(journal.fatal)
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
+            if paused:  # a retry (or its delay) of a paused run waits for resume
+                held.append((call.delay, call))
+                return
             if call.delay > 0:
                 heapq.heappush(timers, (time.monotonic() + call.delay, next(seq), call))
                 inflight += 1
                 return
             inflight += 1
             token = next(seq)
+            c.call_started(call)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if ex._cancel_requested:  # a cancel on its way (the inline executor blocks this thread)
+                events.put(("done", token, call, Outcome(CANCELED, None, "canceled", time.time(), time.time())))
+                return
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
                 return
@@ -449,6 +489,9 @@ class Engine:
                 actx = ActionContext(
                     task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
                 )
+                if getattr(journal, "durable", False):  # a sub-workflow becomes a durable child
+                    actx.extra["flowctx.child_id"] = journal.child_id(call)
+                    actx.extra["flowctx.parent_id"] = ex.execution_id
             metrics["actions"] += 1
             if call.timeout is None and runs_inline(func):
                 local.append(("done", token, call, call_action(func, call.inputs, actx)))
@@ -461,15 +504,14 @@ class Engine:
                 handles[token] = handle
 
         def dispatch() -> None:
-            if paused or c.finished:
+            if paused or c.finished or fatal:
                 return
             while True:
                 mark = c.stage_count
-                for st in c.ready():
-                    c.begin(st)  # may complete at once (skipped, no items) and stage more
+                c.start_ready()  # may complete at once (skipped, no items) and stage more
                 for inst in c.active():
-                    for call in c.calls_for(inst):  # an item that fails to render ends its task
-                        submit(call)  # here, which can stage more work
+                    for call in c.calls_for(inst):
+                        submit(call)
                 if c.stage_count == mark:
                     break
 
@@ -484,30 +526,52 @@ class Engine:
                 for follow in c.call_done(call, outcome):
                     metrics["retries"] += 1
                     submit(follow)
-            elif kind == "cancel":
-                c.cancel()
+            elif kind == "cancel" or kind == "fatal":
+                if kind == "cancel":
+                    c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
                 for _ in timers:
                     inflight -= 1
                 timers.clear()
+                held.clear()
+                paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
-                paused = True
+                if not paused and not c.finished:
+                    paused = True
+                    c.pause()
+                    now = time.monotonic()
+                    for deadline, _, call in timers:  # waiting calls keep the delay they had left
+                        held.append((max(0.0, deadline - now), call))
+                    inflight -= len(timers)
+                    timers.clear()
             elif kind == "resume":
                 paused = False
-                if c.status == PAUSED:
-                    c.status = "running"
+                was_paused = c.status == PAUSED
+                c.resume()
+                if was_paused and getattr(journal, "durable", False):
+                    journal.status_changed("running")
+                waiting = list(held)
+                held.clear()
+                for delay, call in waiting:
+                    call.delay = delay
+                    submit(call)
 
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
         try:
-            while True:
+            while not fatal:
                 dispatch()
+                if fatal:
+                    break
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
-                    if paused and c.status == "running":
-                        c.status = PAUSED
+                    if paused:
+                        before = c.status
+                        c.mark_paused()  # nothing runs: `pausing` becomes `paused`
+                        if before != c.status == PAUSED and getattr(journal, "durable", False):
+                            journal.status_changed(PAUSED)
                     elif not paused and c.is_idle():
                         break
                 if local and events.empty():
@@ -528,6 +592,9 @@ class Engine:
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
                     handle(ev)
+                if fatal:
+                    handle(("fatal", fatal[0]))  # stop what runs
+                    break
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)
@@ -540,7 +607,12 @@ class Engine:
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
-        if c.status == WF_CANCELED:
+        if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
+            journal.abandon()
+            raise journal.fatal
+        if fatal:  # a value the state file cannot hold: the run fails with that message
+            journal.abort_run(c, str(journal.fatal))
+        elif c.status == WF_CANCELED:
             c.finish_canceled()
         else:
             c.finalize()
@@ -592,12 +664,20 @@ class Engine:
                     "(does a workflow call itself without a condition that stops it?)",
                 )
             kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
+            child_id = action_context.extra.get("flowctx.child_id") if action_context is not None else None
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
-                executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store, responder=engine.responder,
+                executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store,
+                responder=engine.responder, max_tasks=engine.max_tasks,
+                state=engine.state if child_id else None,
             )
             child._depth = engine._depth + 1
-            child_ex = child.start(path, inputs)
+            child._parent_execution = action_context.extra.get("flowctx.parent_id") if child_id else None
+            if child_id and engine.state.has_execution(child_id):
+                # a durable parent resumed: continue its child (recorded results are reused)
+                child_ex = child.resume(child_id, background=True)
+            else:
+                child_ex = child.start(path, inputs, execution_id=child_id)
             # a cancel or timeout of the calling task cancels the child (it ran on otherwise)
             while not child_ex._done.wait(0.05):
                 if action_context is not None and action_context.cancel_event.is_set():
@@ -617,7 +697,8 @@ class Engine:
 
 
 def render_parameter_defaults(
-    spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType
+    spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType,
+    errors: list[str] | None = None,
 ) -> dict[str, Any]:
     """Defaults written as expressions (Orquesta: ``input: [{n: "<% len(ctx(xs)) %>"}]``) are
     rendered in declaration order against the parameters before them; values the caller
@@ -635,7 +716,11 @@ def render_parameter_defaults(
             out[p.name] = store.thaw(renderer.render_json(p.default, ctx, field=f"input.{p.name}"))
         except FlowctxError as exc:
             where = f"{p.loc}: " if p.loc else ""
-            raise WorkflowError(f"{where}default of parameter {p.name!r}: {exc}", file=spec.file) from None
+            message = f"{where}default of parameter {p.name!r}: {exc}"
+            if errors is None:
+                raise WorkflowError(message, file=spec.file) from None
+            errors.append(message)  # the run fails with this error (Orquesta: a failed workflow)
+            return out  # the defaults after it are not rendered: one error, not a cascade
     return out
 
 
@@ -666,21 +751,32 @@ def _is_workflow_ref(action: str) -> bool:
 _TOO_DEEP = "sub-workflows nested more than"
 
 
+_EXEC_FAILED = "Execution failed. See result for details."
+
+
 def _failure_reason(res: ExecutionResult) -> str:
-    """Why a workflow failed: its first error, naming the task once, with the task's own error
-    in place of the Orquesta-style 'Execution failed. See result for details.'"""
-    for err in res.errors:
+    """Why a workflow failed: the error that failed it (a task failure that a transition
+    handled is not the reason; the first error otherwise), naming the task once, with the
+    task's own error in place of the Orquesta-style 'Execution failed. See result for details.'"""
+    errors = res.errors
+    cause = res.conductor.failure if res.conductor is not None else None
+    if cause is not None and any(e is cause for e in errors):
+        errors = [cause] + [e for e in errors if e is not cause]
+    for err in errors:
         message = str(err.get("message"))
         task = err.get("task_id")
         if not task:
             return message
-        if message.startswith("Execution failed. See result for details."):
+        if message.startswith(_EXEC_FAILED):
             try:
                 rec = res.task(task, err.get("route", 0))
             except KeyError:
                 rec = None
             if rec is not None and rec.error:
                 message = f"task {task!r} {rec.status}: {rec.error}"
+            elif rec is None and message.startswith(_EXEC_FAILED + " ("):
+                # the engine command `fail`: the message names the task whose transition led there
+                return message[len(_EXEC_FAILED) + 2:-1]
         if f"task {task!r}" not in message:
             message = f"task {task!r}: {message}"
         return message

@@ -246,3 +246,68 @@ class Executor(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown(wait=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Children that die with the engine
+# --------------------------------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        prctl.restype = ctypes.c_int
+        return prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError, ImportError):  # no libc prctl (musl builds without it ...)
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent() -> bool:
+    """In a child process: ask the kernel to SIGKILL this process when the thread that started
+    it ends — the engine dying, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op
+    returning False).  Exits at once if the parent is already gone."""
+    if _PRCTL is None:
+        return False
+    import signal
+
+    parent = os.getppid()
+    if _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    return True
+
+
+def die_with_parent_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen` that makes the child die with this
+    process (see :func:`die_with_parent`); None where the OS offers no such request.
+
+    Only the direct child gets the request (the kernel clears it in the processes *it* forks):
+    a single command — ``sleep 60``, or ``sh -c 'sleep 60'`` which the shell execs — dies with
+    the engine; the other members of a shell pipeline or script are left to the process-group
+    kill that every normal end of the engine (exit, Ctrl-C, SIGTERM) performs.
+    """
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+    prctl = _PRCTL
+    sigkill = 9
+
+    def preexec() -> None:  # runs in the child between fork and exec: no imports, no locks
+        prctl(PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec

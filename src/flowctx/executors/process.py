@@ -32,7 +32,9 @@ from flowctx.executors.base import (
     _pool_size,
     _timeout_value,
     call_action,
+    die_with_parent,
 )
+from flowctx.executors import _reaper
 from flowctx.executors.thread import ThreadExecutor
 
 
@@ -49,8 +51,10 @@ def _worker_main(conn: Any) -> None:
         os.setsid()
     except OSError:  # pragma: no cover - already a group leader
         pass
+    die_with_parent()  # Linux: SIGKILLed when the engine dies, even by SIGKILL
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when workers stop
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError):  # pragma: no cover
         pass
     while True:
@@ -141,6 +145,7 @@ class _Slot:
         proc = ctx.Process(target=_worker_main, args=(child_conn,), name=f"flowctx-worker-{self.index}")
         proc.start()
         child_conn.close()
+        _reaper.register(proc.pid)  # the worker leads its own group: killed if the engine dies outright
         with self.lock:
             self.proc, self.conn = proc, parent_conn
 
@@ -173,9 +178,16 @@ class _Slot:
             except OSError:
                 pass
         if proc is not None:
+            pid = proc.pid
             if proc.is_alive():
                 self.kill(proc)
             proc.join(5)
+            if pid is not None and proc.exitcode is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # what the worker's actions left in its group
+                except OSError:
+                    pass
+                _reaper.unregister(pid)
             try:
                 proc.close()
             except ValueError:  # pragma: no cover - still running after SIGKILL + 5 s

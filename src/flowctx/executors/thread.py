@@ -4,18 +4,24 @@ A call's timeout starts when it starts running (not while it waits for a free th
 that overruns is *abandoned*: the outcome is ``timeout``, its ``ActionContext.cancel_event`` is set
 (cooperative actions such as ``core.local`` and ``core.sleep`` stop and kill their child
 processes), its thread is no longer counted in the pool (a replacement starts) and whatever it
-returns later is dropped.  Abandoned threads are daemons: they never hold up the interpreter's exit.
+returns later is dropped.  Abandoned threads are daemons: they never hold up the interpreter's exit
+(no executor joins them, nothing is registered with ``atexit`` or ``threading._register_atexit``),
+and :func:`settle` — what ``flowctx run`` calls before it exits — waits only for abandoned calls of
+*cooperative* actions (marked :func:`~flowctx.actions.base.in_engine_process`: ``core.local``
+killing its process group, ``core.sleep``, sub-workflows), never for plain Python code, which
+cannot be stopped from outside its thread: a hard limit on Python code needs the process executor.
 """
 from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.actions.base import ActionContext
+from flowctx.actions.base import ActionContext, runs_in_engine_process
 from flowctx.errors import ActionError
 from flowctx.executors.base import (
     CallHandle,
@@ -30,12 +36,34 @@ from flowctx.executors.base import (
 
 
 class _Worker:
-    __slots__ = ("abandoned", "current", "thread")
+    __slots__ = ("abandoned", "current", "thread", "cooperative", "__weakref__")
 
     def __init__(self) -> None:
         self.abandoned = False
         self.current: object | None = None
         self.thread: threading.Thread | None = None
+        self.cooperative = False  # the running call's action stops when its cancel event is set
+
+
+#: abandoned workers still running a cooperative action (see :func:`settle`)
+_CLEANING: weakref.WeakSet[_Worker] = weakref.WeakSet()
+
+
+def settle(timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` seconds) for abandoned calls of cooperative actions to finish
+    their cleanup — ``core.local`` killing its process group after a timeout or cancel — so a
+    process that exits now does not leave their commands running.  Plain Python actions that
+    were abandoned are not waited for: they cannot be stopped, and they never delay the exit."""
+    deadline = time.monotonic() + timeout
+    me = threading.current_thread()
+    for worker in list(_CLEANING):
+        thread = worker.thread
+        if thread is None or thread is me:
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        thread.join(remaining)
 
 
 class _ThreadPool:
@@ -95,6 +123,8 @@ class _ThreadPool:
                 return
             worker.abandoned = True
             self._live.discard(worker)
+            if worker.cooperative:
+                _CLEANING.add(worker)
             if len(self._jobs) > self._idle and len(self._live) < self.max_workers and not self._closed:
                 self._start_worker()
 
@@ -139,10 +169,12 @@ class ThreadExecutor(Executor):
         limit = _timeout_value(timeout)
         handle = CallHandle(on_done, context)
         pool = self._pool
+        cooperative = runs_in_engine_process(func)
 
         def job(worker: _Worker) -> None:
             token = object()
             worker.current = token
+            worker.cooperative = cooperative
             try:
                 if not handle._start(limit, lambda: pool.abandon(worker, token)):
                     return
@@ -155,6 +187,7 @@ class ThreadExecutor(Executor):
             finally:
                 with pool._cond:
                     worker.current = None
+                    _CLEANING.discard(worker)
 
         job.handle = handle  # type: ignore[attr-defined]
         pool.submit(job)

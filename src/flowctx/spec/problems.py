@@ -7,6 +7,10 @@ from typing import Literal
 from flowctx.spec.model import Loc
 
 Severity = Literal["error", "warning"]
+#: What kind of check found the problem (the four kinds of Orquesta's inspection):
+#: ``syntax`` (YAML, structure, shapes, values), ``expression`` (template syntax),
+#: ``context`` (variables referenced before assignment), ``semantics`` (the task graph, actions).
+Kind = Literal["syntax", "expression", "context", "semantics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,7 @@ class Problem:
     message: str
     loc: Loc | None = None
     task: str | None = None
+    kind: Kind = "syntax"
 
     def __str__(self) -> str:
         where = str(self.loc) if self.loc is not None else "<string>:0:0"

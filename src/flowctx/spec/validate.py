@@ -18,14 +18,16 @@ import copy
 import functools
 import json
 import math
+import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from flowctx.errors import TemplateError, WorkflowError
-from flowctx.spec.loader import did_you_mean, is_template
+from flowctx.spec import flow, references
+from flowctx.spec.shapes import did_you_mean, is_template
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
-from flowctx.spec.problems import Problem
+from flowctx.spec.problems import Kind, Problem
 
 __all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
 
@@ -37,24 +39,27 @@ _ACTION_RE = re.compile(
 )
 
 # Statically knowable references to workflow variables.
+# (a name followed by ``(`` is a method call, ``ctx().keys()``; quotes must match, ``ctx('x')``)
 _VAR_PATTERNS = (
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)"),
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
-    re.compile(r"(?<![\w.])ctx\(\s*['\"]?([A-Za-z_]\w*)['\"]?\s*\)"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*(?P<name>[A-Za-z_]\w*)\b(?!\s*\()"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*(['\"])(?P<name>[A-Za-z_]\w*)\1\s*\]"),
+    re.compile(r"(?<![\w.])ctx\(\s*(['\"]?)(?P<name>[A-Za-z_]\w*)\1\s*\)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
 )
+# A with-items string: one expression (the items themselves), names having been split off.
+_ONE_EXPRESSION = re.compile(r"^\s*(\{\{.*\}\}|<%.*%>)\s*$", re.S)
 _YAQL_ROOT = re.compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
 _YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
 # Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
-_NOT_VARIABLES = frozenset({"get", "items", "keys", "values"})
+_NOT_VARIABLES = frozenset({"get", "items", "keys", "values", "and", "or", "not", "in", "is", "if", "else"})
 
 
 def referenced_variables(source: str) -> set[str]:
     """Names of workflow variables a template reads through ``ctx()`` / ``vars`` / ``workflow``."""
     found: set[str] = set()
     for pattern in _VAR_PATTERNS:
-        found.update(pattern.findall(source))
+        found.update(m.group(m.re.groupindex.get("name", 1)) for m in pattern.finditer(source))
     for block in _YAQL_BLOCK.findall(source):
         for m in _YAQL_ROOT.finditer(block):
             # inside a call (`.select($.n)`) `$` is the current element, not the context
@@ -62,6 +67,15 @@ def referenced_variables(source: str) -> set[str]:
             if before.count("(") - before.count(")") <= 0:
                 found.add(m.group(1))
     return found - _NOT_VARIABLES
+
+
+def _renderer() -> Any:
+    try:
+        from flowctx.render import default_renderer
+
+        return default_renderer()
+    except Exception:  # pragma: no cover - a broken renderer must not break validation
+        return None
 
 
 def _template_checker() -> Callable[[str, bool], None] | None:
@@ -91,19 +105,26 @@ def _template_checker() -> Callable[[str, bool], None] | None:
 
 
 class _Checker:
-    def __init__(self, spec: WorkflowSpec) -> None:
+    def __init__(self, spec: WorkflowSpec, extra_names: frozenset[str] = frozenset(),
+                 actions: Any = None, extra_functions: frozenset[str] = frozenset()) -> None:
         self.spec = spec
+        self.extra_functions = extra_functions
+        self.extra_names = extra_names
+        self.actions = actions
+        self.renderer = _renderer()
+        self._function_names: dict[str, frozenset[str] | None] = {}
+        self._children: dict[str, WorkflowSpec] = {}
         self.problems: list[Problem] = list(spec.load_problems)
         self.default_loc = spec.loc or Loc(spec.file, 1, 1)
         self.check_template = _template_checker()
         self.defined: set[str] = set()
         self._seen_templates: set[tuple[str, Loc | None, str]] = set()
 
-    def error(self, loc: Loc | None, message: str, task: str | None = None) -> None:
-        self.problems.append(Problem("error", message, loc or self.default_loc, task))
+    def error(self, loc: Loc | None, message: str, task: str | None = None, kind: Kind = "syntax") -> None:
+        self.problems.append(Problem("error", message, loc or self.default_loc, task, kind))
 
-    def warning(self, loc: Loc | None, message: str, task: str | None = None) -> None:
-        self.problems.append(Problem("warning", message, loc or self.default_loc, task))
+    def warning(self, loc: Loc | None, message: str, task: str | None = None, kind: Kind = "syntax") -> None:
+        self.problems.append(Problem("warning", message, loc or self.default_loc, task, kind))
 
     # -- driver ----------------------------------------------------------------------------
     def run(self) -> list[Problem]:
@@ -114,12 +135,17 @@ class _Checker:
             for tr in task.transitions:
                 self.defined.update(name for name, _ in tr.publish)
 
+        if spec.syntax == "orquesta" and spec.version is not None and str(spec.version).strip() != "1.0":
+            self.error(spec.locs.get("version", spec.loc),
+                       f"unsupported Orquesta version {spec.version!r}: Orquesta workflows are version 1.0 "
+                       "(the only version Orquesta knows)", kind="syntax")
         tasks_loc = spec.locs.get("tasks", spec.loc)
         if not spec.tasks:
             if not any(p.is_error for p in self.problems):
-                self.error(tasks_loc, "the workflow has no tasks")
+                self.error(tasks_loc, "the workflow has no tasks", kind="syntax")
         else:
             self.check_graph(spec.tasks, tasks_loc, top=True)
+            self.check_flow(spec.tasks)
         for task in _all_tasks(spec.tasks.values()):
             self.check_task(task)
         self.check_parameters()
@@ -137,16 +163,15 @@ class _Checker:
         names = list(tasks)
         choices = names + sorted(ENGINE_COMMANDS)
         inbound: dict[str, list[str]] = {n: [] for n in names}
-        strict = self.spec.syntax != "list"
         for task in tasks.values():
             if task.name in ENGINE_COMMANDS:
                 self.error(task.locs.get("name", task.loc),
                            f"task name '{task.name}' is reserved (it is an engine command: "
-                           f"{', '.join(sorted(ENGINE_COMMANDS))})", task.name)
+                           f"{', '.join(sorted(ENGINE_COMMANDS))})", task.name, kind="semantics")
             elif not task.name or not _TASK_NAME_RE.match(task.name):
                 self.error(task.locs.get("name", task.loc),
                            f"invalid task name {task.name!r}: task names cannot contain spaces or commas",
-                           task.name)
+                           task.name, kind="semantics")
             for tr in task.transitions:
                 for i, target in enumerate(tr.targets):
                     if target in inbound:
@@ -154,17 +179,14 @@ class _Checker:
                             inbound[target].append(task.name)
                     elif target not in ENGINE_COMMANDS:
                         loc = tr.locs.get(f"targets.{i}", tr.loc)
-                        msg = f"transition to unknown task '{target}'{did_you_mean(target, choices)}"
-                        if strict:
-                            self.error(loc, msg, task.name)
-                        else:
-                            self.warning(loc, msg + ": the workflow fails if this transition is taken",
-                                         task.name)
+                        # an error in both syntaxes (a list-form ``decision`` default included)
+                        self.error(loc, f"transition to unknown task '{target}'{did_you_mean(target, choices)}",
+                                   task.name, kind="semantics")
         starts = [n for n in names if not inbound[n]]
         if not starts:
             what = "every task" if top else "every sub-task"
             self.error(tasks_loc, f"no start task: {what} is the target of a transition, so nothing can "
-                                  "run first")
+                                  "run first", kind="semantics")
             return
         reached: set[str] = set()
         todo = list(starts)
@@ -179,7 +201,7 @@ class _Checker:
             if n not in reached:
                 self.error(tasks[n].locs.get("name", tasks[n].loc),
                            f"task '{n}' is unreachable: it is only reached from tasks that are never "
-                           f"started (start tasks: {', '.join(starts)})", n)
+                           f"started (start tasks: {', '.join(starts)})", n, kind="semantics")
         for task in tasks.values():
             if task.join is None:
                 continue
@@ -189,28 +211,138 @@ class _Checker:
                 shown = f" ({', '.join(sources)})" if sources else ""
                 self.error(loc, f"join: {task.join} can never be satisfied: only {len(sources)} "
                                 f"task{'s' if len(sources) != 1 else ''} lead to '{task.name}'{shown}",
-                           task.name)
+                           task.name, kind="semantics")
             elif not sources:
                 self.warning(loc, f"'join' has no effect: no transition leads to '{task.name}'", task.name)
         for task in tasks.values():
             if task.subtasks:
                 self.check_graph({t.name: t for t in task.subtasks}, task.locs.get("tasks", task.loc), top=False)
 
+    def check_flow(self, tasks: Mapping[str, TaskSpec]) -> None:
+        """The checks that follow the flow (:mod:`flowctx.spec.flow`)."""
+        if self.spec.syntax == "orquesta":
+            for loc, message, task in flow.context_problems(self.spec, set(self.extra_names)):
+                self.error(loc, message, task, kind="context")
+            for name in flow.unreachable_joins(tasks):
+                t = tasks[name]
+                self.error(t.locs.get("join", t.loc),
+                           f"join task '{name}' is unreachable: nested forks from tasks reached by several "
+                           "transitions lead to it, so the level at which it joins is ambiguous", name,
+                           kind="semantics")
+        for cycle in flow.endless_cycles(tasks, flow.reachable(tasks)):
+            t = tasks[cycle[0]]
+            shown = " -> ".join(cycle + [cycle[0]]) if len(cycle) > 1 else f"{cycle[0]} -> {cycle[0]}"
+            self.warning(t.locs.get("name", t.loc),
+                         f"cycle {shown} has no conditional exit: no transition in it depends on data "
+                         "(only on task status), so it runs until a task fails", cycle[0], kind="semantics")
+
     # -- task fields -----------------------------------------------------------------------
-    def action_inputs(self, task: TaskSpec) -> None:
-        """Input names against the signature of an action already registered in this process
-        (built-ins, ``@flowctx.action`` functions imported so far); nothing is imported here."""
-        if not task.action or is_template(task.action) or not isinstance(task.input, Mapping):
+    def check_action(self, task: TaskSpec) -> None:
+        """The action (or sub-workflow file) a task runs, and the input names it is given (see
+        :mod:`flowctx.spec.references` for which actions are checked)."""
+        loc = task.locs.get("action", task.loc)
+        path = references.subworkflow_path(task, self.spec.file)
+        if path is not None:
+            self.check_subworkflow(task, path, task.locs.get("workflow", loc))
             return
-        if any(not isinstance(k, str) or is_template(k) for k in task.input):
+        if task.type != "action" or not task.action or is_template(task.action):
+            return
+        if task.action.endswith((".yaml", ".yml")):
             return
         from flowctx.actions import DEFAULT_REGISTRY
 
-        spec = DEFAULT_REGISTRY.get(task.action)
-        if spec is None:
+        registry = self.actions if self.actions is not None else DEFAULT_REGISTRY
+        aspec = registry.get(task.action)
+        if aspec is None and self.actions is not None:  # the action set is known: resolve it
+            from flowctx.errors import ActionError
+
+            try:
+                aspec = self.actions.resolve(task.action)
+            except ActionError as exc:
+                self.error(loc, str(exc), task.name, kind="semantics")
+                return
+        if aspec is None:
+            if task.action.startswith("core.") and task.action not in references.ST2_CORE_ACTIONS:
+                builtins = sorted(s.name for s in DEFAULT_REGISTRY if s.name.startswith("core."))
+                self.error(loc, f"unknown action '{task.action}': there is no such flowctx built-in"
+                                f"{did_you_mean(task.action, builtins)} (built-ins: {', '.join(builtins)})",
+                           task.name, kind="semantics")
             return
-        for problem in spec.check_inputs(task.input):
-            self.error(task.locs.get("input", task.locs.get("action", task.loc)), problem, task.name)
+        if not isinstance(task.input, Mapping) or any(not isinstance(k, str) or is_template(k) for k in task.input):
+            return
+        if any(p.task == task.name and ("'input'" in p.message or "inline parameters" in p.message)
+               for p in self.spec.load_problems):
+            return  # the input could not be read: its names are not known
+        for problem in aspec.check_inputs(task.input):
+            m = re.match(r"unexpected input '([^']+)'", problem)
+            where = _nearest(task.locs, f"input.{m.group(1)}") if m else None
+            self.error(where or task.locs.get("input", loc), problem, task.name, kind="semantics")
+
+    def check_subworkflow(self, task: TaskSpec, path: str, loc: Loc | None) -> None:
+        if not os.path.isfile(path):
+            self.error(loc, f"sub-workflow file not found: {path}", task.name, kind="semantics")
+            return
+        child = self._children.get(path)
+        if child is None:
+            from flowctx.spec.loader import load_workflow
+
+            try:
+                child = load_workflow(path, validate=False)
+            except WorkflowError as exc:
+                first = str(exc).splitlines()[0]
+                self.error(loc, f"sub-workflow {path} cannot be loaded: {first}", task.name, kind="semantics")
+                return
+            self._children[path] = child
+        if not isinstance(task.input, Mapping) or any(not isinstance(k, str) or is_template(k) for k in task.input):
+            return
+        names, required = references.declared_inputs(child)
+        for key in task.input:
+            if key not in names:
+                shown = ", ".join(sorted(names)) or "none"
+                self.error(_nearest(task.locs, f"input.{key}") or loc,
+                           f"input '{key}' is not an input of sub-workflow {path}{did_you_mean(key, names)} "
+                           f"(it declares: {shown})", task.name, kind="semantics")
+        for key in sorted(required - set(task.input)):
+            self.error(task.locs.get("input", loc), f"missing required input '{key}' of sub-workflow {path}",
+                       task.name, kind="semantics")
+
+    def functions(self, source: str, loc: Loc | None, field: str, task: str | None) -> None:
+        """Calls to functions no expression can call (the renderer's own list of functions)."""
+        renderer = self.renderer
+        if renderer is None:
+            return
+        for language, name in references.called_functions(source, renderer):
+            known = self._function_names.get(language)
+            if language not in self._function_names:
+                try:
+                    known = self._function_names[language] = renderer.function_names(language)
+                except Exception:  # pragma: no cover - a renderer without the list: no check
+                    known = self._function_names[language] = None
+            if known is not None and name not in known and name not in self.extra_functions:
+                self.error(loc, f"unknown function '{name}()' in '{field}'{did_you_mean(name, known)}", task,
+                           kind="expression")
+
+    _SHELL_ACTIONS = frozenset({"core.local", "core.local_sudo", "core.remote", "core.remote_sudo"})
+    _JINJA_EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+
+    def shell_quoting(self, task: TaskSpec) -> None:
+        """Warn when a string shell ``cmd`` interpolates an expression that is not ``| quote``d
+        (``quote(...)`` in YAQL): a value with a space, ``;`` or ``$(...)`` would be run as shell.
+        A ``cmd`` that is one whole expression, or a list (``[prog, arg, ...]``), is not warned."""
+        cmd = task.input.get("cmd") if isinstance(task.input, Mapping) else None
+        if task.action not in self._SHELL_ACTIONS or not isinstance(cmd, str) or not is_template(cmd):
+            return
+        exprs = [m.group(1).strip() for m in self._JINJA_EXPR.finditer(cmd)]
+        exprs += [m.group(1).strip() for m in _YAQL_BLOCK.finditer(cmd)]
+        if len(exprs) == 1 and cmd.strip() in (f"{{{{ {exprs[0]} }}}}", f"<% {exprs[0]} %>"):
+            return  # the whole command is the value of one expression, not an interpolation
+        bad = [e for e in exprs if not re.search(r"\|\s*quote\s*$", e)
+               and not (e.startswith("quote(") and e.endswith(")"))]
+        if bad:
+            self.warning(task.locs.get("input.cmd", task.locs.get("input", task.loc)),
+                         f"string 'cmd' interpolates {bad[0]!r} without '| quote': a value with spaces or shell "
+                         "characters would be run as shell (use '{{ x | quote }}', or the list form "
+                         "cmd: [prog, arg, ...])", task.name)
 
     def check_task(self, task: TaskSpec) -> None:
         name = task.name
@@ -220,17 +352,25 @@ class _Checker:
                        f"invalid action name {task.action!r}: expected 'pack.action', 'module:function' or a "
                        "workflow file (.yaml)", name)
         self.templates(task.action, locs, "action", name)
-        self.action_inputs(task)
+        self.check_action(task)
+        self.shell_quoting(task)
         for key, value in task.input.items():
             self.templates(value, locs, f"input.{key}", name)
         if task.when is not None:
             self.condition(task.when, locs.get("when", task.loc), "when", name)
         if task.with_items is not None:
             w = task.with_items
+            if not task.action and task.type == "action":
+                self.error(locs.get("with.items", w.loc), "a with-items task needs an 'action' (what to run for "
+                           "each item)", name, kind="semantics")
             if isinstance(w.items, str):
                 if not is_template(w.items):
                     self.error(locs.get("with.items", w.loc),
                                f"with-items must be a template or a list, got the plain string {w.items!r}", name)
+                elif not _ONE_EXPRESSION.match(w.items):
+                    self.error(locs.get("with.items", w.loc),
+                               f"malformed with-items {w.items!r}: expected one expression, or "
+                               "'x in <expression>' / 'x, y in <expression>'", name)
                 self.templates(w.items, locs, "with.items", name)
             else:
                 self.templates(w.items, locs, "with.items", name)
@@ -313,12 +453,17 @@ class _Checker:
                 self.check_template(source, condition)
             except TemplateError as exc:
                 reason = exc.reason if getattr(exc, "reason", None) else str(exc)
-                self.error(loc, f"template syntax error in '{field}': {reason}", task)
+                self.error(loc, f"template syntax error in '{field}': {reason}", task, kind="expression")
                 return
             except Exception as exc:  # pragma: no cover - renderer bug: report, do not crash
-                self.error(loc, f"template in '{field}' cannot be checked: {type(exc).__name__}: {exc}", task)
+                self.error(loc, f"template in '{field}' cannot be checked: {type(exc).__name__}: {exc}", task,
+                           kind="expression")
                 return
-        for name in sorted(referenced_variables(source)):
+        self.functions(source, loc, field, task)
+        names = referenced_variables(source)
+        if self.spec.syntax == "orquesta":
+            names -= set(flow.ctx_references(source))  # checked along the flow (check_flow)
+        for name in sorted(names):
             if name not in self.defined:
                 self.warning(loc, f"variable '{name}' in '{field}' is never defined (not an input, a var, or "
                                   f"published by any task){did_you_mean(name, self.defined)}", task)
@@ -428,9 +573,18 @@ def _find_task(spec: WorkflowSpec, name: str) -> TaskSpec | None:
     return None
 
 
-def validate(spec: WorkflowSpec) -> list[Problem]:
-    """Every problem of ``spec`` (errors and warnings), sorted by position."""
-    return _Checker(spec).run()
+def validate(spec: WorkflowSpec, *, extra_names: Iterable[str] = (), actions: Any = None,
+             extra_functions: Iterable[str] = ()) -> list[Problem]:
+    """Every problem of ``spec`` (errors and warnings), sorted by position.
+
+    ``extra_names``: variables the caller puts in the context at run time besides the
+    workflow's own inputs and vars (Orquesta's "application context"); referring to them is not
+    "referenced before assignment".  ``actions``: an :class:`~flowctx.actions.ActionRegistry`
+    holding the whole action set the workflow may call; then every action name must resolve
+    (without it only names in flowctx's ``core.`` namespace are checked).  ``extra_functions``:
+    functions the caller's renderer adds to flowctx's own (an expression may call them).
+    """
+    return _Checker(spec, frozenset(extra_names), actions, frozenset(extra_functions)).run()
 
 
 def raise_for_problems(problems: list[Problem], spec: WorkflowSpec | None = None) -> None:
