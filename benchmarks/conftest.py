@@ -79,6 +79,8 @@ def _min_by(benchmarks: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
         params = bench.get("params") or {}
         name = params.get("variant") or params.get("backend") or params.get("name") or "reference"
         out[(bench.get("group") or "", name)] = stats["min"]
+        if "mean" in stats:
+            out[(bench.get("group") or "", name + ":mean")] = stats["mean"]
     return out
 
 
@@ -108,6 +110,18 @@ def compute_ratios(benchmarks: list[dict[str, Any]]) -> dict[str, float | None]:
             _per_item(t.get(("with_items: 1000 items over 1 MB", name)), 1000),
             _per_item(t.get(("with_items: 10 items over 1 MB", name)), 10),
         )
+    for name in ("cython", "python"):
+        ratios[f"gc.collect-{name} @20MB / @empty"] = _ratio(
+            t.get(("gc.collect: 20MB context", name)), t.get(("gc.collect: empty context", name))
+        )
+        # the mean, not the minimum: full collections are rare events the minimum round skips
+        ratios[f"per-item-gc-{name} @20MB / @empty (mean)"] = _ratio(
+            t.get(("per item, GC on: 20MB context", name + ":mean")),
+            t.get(("per item, GC on: empty context", name + ":mean")),
+        )
+    for op in ("getitem", "get", "iterate"):
+        for name in ("cython", "python"):
+            ratios[f"read {op}-{name} / plain dict"] = _ratio(t.get((f"read: {op}", name)), t.get((f"read: {op}", "deepcopy")))
     return ratios
 
 
@@ -119,6 +133,8 @@ BARS = {
     "clone-cython/empty-method": ("<=", 2.0),
     "clone-cython @5MB / @empty": ("<=", 1.1),
     "python/cython clone @ 0 results": (">=", 3.0),
+    "gc.collect-cython @20MB / @empty": ("<=", 2.0),
+    "per-item-gc-cython @20MB / @empty (mean)": ("<=", 1.1),
 }
 
 

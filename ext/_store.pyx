@@ -1,18 +1,71 @@
 # cython: language_level=3
+# cython: freethreading_compatible=True
 """Compiled context store (built into ``flowctx._store``).
 
 The twin ``flowctx._store_py`` is the reference: same public names, signatures, semantics and
 error messages.  See its module docstring for the design (namespace-level copy-on-write over
 shared FrozenDicts, O(1) clone / with_item, values frozen once on the way in).
 
-Thread safety: every state change of a handle (the ownership bits and namespace pointers) happens
-while holding the GIL with no Python code running in between, so concurrent use of one handle
-never tears it; values are frozen before the handle is touched.
+Frozen values
+-------------
+``FrozenDict`` is an extension type over a private ``dict`` (not a ``dict`` subclass, so no
+unbound ``dict`` method applies to it); ``FrozenList`` is a ``tuple`` subclass (tuples have no
+mutators) whose type is made immutable (no attribute of the class can be replaced, no
+``__class__`` assignment).  Both freeze what they are built from, so a frozen container only ever
+holds frozen containers and scalars: values are acyclic, and the store keeps them out of the
+cyclic garbage collector (``FrozenDict`` is a non-GC type, its private dict and every
+``FrozenList`` are untracked once built), so a full collection does not walk a large context.
+
+Thread safety
+-------------
+Every read or change of a handle's state (the ownership bits and the namespace pointers) runs in
+a critical section on the handle (``cython.critical_section``: a per-object lock on free-threaded
+CPython, nothing on a GIL build, where the GIL already makes each of these sections atomic: no
+Python code runs inside them).  The process-wide counters are updated atomically on
+free-threaded builds.  Values are frozen before the handle is touched, and a frozen value is
+immutable, so reading one needs no lock.
 """
-from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Size, PyDict_Contains
+from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy
 from cpython.ref cimport PyObject
 from collections.abc import Mapping
 cimport cython
+
+cdef extern from *:
+    """
+    #if defined(Py_GIL_DISABLED)
+      #if defined(_MSC_VER)
+        #include <intrin.h>
+        #define FLOWCTX_INC(x) _InterlockedExchangeAdd64((volatile __int64 *)&(x), 1)
+        #define FLOWCTX_LOAD(x) _InterlockedExchangeAdd64((volatile __int64 *)&(x), 0)
+        #define FLOWCTX_STORE0(x) _InterlockedExchange64((volatile __int64 *)&(x), 0)
+      #else
+        #define FLOWCTX_INC(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
+        #define FLOWCTX_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+        #define FLOWCTX_STORE0(x) __atomic_store_n(&(x), 0, __ATOMIC_RELAXED)
+      #endif
+    #else
+      #define FLOWCTX_INC(x) ((x)++)
+      #define FLOWCTX_LOAD(x) (x)
+      #define FLOWCTX_STORE0(x) ((x) = 0)
+    #endif
+
+    static void flowctx_untrack(PyObject *o) {
+        if (PyObject_GC_IsTracked(o)) PyObject_GC_UnTrack(o);
+    }
+
+    static int flowctx_make_immutable(PyObject *t) {
+    #ifdef Py_TPFLAGS_IMMUTABLETYPE
+        ((PyTypeObject *)t)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
+        PyType_Modified((PyTypeObject *)t);
+    #endif
+        return 0;
+    }
+    """
+    long long FLOWCTX_INC(long long x) nogil
+    long long FLOWCTX_LOAD(long long x) nogil
+    void FLOWCTX_STORE0(long long x) nogil
+    void flowctx_untrack(object o)
+    int flowctx_make_immutable(object t) except -1
 
 __all__ = [
     "Context",
@@ -38,9 +91,94 @@ def _readonly(self, *args, **kwargs):
     raise TypeError(f"'{type(self).__name__}' object is read-only (values in a flowctx context are frozen)")
 
 
-cdef class FrozenDict(dict):
-    """A read-only ``dict``: reads are plain dict reads, every mutation raises TypeError."""
+# Shared by every FrozenDict built empty; never written (in-place writes happen only to a
+# Context's private namespaces, which are always fresh dicts).
+cdef dict _EMPTY_D = {}
 
+
+@cython.freelist(64)
+@cython.no_gc
+@cython.binding(False)  # plain C methods: ``v.get(k)`` costs what ``dict.get`` does (a cyfunction: +20 ns)
+cdef class FrozenDict:
+    """A read-only mapping with ``str`` keys whose values are all frozen.
+
+    Not a ``dict`` subclass: ``dict.__setitem__(frozen, ...)``, ``dict.update(frozen, ...)`` and
+    every other unbound method of a mutable builtin refuse it (TypeError).  Building one freezes
+    its contents (``FrozenDict({"a": []})["a"]`` is a FrozenList).  Compares equal to a ``dict``
+    with equal items; ``|`` and ``copy()`` give plain dicts.
+    """
+
+    cdef dict _d
+
+    def __cinit__(self, *args, **kwargs):
+        if args or kwargs:
+            self._d = _frozen_items(dict(*args, **kwargs), "value", 0)
+        else:
+            self._d = _EMPTY_D
+
+    # ------------------------------------------------------------------ reads
+    def __getitem__(self, key):
+        return self._d[key]
+
+    def __contains__(self, key):
+        return key in self._d
+
+    def __len__(self):
+        return len(self._d)
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __reversed__(self):
+        return reversed(self._d)
+
+    def get(self, key, default=None):
+        return self._d.get(key, default)
+
+    def keys(self):
+        return self._d.keys()
+
+    def values(self):
+        return self._d.values()
+
+    def items(self):
+        return self._d.items()
+
+    def copy(self):
+        """A plain, shallow ``dict`` copy (its values are the frozen values)."""
+        return dict(self._d)
+
+    # ------------------------------------------------------------------ comparison, operators
+    def __eq__(self, other):
+        if isinstance(other, FrozenDict):
+            return self._d == (<FrozenDict>other)._d
+        if isinstance(other, dict):
+            return self._d == other
+        if isinstance(other, Mapping):
+            return self._d == dict(other)
+        return NotImplemented
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+    def __or__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        out = dict(self._d)
+        out.update(other)
+        return out
+
+    def __ror__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        out = dict(other)
+        out.update(self._d)
+        return out
+
+    # ------------------------------------------------------------------ refused mutators
     def __setitem__(self, key, value):
         _readonly(self)
 
@@ -65,8 +203,9 @@ cdef class FrozenDict(dict):
     def update(self, *args, **kwargs):
         _readonly(self)
 
+    # ------------------------------------------------------------------ copy, pickle, repr
     def __reduce__(self):
-        return (FrozenDict, (dict(self),))
+        return (FrozenDict, (dict(self._d),))
 
     def __copy__(self):
         return self
@@ -75,13 +214,40 @@ cdef class FrozenDict(dict):
         return self
 
     def __repr__(self):
-        return f"FrozenDict({dict.__repr__(self)})"
+        return f"FrozenDict({self._d!r})"
+
+
+Mapping.register(FrozenDict)
+
+
+cdef inline FrozenDict _wrap(dict d):
+    """A FrozenDict over ``d`` (its values already frozen; ``d`` is not copied)."""
+    cdef FrozenDict o = FrozenDict.__new__(FrozenDict)
+    o._d = d
+    return o
 
 
 class FrozenList(tuple):
-    """A read-only sequence (a tuple that also refuses the list mutators with TypeError)."""
+    """A read-only sequence whose items are all frozen.
+
+    A ``tuple`` subclass (tuples have no mutators, so no unbound builtin method can change one)
+    that also refuses the list mutators with TypeError, compares equal to a ``list`` with equal
+    items, and gives plain lists from ``+``, ``*`` and slicing, so ``ctx().seen + ['b']`` and
+    ``['z'] + ctx().seen`` work as they do on lists.  Building one freezes its items.
+    """
 
     __slots__ = ()
+
+    def __new__(cls, iterable=()):
+        cdef list items = []
+        cdef Py_ssize_t i = 0
+        for v in iterable:
+            items.append(_freeze(v, f"value[{i}]", 1))
+            i += 1
+        fl = _tuple_new(cls, items)
+        if cls is FrozenList:
+            flowctx_untrack(fl)
+        return fl
 
     append = _readonly
     extend = _readonly
@@ -94,17 +260,39 @@ class FrozenList(tuple):
     __setitem__ = _readonly
     __delitem__ = _readonly
 
+    def __getitem__(self, index, /):
+        if type(index) is slice:
+            return list(_tuple_getitem(self, index))
+        return _tuple_getitem(self, index)
+
+    def __add__(self, other, /):
+        if isinstance(other, (list, tuple)):
+            return [*self, *other]
+        return NotImplemented
+
+    def __radd__(self, other, /):
+        if isinstance(other, (list, tuple)):
+            return [*other, *self]
+        return NotImplemented
+
+    def __mul__(self, n, /):
+        if not hasattr(type(n), "__index__"):
+            return NotImplemented
+        return list(self) * n
+
+    __rmul__ = __mul__
+
     # Equal to a list with equal items (as well as to a tuple), so that a stored list still
     # compares equal to the list it was made from, in user code and in templates.
-    def __eq__(self, other):
+    def __eq__(self, other, /):
         if isinstance(other, list):
-            return tuple.__eq__(self, tuple(other))
-        return tuple.__eq__(self, other)
+            return _tuple_eq(self, tuple(other))
+        return _tuple_eq(self, other)
 
-    def __ne__(self, other):
+    def __ne__(self, other, /):
         if isinstance(other, list):
-            return tuple.__ne__(self, tuple(other))
-        return tuple.__ne__(self, other)
+            return _tuple_ne(self, tuple(other))
+        return _tuple_ne(self, other)
 
     __hash__ = tuple.__hash__
 
@@ -118,6 +306,19 @@ class FrozenList(tuple):
         return f"FrozenList({list(self)!r})"
 
 
+flowctx_make_immutable(FrozenList)
+_tuple_new = tuple.__new__
+_tuple_getitem = tuple.__getitem__
+_tuple_eq = tuple.__eq__
+_tuple_ne = tuple.__ne__
+
+
+cdef inline object _new_list(list items):
+    fl = _tuple_new(FrozenList, items)
+    flowctx_untrack(fl)
+    return fl
+
+
 cdef object _type_error(str path, object value):
     return TypeError(
         f"value for {path!r} has unsupported type {type(value).__name__!r}: a context holds only "
@@ -127,7 +328,6 @@ cdef object _type_error(str path, object value):
 
 cdef object _freeze(object value, str path, int depth):
     cdef type cls = type(value)
-    cdef dict out
     cdef list items
     cdef Py_ssize_t i
     if value is None or cls is str or cls is int or cls is float or cls is bool:
@@ -137,26 +337,16 @@ cdef object _freeze(object value, str path, int depth):
     if depth > _MAX_DEPTH:
         raise ValueError(f"value for {path!r} is nested more than {_MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        out = {}
-        for k, v in (<dict>value).items():
-            if type(k) is not str:
-                if not isinstance(k, str):
-                    raise TypeError(
-                        f"key {k!r} in {path!r} has unsupported type {type(k).__name__!r}: "
-                        "mapping keys must be str"
-                    )
-                k = str(k)
-            out[k] = _freeze(v, f"{path}.{k}", depth + 1)
-        return FrozenDict(out)
-    if isinstance(value, Mapping):
-        return _freeze(dict(value), path, depth)
+        return _wrap(_frozen_items(<dict>value, path, depth))
+    if isinstance(value, Mapping):  # a FrozenDict subclass too: re-frozen as a FrozenDict
+        return _freeze(dict(value.items()), path, depth)
     if isinstance(value, (list, tuple)):
         items = []
         i = 0
         for v in value:
             items.append(_freeze(v, f"{path}[{i}]", depth + 1))
             i += 1
-        return FrozenList(items)
+        return _new_list(items)
     if isinstance(value, (str, int, float)):
         if isinstance(value, bool):
             return bool(value)
@@ -168,6 +358,24 @@ cdef object _freeze(object value, str path, int depth):
     raise _type_error(path, value)
 
 
+cdef dict _frozen_items(dict value, str path, int depth):
+    """A new dict of ``value``'s items with str keys and frozen values (untracked by the GC)."""
+    cdef dict out = {}
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"value for {path!r} is nested more than {_MAX_DEPTH} levels deep")
+    for k, v in value.items():
+        if type(k) is not str:
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"key {k!r} in {path!r} has unsupported type {type(k).__name__!r}: "
+                    "mapping keys must be str"
+                )
+            k = str(k)
+        out[k] = _freeze(v, f"{path}.{k}", depth + 1)
+    flowctx_untrack(out)
+    return out
+
+
 cpdef object freeze(object value, str name="value"):
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
 
@@ -177,31 +385,41 @@ cpdef object freeze(object value, str name="value"):
 
 
 cpdef object thaw(object value):
-    """Return plain, mutable ``dict`` / ``list`` copies of a (frozen) value."""
+    """Return plain, mutable ``dict`` / ``list`` copies of a (frozen) value.
+
+    Any mapping becomes a ``dict`` and any list or tuple a ``list`` (the other backend's frozen
+    values included); other values are returned as they are.
+    """
+    cdef type cls = type(value)
+    if value is None or cls is str or cls is int or cls is float or cls is bool:
+        return value
+    if cls is FrozenDict:
+        return {k: thaw(v) for k, v in (<FrozenDict>value)._d.items()}
     if isinstance(value, dict):
         return {k: thaw(v) for k, v in (<dict>value).items()}
     if isinstance(value, (list, tuple)):
         return [thaw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
     return value
 
 
 cdef FrozenDict _EMPTY = FrozenDict()
-cdef Py_ssize_t _n_clones = 0
-cdef Py_ssize_t _n_items = 0
-cdef Py_ssize_t _n_merges = 0
+cdef long long _n_clones = 0
+cdef long long _n_items = 0
+cdef long long _n_merges = 0
 
 
 def store_stats():
     """Process-wide counters: ``clones`` (clone()), ``items`` (with_item()), ``merges``."""
-    return {"clones": _n_clones, "items": _n_items, "merges": _n_merges}
+    return {"clones": FLOWCTX_LOAD(_n_clones), "items": FLOWCTX_LOAD(_n_items), "merges": FLOWCTX_LOAD(_n_merges)}
 
 
 def reset_store_stats():
     """Set the process-wide counters back to zero."""
-    global _n_clones, _n_items, _n_merges
-    _n_clones = 0
-    _n_items = 0
-    _n_merges = 0
+    FLOWCTX_STORE0(_n_clones)
+    FLOWCTX_STORE0(_n_items)
+    FLOWCTX_STORE0(_n_merges)
 
 
 cdef FrozenDict _freeze_namespace(str ns, object data):
@@ -217,7 +435,8 @@ cdef FrozenDict _freeze_namespace(str ns, object data):
         if not isinstance(k, str):
             raise TypeError(f"key {k!r} in {ns} has unsupported type {type(k).__name__!r}: keys must be str")
         out[str(k)] = _freeze(v, str(k), 0)
-    return FrozenDict(out)
+    flowctx_untrack(out)
+    return _wrap(out)
 
 
 cdef Py_ssize_t _approx_bytes(object value):
@@ -228,6 +447,8 @@ cdef Py_ssize_t _approx_bytes(object value):
         return len(<str>value) + 2
     if isinstance(value, (int, float)):
         return 8
+    if isinstance(value, FrozenDict):
+        value = (<FrozenDict>value)._d
     if isinstance(value, dict):
         n = 2
         for k, v in (<dict>value).items():
@@ -259,16 +480,16 @@ cdef int _uninit() except -1:
 
 
 cdef FrozenDict _merged(FrozenDict base, FrozenDict top):
-    cdef FrozenDict d
+    cdef dict d
     if base is None or top is None:
         _uninit()
-    if not top or base is top:
+    if not top._d or base is top:
         return base
-    if not base:
+    if not base._d:
         return top
-    d = FrozenDict(base)
-    PyDict_Update(d, top)
-    return d
+    d = PyDict_Copy(base._d)
+    PyDict_Update(d, top._d)
+    return _wrap(d)
 
 
 @cython.freelist(256)
@@ -294,85 +515,102 @@ cdef class Context:
     # No __cinit__: clone() / with_item() / merge() set every field themselves, and a __cinit__
     # (run by every Context.__new__) cost ~8 ns of a ~70 ns clone (measured on the benchmark
     # machine).  The price: an object made by ``Context.__new__(Context)`` without ``__init__``
-    # has None namespaces, so the C-API reads below check for that (_uninit) instead of crashing.
+    # has None namespaces, so the reads below check for that (_uninit) instead of crashing.
 
     def __init__(self, parameters=None, variables=None, task_results=None, system=None):
-        self._params = _freeze_namespace("parameters", parameters)
-        self._vars = _freeze_namespace("variables", variables)
-        self._results = _freeze_namespace("task_results", task_results)
-        self._system = _freeze_namespace("system", system)
-        self._item = None
-        self._index = None
-        self._owned = (
-            (OWN_VARS if self._vars is not variables and self._vars is not _EMPTY else 0)
-            | (OWN_RESULTS if self._results is not task_results and self._results is not _EMPTY else 0)
-            | (OWN_SYSTEM if self._system is not system and self._system is not _EMPTY else 0)
-        )
+        cdef FrozenDict p = _freeze_namespace("parameters", parameters)
+        cdef FrozenDict v = _freeze_namespace("variables", variables)
+        cdef FrozenDict r = _freeze_namespace("task_results", task_results)
+        cdef FrozenDict y = _freeze_namespace("system", system)
+        with cython.critical_section(self):
+            self._params = p
+            self._vars = v
+            self._results = r
+            self._system = y
+            self._item = None
+            self._index = None
+            self._owned = (
+                (OWN_VARS if v is not variables and v is not _EMPTY else 0)
+                | (OWN_RESULTS if r is not task_results and r is not _EMPTY else 0)
+                | (OWN_SYSTEM if y is not system and y is not _EMPTY else 0)
+            )
 
     # ----------------------------------------------------------------- read-only views
     @property
     def parameters(self):
         """Workflow parameters (read-only mapping)."""
-        return self._params
+        with cython.critical_section(self):
+            return self._params
 
     @property
     def variables(self):
         """Workflow variables (read-only snapshot)."""
-        self._owned &= ~OWN_VARS
-        return self._vars
+        with cython.critical_section(self):
+            self._owned &= ~OWN_VARS
+            return self._vars
 
     @property
     def task_results(self):
         """Task results by task name (read-only snapshot)."""
-        self._owned &= ~OWN_RESULTS
-        return self._results
+        with cython.critical_section(self):
+            self._owned &= ~OWN_RESULTS
+            return self._results
 
     @property
     def system(self):
         """System values (execution id, timestamps ...; read-only snapshot)."""
-        self._owned &= ~OWN_SYSTEM
-        return self._system
+        with cython.critical_section(self):
+            self._owned &= ~OWN_SYSTEM
+            return self._system
 
     @property
     def item(self):
         """The current with-items element, or None outside an item."""
-        return self._item
+        with cython.critical_section(self):
+            return self._item
 
     @property
     def index(self):
         """The current with-items index, or None outside an item."""
-        return self._index
+        with cython.critical_section(self):
+            return self._index
 
     # ----------------------------------------------------------------- variables
     def get_var(self, name, default=None):
         """Return variable ``name`` (frozen, zero-copy) or ``default``."""
         # PyDict_GetItemWithError, not PyDict_GetItem: an unhashable name must raise TypeError
         # (as dict.get does in the twin), not be swallowed into ``default``.
-        if self._vars is None:
-            _uninit()
-        cdef PyObject* v = PyDict_GetItemWithError(self._vars, name)
-        if v is NULL:
-            return default
-        return <object>v
+        cdef PyObject* v
+        with cython.critical_section(self):
+            if self._vars is None:
+                _uninit()
+            v = PyDict_GetItemWithError(self._vars._d, name)
+            if v is NULL:
+                return default
+            return <object>v
 
     def has_var(self, name):
         """True if variable ``name`` is set (even to None)."""
-        if self._vars is None:
-            _uninit()
-        return PyDict_Contains(self._vars, name) == 1
+        with cython.critical_section(self):
+            if self._vars is None:
+                _uninit()
+            return PyDict_Contains(self._vars._d, name) == 1
 
     def set_var(self, name, value):
         """Set variable ``name`` to a frozen copy of ``value`` (visible only through this handle)."""
         _check_key("variable", name)
-        self._write(OWN_VARS, name, _freeze(value, name, 0), False)
+        frozen = _freeze(value, name, 0)
+        with cython.critical_section(self):
+            self._write(OWN_VARS, name, frozen, False)
 
     def delete_var(self, name):
         """Remove variable ``name``; KeyError if it is not set."""
-        if self._vars is None:
-            _uninit()
-        if PyDict_Contains(self._vars, name) != 1:
-            raise KeyError(name)
-        self._write(OWN_VARS, name, None, True)
+        with cython.critical_section(self):
+            if self._vars is None:
+                _uninit()
+            if PyDict_Contains(self._vars._d, name) != 1:
+                raise KeyError(name)
+            self._write(OWN_VARS, name, None, True)
 
     cdef inline FrozenDict _ns(self, int bit):
         if bit == OWN_VARS:
@@ -382,86 +620,95 @@ cdef class Context:
         return self._system
 
     cdef int _write(self, int bit, object key, object frozen, bint delete) except -1:
-        # Write one key of one namespace: in place when this handle alone owns it, else into a
-        # private copy (O(keys), never O(bytes)).  Copying allocates, an allocation can run a GC
-        # pass, a GC pass can run a finalizer (Python code), and Python code can switch threads:
-        # so the copy is installed only if no other thread replaced the namespace meanwhile,
-        # otherwise we start over (without this a concurrent write could be lost).
-        cdef FrozenDict base, d
+        # Called in a critical section on self.  Write one key of one namespace: in place when
+        # this handle alone owns it, else into a private copy (O(keys), never O(bytes)).
+        # Copying allocates, an allocation can run a GC pass, a GC pass can run a finalizer
+        # (Python code), and Python code can switch threads (or, free-threaded, suspend the
+        # critical section): so the copy is installed only if no other thread replaced the
+        # namespace meanwhile, otherwise we start over (without this a write could be lost).
+        cdef FrozenDict base
+        cdef dict d
         while True:
             base = self._ns(bit)
             if base is None:
                 _uninit()
             if self._owned & bit:
                 if delete:
-                    PyDict_DelItem(base, key)
+                    PyDict_DelItem(base._d, key)
                 else:
-                    PyDict_SetItem(base, key, frozen)
+                    PyDict_SetItem(base._d, key, frozen)
                 return 0
-            d = FrozenDict(base)
+            d = PyDict_Copy(base._d)
             if delete:
                 PyDict_DelItem(d, key)
             else:
                 PyDict_SetItem(d, key, frozen)
+            flowctx_untrack(d)
             if self._ns(bit) is base and not (self._owned & bit):
                 if bit == OWN_VARS:
-                    self._vars = d
+                    self._vars = _wrap(d)
                 elif bit == OWN_RESULTS:
-                    self._results = d
+                    self._results = _wrap(d)
                 else:
-                    self._system = d
+                    self._system = _wrap(d)
                 self._owned |= bit
                 return 0
 
     # ----------------------------------------------------------------- task results / system
     def get_task_result(self, name, default=None):
         """Return the result stored for task ``name`` or ``default``."""
-        if self._results is None:
-            _uninit()
-        cdef PyObject* v = PyDict_GetItemWithError(self._results, name)
-        if v is NULL:
-            return default
-        return <object>v
+        cdef PyObject* v
+        with cython.critical_section(self):
+            if self._results is None:
+                _uninit()
+            v = PyDict_GetItemWithError(self._results._d, name)
+            if v is NULL:
+                return default
+            return <object>v
 
     def set_task_result(self, name, value):
         """Store a frozen copy of ``value`` as the result of task ``name``."""
         _check_key("task name", name)
-        self._write(OWN_RESULTS, name, _freeze(value, name, 0), False)
+        frozen = _freeze(value, name, 0)
+        with cython.critical_section(self):
+            self._write(OWN_RESULTS, name, frozen, False)
 
     def set_system(self, key, value):
         """Set system value ``key`` (execution id, timestamps, ...)."""
         _check_key("system key", key)
-        self._write(OWN_SYSTEM, key, _freeze(value, key, 0), False)
+        frozen = _freeze(value, key, 0)
+        with cython.critical_section(self):
+            self._write(OWN_SYSTEM, key, frozen, False)
 
     # ----------------------------------------------------------------- O(1) derivation
     cpdef Context clone(self):
         """Return a new handle over the same data in O(1); later writes are isolated."""
-        global _n_clones
         cdef Context new = Context.__new__(Context)
-        new._params = self._params
-        new._vars = self._vars
-        new._results = self._results
-        new._system = self._system
-        new._item = self._item
-        new._index = self._index
-        self._owned = 0
-        _n_clones += 1
+        with cython.critical_section(self):
+            new._params = self._params
+            new._vars = self._vars
+            new._results = self._results
+            new._system = self._system
+            new._item = self._item
+            new._index = self._index
+            self._owned = 0
+        FLOWCTX_INC(_n_clones)
         return new
 
     cpdef Context with_item(self, item, index):
         """Return a clone whose ``item`` / ``index`` are set (O(1) for an already-frozen item)."""
-        global _n_items
         index = _check_index(index)
         frozen = _freeze(item, "item", 0)
         cdef Context new = Context.__new__(Context)
-        new._params = self._params
-        new._vars = self._vars
-        new._results = self._results
-        new._system = self._system
+        with cython.critical_section(self):
+            new._params = self._params
+            new._vars = self._vars
+            new._results = self._results
+            new._system = self._system
+            self._owned = 0
         new._item = frozen
         new._index = index
-        self._owned = 0
-        _n_items += 1
+        FLOWCTX_INC(_n_items)
         return new
 
     def merge(self, other):
@@ -470,32 +717,38 @@ cdef class Context:
         Parameters, item and index come from ``self``.  The cost grows with the number of keys,
         never with the bytes held (values are shared, not copied).
         """
-        global _n_merges
         if not isinstance(other, Context):
             raise TypeError(f"merge() needs a Context, not {type(other).__name__!r}")
         cdef Context o = <Context>other
         cdef Context new = Context.__new__(Context)
-        new._params = self._params
-        new._vars = _merged(self._vars, o._vars)
-        new._results = _merged(self._results, o._results)
-        new._system = _merged(self._system, o._system)
-        new._item = self._item
-        new._index = self._index
-        self._owned = 0
-        o._owned = 0
-        _n_merges += 1
+        with cython.critical_section(self, o):
+            new._params = self._params
+            new._vars = _merged(self._vars, o._vars)
+            new._results = _merged(self._results, o._results)
+            new._system = _merged(self._system, o._system)
+            new._item = self._item
+            new._index = self._index
+            self._owned = 0
+            o._owned = 0
+        FLOWCTX_INC(_n_merges)
         return new
+
+    cdef tuple _fields(self):
+        with cython.critical_section(self):
+            self._owned = 0
+            return (self._params, self._vars, self._results, self._system, self._item, self._index)
 
     # ----------------------------------------------------------------- export / size
     def export(self):
         """Return the whole context as plain JSON-compatible dicts and lists."""
+        p, v, r, y, item, index = self._fields()
         return {
-            "parameters": thaw(self._params),
-            "variables": thaw(self._vars),
-            "task_results": thaw(self._results),
-            "system": thaw(self._system),
-            "item": thaw(self._item),
-            "index": self._index,
+            "parameters": thaw(p),
+            "variables": thaw(v),
+            "task_results": thaw(r),
+            "system": thaw(y),
+            "item": thaw(item),
+            "index": index,
         }
 
     @classmethod
@@ -514,53 +767,32 @@ cdef class Context:
             if data.get("item") is not None:
                 raise ValueError("from_export(): 'item' is set but 'index' is None")
         else:
-            ctx._index = _check_index(index)
-            ctx._item = _freeze(data.get("item"), "item", 0)
+            index = _check_index(index)
+            item = _freeze(data.get("item"), "item", 0)
+            with cython.critical_section(ctx):
+                ctx._index = index
+                ctx._item = item
         return ctx
 
     def size(self):
         """Keys and approximate bytes per namespace, computed on demand (O(bytes))."""
         out = {}
         cdef Py_ssize_t total = 0, b
-        for ns, d in zip(_NAMESPACES, (self._params, self._vars, self._results, self._system)):
+        fields = self._fields()
+        for ns, d in zip(_NAMESPACES, fields[:4]):
+            if d is None:
+                _uninit()
             b = _approx_bytes(d)
             out[ns] = {"keys": len(d), "bytes": b}
             total += b
         out["total_bytes"] = total
         return out
 
-    # ----------------------------------------------------------------- templates
-    def render_template(self, source):
-        """Render one template string against this context (see :class:`flowctx.Renderer`)."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().render_template(source, self)
-
-    def render_json(self, value):
-        """Render every template string inside a JSON-like value against this context."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().render_json(value, self)
-
-    def evaluate_condition(self, source):
-        """Evaluate a condition (bare or ``{{ }}``-wrapped) against this context."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().evaluate_condition(source, self)
-
     # ----------------------------------------------------------------- dunders
     def __eq__(self, other):
         if not isinstance(other, Context):
             return NotImplemented
-        cdef Context o = <Context>other
-        return (
-            self._params == o._params
-            and self._vars == o._vars
-            and self._results == o._results
-            and self._system == o._system
-            and self._item == o._item
-            and self._index == o._index
-        )
+        return self._fields() == (<Context>other)._fields()
 
     def __ne__(self, other):
         r = self.__eq__(other)
@@ -574,12 +806,12 @@ cdef class Context:
         return (_rebuild, (self.export(),))
 
     def __repr__(self):
-        s = (
-            f"<Context parameters={len(self._params)} variables={len(self._vars)} "
-            f"task_results={len(self._results)} system={len(self._system)}"
-        )
-        if self._index is not None:
-            s += f" index={self._index}"
+        p, v, r, y, item, index = self._fields()
+        if p is None:
+            _uninit()
+        s = f"<Context parameters={len(p)} variables={len(v)} task_results={len(r)} system={len(y)}"
+        if index is not None:
+            s += f" index={index}"
         return s + ">"
 
 

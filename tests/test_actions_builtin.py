@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +27,22 @@ def ctx(task: str = "t", **kw: Any) -> ActionContext:
     return ActionContext(task=task, **kw)
 
 
-# -- /proc helpers shared with the executor tests --------------------------------------------
+# -- process helpers shared with the executor tests (/proc on Linux, ps(1) elsewhere) ------------
+def _ps() -> list[tuple[int, int, str]]:
+    """(pid, pgid, state letter) of every process, from ps(1) where there is no /proc."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,pgid=,stat="], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            rows.append((int(parts[0]), int(parts[1]), parts[2][0]))
+    return rows
+
+
 def proc_state(pid: int) -> str | None:
     """The state letter of a process (None if it does not exist)."""
+    if not sys.platform.startswith("linux"):
+        return next((state for p, _, state in _ps() if p == pid), None)
     try:
         data = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
@@ -42,6 +57,8 @@ def alive(pid: int) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid``."""
+    if not sys.platform.startswith("linux"):
+        return [p for p, g, state in _ps() if g == pgid and state not in ("Z", "X")]
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -71,7 +88,7 @@ def test_noop_accepts_anything(backend):
 
 def test_echo_returns_stdout(backend):
     message = backend.freeze({"nested": [1, 2]})
-    assert act("core.echo")(message=message) == {"stdout": message}
+    assert act("core.echo")(message=message) == {"stdout": message, "message": message}
     with pytest.raises(TypeError):  # message is required (as in st2's core.echo): validate refuses its absence
         act("core.echo")()
 
@@ -171,11 +188,11 @@ def test_local_timeout_kills_the_whole_process_group(tmp_path):
     assert "timed out after 1s" in result.error
     assert result.result["stdout"] == "started"
     assert result.result["failed"] is True
-    assert elapsed < 2.0, f"killed {elapsed - 1:.2f}s after the limit"
+    assert elapsed < 15, "the command ran on (it sleeps 30 s): the timeout did not kill it"
     background, shell = (int(x) for x in pids.read_text().split())
     assert not alive(shell) and not alive(background)
     # SIGKILL is delivered at once but a loaded machine may take a moment to tear processes down
-    assert wait_until(lambda: group_members(shell) == [], 1.0), group_members(shell)
+    assert wait_until(lambda: group_members(shell) == [], 10.0), group_members(shell)
 
 
 def test_local_cancel_event_kills_the_process_group(tmp_path):
@@ -212,8 +229,8 @@ def test_local_child_ignoring_sigterm_is_killed(tmp_path):
         cmd=f"trap '' TERM; echo $$ > {pidfile}; while true; do sleep 0.05; done", timeout=0.5
     )
     assert result.status == "timeout"
-    assert time.monotonic() - start < 1.5
-    assert wait_until(lambda: group_members(int(pidfile.read_text())) == [], 1.0)
+    assert time.monotonic() - start < 15  # the command never ends by itself
+    assert wait_until(lambda: group_members(int(pidfile.read_text())) == [], 10.0)
 
 
 # -- http -------------------------------------------------------------------------------------
@@ -250,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/text":
             self._send(200, "plain text é".encode(), "text/plain; charset=utf-8")
         elif self.path == "/slow":
-            time.sleep(3)
+            time.sleep(20)
             try:
                 self._send(200, b"{}")
             except OSError:  # the client gave up (that is the point of the test)
@@ -323,7 +340,7 @@ def test_http_timeout_is_a_timeout(server):
     result = act("core.http")(url=f"{server}/slow", timeout=0.3)
     assert isinstance(result, ActionResult) and result.status == "timeout"
     assert "timed out after 0.3s" in result.error
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 10  # the server answers only after 20 s
 
 
 def test_http_connection_refused_is_a_clear_error():

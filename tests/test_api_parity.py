@@ -13,6 +13,8 @@ import ast
 import importlib
 import inspect
 import pickle
+import re
+import types
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -178,6 +180,89 @@ def test_frozen_types_stub_lists_every_refused_mutator(backend: ModuleType, cls:
         assert hasattr(getattr(backend, cls), name), f"{cls}.{name}"
 
 
+FROZEN_METHODS = [(cls, name) for cls in ("FrozenDict", "FrozenList") for name in sorted(STUB_CLASSES[cls])]
+
+
+def _without_self_annotation(sig: tuple[list[tuple[Any, ...]], str | None]) -> tuple[list[tuple[Any, ...]], str | None]:
+    params, ret = sig
+    if params and params[0][0] in ("self", "cls"):
+        params = [params[0][:3] + (None,) * (len(params[0]) - 3), *params[1:]]
+    return params, ret
+
+
+def _is_slot_wrapper(obj: Any) -> bool:
+    return isinstance(
+        obj, (types.WrapperDescriptorType, types.MethodWrapperType, types.MethodDescriptorType, types.BuiltinMethodType)
+    )
+
+
+@pytest.mark.parametrize("cls,name", FROZEN_METHODS)
+def test_frozen_signatures_twin_vs_stub(cls: str, name: str) -> None:
+    """Every method the stub gives FrozenDict / FrozenList: the twin's full signature (names,
+    kinds, defaults, annotations) is the stub's."""
+    func = inspect.getattr_static(getattr(twin, cls), name)
+    if isinstance(func, staticmethod):  # __new__
+        func = func.__func__
+    stub = STUB_CLASSES[cls][name]
+    if _is_slot_wrapper(func):  # inherited from tuple (FrozenList.__hash__): kinds only
+        assert [p[1] for p in sig_tuple(func, False)[0]] == ["POSITIONAL_ONLY"] * len(stub.params)
+        return
+    assert _without_self_annotation(sig_tuple(func, True)) == _without_self_annotation(stub_sig(stub, True))
+
+
+@pytest.mark.compiled
+@pytest.mark.parametrize("cls,name", FROZEN_METHODS)
+def test_frozen_signatures_compiled_vs_twin(cls: str, name: str) -> None:
+    """Names, kinds and defaults of every FrozenDict / FrozenList method, compiled vs twin.
+
+    A C slot of the extension type (``__getitem__``, ``__eq__`` ...) reports CPython's generic
+    parameter names (``value``), so for those the kinds are compared (all positional-only, as
+    in the stub); ``FrozenDict.__new__`` is the extension type's generic constructor, compared by
+    behaviour in test_frozen_constructors_match.
+    """
+    mod = compiled()
+    ours = getattr(getattr(mod, cls), name)
+    ref = getattr(getattr(twin, cls), name)
+    if cls == "FrozenDict" and name == "__new__":
+        return
+    try:
+        got = sig_tuple(ours, False)[0]
+    except ValueError:  # __or__ / __ror__: a binary slot, no text signature
+        got = [("self", "POSITIONAL_ONLY", None), ("value", "POSITIONAL_ONLY", None)]
+    if isinstance(ours, (types.WrapperDescriptorType, types.MethodWrapperType)) or name in ("__or__", "__ror__"):
+        want = sig_tuple(ref, False)[0]
+        assert [p[1:] for p in got][1:] == [("POSITIONAL_ONLY", None)] * (len(want) - 1)
+        assert all(p[1] == "POSITIONAL_ONLY" for p in want[1:]), want
+        return
+    # FrozenDict's C methods (binding=False) take ``self`` positional-only: the same call forms
+    assert _self_kind_free(sig_tuple(ours, False)) == _self_kind_free(sig_tuple(ref, False))
+
+
+def _self_kind_free(sig: tuple[list[tuple[Any, ...]], str | None]) -> tuple[list[tuple[Any, ...]], str | None]:
+    params, ret = sig
+    if params and params[0][0] == "self":
+        params = [("self", "SELF", *params[0][2:]), *params[1:]]
+    return params, ret
+
+
+def test_frozen_constructors_match(backend: ModuleType) -> None:
+    for args, kwargs in [((), {}), (({"a": [1]},), {}), (([("a", 1)],), {"b": {"c": []}}), ((), {"k": (1,)})]:
+        got, ref = backend.FrozenDict(*args, **kwargs), twin.FrozenDict(*args, **kwargs)
+        assert thaw_all(got) == thaw_all(ref)
+    for value in ((), [1, [2]], ({"a": []},), iter([1, 2])):
+        assert list(backend.FrozenList(value)) == list(twin.FrozenList(value)) or value.__class__.__name__ == "list_iterator"
+    for bad in (lambda m: m.FrozenDict({1: 2}), lambda m: m.FrozenDict(1), lambda m: m.FrozenList([object()]), lambda m: m.FrozenList(1)):
+        with pytest.raises(TypeError) as got_info:
+            bad(backend)
+        with pytest.raises(TypeError) as ref_info:
+            bad(twin)
+        assert str(got_info.value).replace("flowctx._store.", "") == str(ref_info.value).replace("flowctx._store_py.", "")
+
+
+def thaw_all(value: Any) -> Any:
+    return twin.thaw(value)
+
+
 # --------------------------------------------------------------------------- behaviour of dunders
 def test_init_accepts_positional_and_keyword_arguments(backend: ModuleType) -> None:
     args = ({"p": 1}, {"v": 2}, {"t": 3}, {"s": 4})
@@ -270,3 +355,21 @@ def test_subclassing_behaviour_matches(backend: ModuleType) -> None:
         sub = type("Sub", (mod.FrozenDict,), {})
         frozen = mod.freeze({"a": sub({"x": 1})})
         assert type(frozen["a"]) is mod.FrozenDict
+
+
+# --------------------------------------------------------------------------- layering
+def test_store_does_not_know_the_renderer() -> None:
+    """The store is the lowest layer: neither backend imports anything else of flowctx."""
+    twin_src = Path(twin.__file__).read_text()
+    pyx = Path(__file__).resolve().parents[1] / "ext" / "_store.pyx"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(twin_src)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert not {m for m in imported if m.startswith("flowctx")}, imported
+    pyx_imports = re.findall(r"^\s*(?:from\s+(\S+)\s+c?import|c?import\s+(\S+))", pyx.read_text(), re.M)
+    assert not [m for pair in pyx_imports for m in pair if m.startswith("flowctx")], pyx_imports
+    assert "import_module" not in pyx.read_text() and "__import__" not in pyx.read_text()
+    assert not hasattr(twin.Context, "render_template")

@@ -236,7 +236,7 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_with_results(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(str(EXAMPLES / "hello-orquesta.yaml"), "--json", "--results") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["tasks"][0]["result"] == {"stdout": "Hello, world!"}
+    assert doc["tasks"][0]["result"] == {"stdout": "Hello, world!", "message": "Hello, world!"}
 
 
 def test_non_tty_subprocess_is_plain() -> None:
@@ -384,7 +384,9 @@ def test_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(wf, "--answer", "approve={approved: maybe}") == 1
     assert "does not match the schema" in capsys.readouterr().err
 
-    assert cli(wf, "--answer", "other=1") == 1
+    assert cli(wf, "--answer", "other=1") == 2  # not a task of the workflow: refused before the run
+    assert "--answer other=...: the workflow 'inq' has no task 'other'" in capsys.readouterr().err
+    assert cli(wf, "--answer", "deploy=1") == 1  # a task, but not the one asking
     assert "no answer for the inquiry of task 'approve'" in capsys.readouterr().err
 
     assert cli(wf) == 1

@@ -727,9 +727,10 @@ output:
     assert res.output == {"r": 42}
 
 
-def test_item_render_error_fails_the_task_and_takes_its_failure_branch(backend: ModuleType) -> None:
-    # an item whose input cannot be rendered ends the task (failed) and the failure transition
-    # runs; this used to leave the engine waiting forever
+def test_item_render_error_fails_the_workflow_before_any_item_runs(backend: ModuleType) -> None:
+    # Orquesta renders every item before the task starts (test_task_rendering_for_with_items::
+    # test_bad_item_key): one error naming the task and route, the task never enters the
+    # sequence, nothing runs, the workflow fails (this used to leave the engine waiting forever)
     wf = """
 version: 1.0
 tasks:
@@ -741,10 +742,13 @@ tasks:
 """
     for executor in ("inline", "thread"):
         res = engine(backend, executor=executor).run(wf)
-        assert res.status == "succeeded"
-        assert [t.task for t in res.tasks] == ["deploy", "rollback"]
-        assert res.task("deploy").status == "failed"
-        assert "nope" in (res.task("deploy").error or "")
+        assert res.status == "failed"
+        assert res.sequence == [] and res.tasks == []
+        assert len(res.errors) == 1
+        err = res.errors[0]
+        assert (err["task_id"], err["route"]) == ("deploy", 0)
+        assert "nope" in err["message"] and "<string>:6:" in err["message"]
+        assert "deploy" in (res.reason or "")
 
 
 def test_large_results_publish_without_copying_and_bad_results_fail_clearly(backend: ModuleType) -> None:
@@ -813,3 +817,558 @@ output:
     # a value the caller passes is data: never rendered
     res2 = engine(backend).run(wf, {"label": "{{ 1 + 1 }}"})
     assert res2.output == {"n": 3, "label": "{{ 1 + 1 }}"}
+
+
+# ---------------------------------------------------------------- Orquesta 1.6.0 parity
+# Each test names the Orquesta test (orquesta/tests/unit/conducting/...) or the probe of Orquesta
+# 1.6.0 whose behaviour it reproduces.
+
+
+class Flaky:
+    """An action that fails its first ``fails`` calls per key (then returns the key)."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails = fails
+        self.calls: dict[Any, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, key: Any = None) -> Any:
+        with self.lock:
+            n = self.calls[key] = self.calls.get(key, 0) + 1
+        if n <= self.fails:
+            raise RuntimeError(f"{key} failed (call {n})")
+        return key
+
+
+RETRY_COMMAND = """
+version: 1.0
+tasks:
+  a:
+    action: t.flaky
+    next:
+      - when: <% failed() %>
+        do: retry
+      - when: <% succeeded() %>
+        do: b
+  b:
+    action: core.noop
+"""
+
+
+def test_retry_command_exhausted_fails_the_workflow(backend: ModuleType) -> None:
+    # fixture task-retry-command.yaml: `do: retry` is the task's retry policy (3 retries); once
+    # they are used up the task has failed and nothing handles it: the workflow fails
+    flaky = Flaky(fails=10)
+    res = engine(backend, {"t.flaky": flaky}).run(RETRY_COMMAND)
+    assert res.status == "failed"
+    assert flaky.calls == {None: 4}
+    assert res.sequence == ["a"]  # one task entry, no `retry` command entry (as in Orquesta)
+    assert res.task("a").attempts == 4
+    assert res.reason == "task 'a' failed: RuntimeError: None failed (call 4)"
+
+
+def test_retry_command_succeeds_within_its_count(backend: ModuleType) -> None:
+    flaky = Flaky(fails=2)
+    res = engine(backend, {"t.flaky": flaky}).run(RETRY_COMMAND)
+    assert res.status == "succeeded", res.reason
+    assert res.sequence == ["a", "b"]
+    assert res.task("a").attempts == 3
+
+
+def test_output_entries_see_earlier_entries_and_survive_an_error(backend: ModuleType) -> None:
+    # WorkflowSpec.render_output: entries render in order into the context; a failing entry is
+    # logged, the others are kept
+    wf = """
+version: 1.0
+output:
+  - x: 1
+  - y: "<% ctx().x + 1 %>"
+  - bad: "{{ ctx().nope.deeper }}"
+  - z: "{{ ctx().y * 10 }}"
+tasks:
+  a:
+    action: core.noop
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.output == {"x": 1, "y": 2, "z": 20}
+    assert len(res.errors) == 1 and "<string>:6:" in res.errors[0]["message"]
+    assert "output 'bad'" in (res.reason or "")
+
+
+def test_canceled_workflow_renders_its_output(backend: ModuleType) -> None:
+    # test_workflow_conductor_cancel::test_workflow_output: the output is rendered on cancel too
+    started = threading.Event()
+
+    def block(action_context: Any = None) -> None:
+        started.set()
+        action_context.cancel_event.wait(5)
+
+    wf = """
+version: 1.0
+vars:
+  - who: me
+output:
+  - who: "{{ ctx().who }}"
+  - n: 3
+tasks:
+  a:
+    action: t.block
+"""
+    ex = engine(backend, {"t.block": block}).start(wf)
+    assert started.wait(5)
+    ex.cancel()
+    res = ex.wait(5)
+    assert res.status == "canceled"
+    assert res.output == {"who": "me", "n": 3}
+
+
+def test_pause_while_a_retry_waits_then_resume(backend: ModuleType) -> None:
+    # a retry waiting for its delay does not start while the run is paused; the run reaches
+    # `paused`, and resume continues the retries
+    flaky = Flaky(fails=2)
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.flaky
+    retry:
+      count: 3
+      delay: 0.3
+"""
+    ex = engine(backend, {"t.flaky": flaky}).start(wf)
+    deadline = time.monotonic() + 5
+    while flaky.calls.get(None, 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ex.pause()
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "paused"
+    calls = flaky.calls[None]
+    time.sleep(0.5)  # longer than the retry delay: nothing starts while paused
+    assert flaky.calls[None] == calls and ex.status == "paused"
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded", res.reason
+    assert flaky.calls[None] == 3 and res.task("a").attempts == 3
+
+
+def _with_action(wf: str, task: str, action: str) -> Any:
+    """``wf`` with task ``task``'s action replaced by ``action`` (an expression the loader of
+    this branch does not accept yet: the spec helper adds that)."""
+    import dataclasses
+
+    spec = load_workflow(wf)
+    tasks = dict(spec.tasks)
+    tasks[task] = dataclasses.replace(tasks[task], action=action)
+    return dataclasses.replace(spec, tasks=tasks)
+
+
+ACTION_EXPR = """
+version: 1.0
+input:
+  - func
+tasks:
+  a:
+    action: core.noop
+    input:
+      message: hi
+"""
+
+
+@pytest.mark.parametrize("expr", ["<% ctx().func %>", "{{ ctx().func }}", "{{ ctx('func') | trim }}"])
+def test_action_given_as_an_expression_is_rendered_at_run_time(backend: ModuleType, expr: str) -> None:
+    # st2 relies on it (Orquesta TaskSpec.render evaluates `action`)
+    seen: list[str] = []
+    spec = _with_action(ACTION_EXPR, "a", expr)
+    actions = {"t.one": lambda message: seen.append(f"one:{message}"), "t.two": lambda message: seen.append(f"two:{message}")}
+    assert engine(backend, actions).run(spec, {"func": "t.two"}).succeeded
+    assert engine(backend, actions).run(spec, {"func": "t.one"}).succeeded
+    assert seen == ["two:hi", "one:hi"]
+
+
+def test_action_expression_naming_an_unknown_action_fails_the_task(backend: ModuleType) -> None:
+    spec = _with_action(ACTION_EXPR, "a", "<% ctx().func %>")
+    res = engine(backend).run(spec, {"func": "no.such_action"})
+    assert res.status == "failed"
+    assert res.task("a").status == "failed"
+    assert "no.such_action" in (res.task("a").error or "") and "no.such_action" in (res.reason or "")
+
+
+def test_action_expression_that_fails_or_gives_no_name(backend: ModuleType) -> None:
+    # test_workflow_conductor_error_handling::test_get_start_tasks_with_task_action_error
+    spec = _with_action(ACTION_EXPR, "a", "<% ctx().func.nope %>")
+    res = engine(backend).run(spec, {"func": "core.noop"})
+    assert res.status == "failed" and res.sequence == []
+    assert [(e["task_id"], e["route"]) for e in res.errors] == [("a", 0)]
+    res = engine(backend).run(_with_action(ACTION_EXPR, "a", "{{ ctx().func }}"), {"func": None})
+    assert res.status == "failed" and "not an action name" in res.errors[0]["message"]
+
+
+ITEMS = """
+version: 1.0
+input:
+  - xs: [0, 1, 2, 3]
+  - c: 2
+tasks:
+  t:
+    with:
+      items: <% ctx(xs) %>
+      concurrency: CONCURRENCY
+    action: t.work
+    input:
+      key: <% item() %>
+"""
+
+
+def test_with_items_keeps_handing_out_items_after_one_fails(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_failure::test_failed_item_task_active_with_concurrency:
+    # item 1 fails while item 0 still runs; items 2 and 3 are still handed out, then the task fails
+    release = threading.Event()
+    ran: list[int] = []
+
+    def work(key: int) -> int:
+        ran.append(key)
+        if key == 0:
+            release.wait(5)
+        if key == 1:
+            release.set()
+            raise RuntimeError("item 1 fails")
+        return key
+
+    res = engine(backend, {"t.work": work}, max_workers=4).run(ITEMS.replace("CONCURRENCY", "2"))
+    assert res.status == "failed"
+    assert sorted(ran) == [0, 1, 2, 3]
+    result = res.task("t").result
+    assert len(result) == 4 and [result[0], result[2], result[3]] == [0, 2, 3]
+    assert result[1]["type"] == "RuntimeError"  # the failed item's result
+
+
+def test_failed_item_with_nothing_else_running_ends_the_task(backend: ModuleType) -> None:
+    # test_failed_item_task_dormant_with_concurrency: items after the failure are not run; the
+    # result runs up to the last item that ran (as Orquesta reports it)
+    ran: list[int] = []
+
+    def work(key: int) -> int:
+        ran.append(key)
+        if key == 1:
+            raise RuntimeError("item 1 fails")
+        return key
+
+    res = engine(backend, {"t.work": work}, executor="inline").run(ITEMS.replace("CONCURRENCY", "1"))
+    assert res.status == "failed"
+    assert ran == [0, 1]
+    result = res.task("t").result
+    assert len(result) == 2 and result[0] == 0 and result[1]["type"] == "RuntimeError"
+
+
+@pytest.mark.parametrize("concurrency", [0, "<% ctx(c) %>"])
+def test_with_items_concurrency_zero_means_one(backend: ModuleType, concurrency: Any) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def work(key: int) -> int:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return key
+
+    import dataclasses
+
+    spec = load_workflow(ITEMS.replace("CONCURRENCY", "<% ctx(c) %>"))
+    if concurrency == 0:  # a literal 0 (the loader of this branch still rejects it: spec helper)
+        task = spec.tasks["t"]
+        task = dataclasses.replace(task, with_items=dataclasses.replace(task.with_items, concurrency=0))
+        spec = dataclasses.replace(spec, tasks={"t": task})
+    res = engine(backend, {"t.work": work}, max_workers=4).run(spec, {"c": 0})
+    assert res.status == "succeeded", res.reason
+    assert state["most"] == 1
+    assert res.task("t").result == [0, 1, 2, 3]
+
+
+def test_with_items_negative_concurrency_is_one_clear_error(backend: ModuleType) -> None:
+    res = engine(backend, {"t.work": lambda key: key}).run(ITEMS.replace("CONCURRENCY", "<% ctx(c) %>"), {"c": -1})
+    assert res.status == "failed" and res.sequence == []
+    assert len(res.errors) == 1 and "concurrency must not be negative, got -1" in res.errors[0]["message"]
+
+
+def test_retrying_a_with_items_task_reruns_all_its_items(backend: ModuleType) -> None:
+    # probe of Orquesta 1.6.0: an item fails, the task is `retrying` and every item is handed
+    # out again
+    calls: dict[int, int] = {}
+
+    def work(key: int) -> int:
+        calls[key] = calls.get(key, 0) + 1
+        if key == 2 and calls[key] == 1:
+            raise RuntimeError("item 2 fails once")
+        return key
+
+    wf = ITEMS.replace("CONCURRENCY", "2") + "    retry:\n      count: 1\n"
+    res = engine(backend, {"t.work": work}).run(wf)
+    assert res.status == "succeeded", res.reason
+    assert calls == {0: 2, 1: 2, 2: 2, 3: 2}
+    assert res.sequence == ["t"] and res.task("t").attempts == 2
+    assert res.task("t").result == [0, 1, 2, 3]
+
+
+def test_rerun_of_a_with_items_task_is_a_new_sequence_entry(backend: ModuleType) -> None:
+    # test_workflow_conductor_rerun (with items, no reset): the rerun keeps the succeeded items
+    calls: dict[int, int] = {}
+
+    def work(key: int) -> int:
+        calls[key] = calls.get(key, 0) + 1
+        if key == 1 and calls[key] == 1:
+            raise RuntimeError("item 1 fails once")
+        return key
+
+    eng = engine(backend, {"t.work": work}, executor="inline")
+    first = eng.run(ITEMS.replace("CONCURRENCY", "4"))
+    assert first.status == "failed"
+    res = eng.rerun(first)
+    assert res.status == "succeeded", res.reason
+    assert res.sequence == ["t", "t"]
+    assert calls == {0: 1, 1: 2, 2: 1, 3: 1}
+    assert res.task("t").result == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("with_", "message"),
+    [
+        ("x in <% ctx(xs) %>\n    action: core.echo message=<% item(y) %>", "y"),  # test_bad_item_key
+        ("<% ctx(xs) %>\n    action: core.echo message=<% item(x) %>", "not a mapping"),  # test_bad_item_type
+        ("<% ctx(s) %>\n    action: core.echo message=<% item() %>", "must give a list"),  # test_bad_items_type
+    ],
+)
+def test_bad_items_log_one_error_and_the_task_never_starts(backend: ModuleType, with_: str, message: str) -> None:
+    wf = f"""
+version: 1.0
+vars:
+  - xs: [fee, fi, fo, fum]
+  - s: fee fi fo fum
+tasks:
+  task1:
+    with: {with_}
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.sequence == [] and res.tasks == []
+    assert len(res.errors) == 1
+    err = res.errors[0]
+    assert (err["task_id"], err["route"]) == ("task1", 0) and message in err["message"]
+
+
+def test_transition_errors_carry_route_and_transition_id(backend: ModuleType) -> None:
+    # test_workflow_conductor_error_handling::test_task_transition_criteria_error and
+    # ::test_task_transition_publish_seq_ref_error
+    wf = """
+version: 1.0
+tasks:
+  task1:
+    action: core.noop
+    next:
+      - when: "{{ ctx().nope.x }}"
+        do: task2
+      - publish: [{a: 1}, {b: "{{ ctx().nope.y }}"}]
+        do: [task3, task4]
+  task2: {action: core.noop}
+  task3: {action: core.noop}
+  task4: {action: core.noop}
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.sequence == ["task1"]
+    assert [(e["task_id"], e["route"], e["task_transition_id"]) for e in res.errors] == [
+        ("task1", 0, "task2__t0"), ("task1", 0, "task3__t0"), ("task1", 0, "task4__t0"),
+    ]
+    assert "next[0].when" in res.errors[0]["message"] and "next[1].publish.b" in res.errors[1]["message"]
+
+
+def test_failing_input_default_or_vars_entry_is_a_failed_run(backend: ModuleType) -> None:
+    # test_workflow_conductor_error_handling::test_workflow_input_seq_ref_error / _vars_error
+    for wf, where in (
+        ("version: 1.0\ninput:\n  - n: <% ctx().nope.x %>\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
+        ("version: 1.0\nvars:\n  - n: <% ctx().nope.x %>\n  - m: 1\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
+    ):
+        res = engine(backend).run(wf)
+        assert res.status == "failed" and res.sequence == []
+        assert len(res.errors) == 1 and res.errors[0]["message"].startswith(where), res.errors
+        assert res.reason == res.errors[0]["message"]
+
+
+def test_join_count_runs_again_for_a_later_branch(backend: ModuleType) -> None:
+    # probe of Orquesta 1.6.0: join: 2 of a, b, c; c arrives after the barrier ran: the barrier
+    # is evaluated again and runs once more (no UnreachableJoinError)
+    gate = threading.Event()
+
+    def slow() -> None:
+        gate.wait(5)
+
+    def first_barrier() -> None:
+        gate.set()
+
+    wf = """
+version: 1.0
+tasks:
+  start:
+    action: core.noop
+    next:
+      - do: [a, b, c]
+  a:
+    action: core.noop
+    next: [{do: barrier}]
+  b:
+    action: core.noop
+    next: [{do: barrier}]
+  c:
+    action: t.slow
+    next: [{do: barrier}]
+  barrier:
+    join: 2
+    action: t.barrier
+"""
+    res = engine(backend, {"t.slow": slow, "t.barrier": first_barrier}).run(wf)
+    assert res.status == "succeeded", res.errors
+    assert res.sequence == ["start", "a", "b", "c", "barrier", "barrier"]
+    assert res.errors == []
+
+
+def test_failure_reason_names_what_failed_the_workflow(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.fail
+    next:
+      - when: <% failed() %>
+        do: b
+  b:
+    action: t.boom
+"""
+
+    def boom() -> None:
+        raise RuntimeError("b broke")
+
+    res = engine(backend, {"t.boom": boom}).run(wf)
+    assert res.status == "failed"
+    assert [e["task_id"] for e in res.errors] == ["a", "b"]  # Orquesta logs both
+    assert res.reason == "task 'b' failed: RuntimeError: b broke"
+
+
+def test_failure_reason_of_the_fail_command_names_the_task(backend: ModuleType) -> None:
+    # test_workflow_error_handling::test_error_log_fail: Orquesta logs the failure under `fail`
+    wf = """
+version: 1.0
+tasks:
+  check:
+    action: core.noop
+    next:
+      - do: fail
+"""
+    res = engine(backend).run(wf)
+    assert res.status == "failed"
+    assert res.sequence == ["check", "fail"]
+    assert [e["task_id"] for e in res.errors] == ["fail"]
+    assert res.reason == "task 'check' transitioned to fail"
+
+
+def test_runaway_cycle_stops_at_max_tasks(backend: ModuleType) -> None:
+    wf = """
+version: 1.0
+tasks:
+  start:
+    action: core.noop
+    next: [{do: a}]
+  a:
+    action: core.noop
+    next: [{do: b}]
+  b:
+    action: core.noop
+    next: [{do: a}]
+"""
+    res = engine(backend, max_tasks=25).run(wf)
+    assert res.status == "failed"
+    assert len(res.sequence) == 25
+    assert len(res.errors) == 1 and "limit of 25 task instances" in (res.reason or "")
+    with pytest.raises(Exception, match="max_tasks"):
+        engine(backend, max_tasks=0)
+
+
+def test_default_task_cap_is_documented() -> None:
+    from flowctx.engine.conductor import DEFAULT_MAX_TASKS
+
+    assert Engine().max_tasks == DEFAULT_MAX_TASKS == 100_000
+
+
+def test_pause_holds_a_task_delay_and_cancel_drops_it(backend: ModuleType) -> None:
+    # the sibling of the retry delay: a task `delay` does not run out while paused either
+    calls: list[str] = []
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: b}]
+  b:
+    action: t.rec
+    delay: 0.3
+"""
+    for then in ("resume", "cancel"):
+        calls.clear()
+        ex = engine(backend, {"t.rec": lambda: calls.append("b")}).start(wf)
+        deadline = time.monotonic() + 5
+        while len(ex.conductor.sequence) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        ex.pause()
+        while ex.status != "paused" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert ex.status == "paused"
+        time.sleep(0.5)
+        assert calls == []
+        getattr(ex, then)()
+        res = ex.wait(5)
+        assert res.status == ("succeeded" if then == "resume" else "canceled")
+        assert calls == (["b"] if then == "resume" else [])
+
+
+def test_no_retry_once_the_workflow_has_failed(backend: ModuleType) -> None:
+    # probe of Orquesta 1.6.0: `a` fails unhandled while `b` runs; `b` fails and is not retried
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[str] = []
+
+    def a() -> None:
+        started.wait(5)
+        raise RuntimeError("a broke")
+
+    def b() -> None:
+        calls.append("b")
+        started.set()
+        release.wait(5)
+        raise RuntimeError("b broke")
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.a
+    next: [{when: "{{ failed() }}", do: noop}]
+  a2:
+    action: t.a2
+  b:
+    action: t.b
+    retry: {count: 3}
+"""
+
+    def a2() -> None:
+        started.wait(5)
+        time.sleep(0.05)
+        release.set()
+        raise RuntimeError("a2 broke")
+
+    res = engine(backend, {"t.a": a, "t.a2": a2, "t.b": b}, max_workers=4).run(wf)
+    assert res.status == "failed"
+    assert calls == ["b"]
+    assert res.reason == "task 'a2' failed: RuntimeError: a2 broke"

@@ -89,9 +89,8 @@ def test_fanout(capsys: pytest.CaptureFixture[str]) -> None:
     assert (fan["task"], fan["status"], fan["items"]) == ("fan_out", "succeeded", 10000)
     assert doc["metrics"]["actions"] == 10001
     print(f"fan-out: {doc['elapsed']:.3f} s ({flowctx.BACKEND} store)")
-    # "well under a second" on an idle machine (~0.35 s compiled, ~0.45 s pure on 2 cores);
-    # the bound leaves room for a loaded CI box.
-    assert doc["elapsed"] < 3.0
+    # how long it takes is a benchmark's business (benchmarks/), not a test's: only its shape here
+    assert isinstance(doc["elapsed"], float) and doc["elapsed"] > 0
 
 
 def test_fanout_readme_command_prints_elapsed_last() -> None:

@@ -182,11 +182,11 @@ def test_thread_executor_pool_size_is_honoured():
 
 def test_thread_timeout_abandons_the_call_and_discards_its_late_result(threads, tmp_path):
     marker = tmp_path / "finished"
-    outcome, elapsed, rec = run(threads, sleepy, {"seconds": 1.5, "marker": str(marker)}, timeout=0.5)
+    outcome, elapsed, rec = run(threads, sleepy, {"seconds": 3, "marker": str(marker)}, timeout=0.5)
     assert outcome.status == "timeout"
     assert outcome.error == "timed out after 0.5s"
-    assert elapsed < 1.5
-    assert wait_until(marker.exists, 5)  # the abandoned thread did finish ...
+    assert not marker.exists(), "the timeout was reported only after the call finished"
+    assert wait_until(marker.exists, 20)  # the abandoned thread did finish ...
     time.sleep(0.1)
     assert [o.status for o in rec.outcomes] == ["timeout"]  # ... but its result was discarded
 
@@ -224,10 +224,10 @@ def test_thread_timeout_sets_cancel_event_so_core_local_kills_its_group(threads,
     )
     assert outcome.status == "timeout"
     assert context.cancel_event.is_set()
-    assert elapsed < 2.0
+    assert elapsed < 15  # the command sleeps 30 s
     pgid = int(pidfile.read_text())
-    # killed within a second of the limit: the whole group, background job included
-    assert wait_until(lambda: group_members(pgid) == [], max(0.0, 2.0 - elapsed))
+    # killed: the whole group, background job included
+    assert wait_until(lambda: group_members(pgid) == [], 10.0)
     time.sleep(0.1)
     assert len(rec.outcomes) == 1
 
@@ -340,10 +340,9 @@ def test_process_timeout_terminates_the_worker_and_its_children(tmp_path):
         pidfile = tmp_path / "pids"
         outcome, elapsed, rec = run(ex, spawns_child_then_sleeps, {"pidfile": str(pidfile)}, timeout=1)
         assert outcome.status == "timeout" and outcome.error == "timed out after 1s"
-        assert elapsed < 2.0
+        assert elapsed < 15  # the action sleeps 30 s
         worker, child = (int(x) for x in pidfile.read_text().split())
-        remaining = max(0.0, 2.0 - elapsed)
-        assert wait_until(lambda: not alive(worker) and not alive(child), remaining), "worker or its child survived"
+        assert wait_until(lambda: not alive(worker) and not alive(child), 10.0), "worker or its child survived"
         # a fresh worker takes the next call
         after, _, _ = run(ex, describe, {"value": 1})
         assert after.status == "succeeded" and after.result["pid"] != worker
@@ -397,8 +396,8 @@ def test_engine_process_actions_stay_in_the_engine_process(processes, tmp_path):
     outcome, elapsed, _ = run(
         processes, local, {"cmd": f"echo $$ > {pidfile}; sleep 30"}, timeout=1, context=ActionContext(task="sh")
     )
-    assert outcome.status == "timeout" and elapsed < 2.0
-    assert wait_until(lambda: group_members(int(pidfile.read_text())) == [], 1)
+    assert outcome.status == "timeout" and elapsed < 15  # the command sleeps 30 s
+    assert wait_until(lambda: group_members(int(pidfile.read_text())) == [], 10)
 
 
 def test_process_shutdown_stops_every_worker():
@@ -486,3 +485,26 @@ def test_a_raising_on_done_does_not_kill_the_executor(kind, capsys):
         assert "engine bug" in capsys.readouterr().err
     finally:
         ex.shutdown(wait=False)
+
+
+def test_executor_from_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another package plugs an executor in through the ``flowctx.executors`` entry-point group."""
+    from flowctx.executors import executor_kinds
+
+    dist = tmp_path / "flowctx_demo_executor-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flowctx-demo-executor\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[flowctx.executors]\ndemo = flowctx_demo_executor:make\nbroken = no_such_module_x:make\n")
+    (tmp_path / "flowctx_demo_executor.py").write_text(
+        "from flowctx.executors import InlineExecutor\n"
+        "def make(max_workers=None):\n"
+        "    return InlineExecutor()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {"demo", "broken"} <= set(executor_kinds())
+    executor = make_executor("demo")
+    assert isinstance(executor, InlineExecutor)
+    with pytest.raises(ActionError, match="executor 'broken'.*cannot be loaded"):
+        make_executor("broken")
+    with pytest.raises(ActionError, match="unknown executor 'nope'.*demo"):
+        make_executor("nope")

@@ -163,7 +163,7 @@ def test_workflow_functions(r, ctx):
     assert r.render_template("{{ completed() }}", ctx, scope=TaskScope(status="timeout")) is True
     assert r.render_template("{{ task_status('deploy') }}", ctx, scope=OK) == "failed"
     assert r.render_template("{{ task_status('t1') }}", ctx) == "succeeded"  # from the task record
-    assert r.render_template("{{ task_status('nope') }}", ctx) is None
+    assert r.render_template("{{ task_status('nope') }}", ctx) == "null"  # Orquesta's UNSET status
     assert r.render_template("{{ task().status }}", ctx, scope=OK) == "succeeded"
     with pytest.raises(TemplateError, match="result"):
         r.render_template("{{ result() }}", ctx)
@@ -192,6 +192,33 @@ def test_helper_functions_and_filters(r, ctx):
     uuid.UUID(r.render_template("{{ uuid() }}", ctx))
     assert r.render_template("{{ range(3) | list }}", ctx) == [0, 1, 2]
     assert r.render_template("{{ dict(a=1) }}", ctx) == {"a": 1}
+
+
+def test_orquesta_function_semantics(r, backend):
+    """zip(), json() and ctx() as Orquesta 1.6.0 defines them (see the expressions conformance group)."""
+    c = backend.Context(variables={"a": [1, 2, 3], "b": ["x"], "__private": {"k": 1}, "n": None, "d": {"k": "v"}})
+    assert r.render_template("{{ zip(ctx().a, ctx().b) }}", c) == [[1, "x"], [2, None], [3, None]]  # longest
+    assert r.render_template("{{ zip(ctx().a, ctx().b, pad='-') }}", c) == [[1, "x"], [2, "-"], [3, "-"]]
+    assert r.render_template("{{ zip(ctx().a) }}", c) == [1, 2, 3]  # one list is returned as it is
+    assert r.render_template("{{ zip(ctx().n) }}", c) == [] and r.render_template("{{ zip() }}", c) == []
+    assert r.render_template("{{ zip([], ctx().b, pad=0) }}", c) == [[0, "x"]]
+    with pytest.raises(TemplateError, match="size limit"):
+        Renderer(max_output=100).render_template("{{ zip(range(60), range(2)) }}", c)
+    assert r.render_template("{{ json(ctx().d) }}", c) == {"k": "v"}  # a mapping is returned as it is
+    for bad in ("123", "false", "['a']", "none"):
+        with pytest.raises(TemplateError, match="json"):
+            r.render_template("{{ json(%s) }}" % bad, c)
+    assert "__private" not in r.render_template("{{ ctx() }}", c)
+    assert sorted(r.render_template("{{ ctx().keys() | list }}", c)) == ["a", "b", "d", "n"]
+    with pytest.raises(TemplateError, match="private"):
+        r.render_template("{{ ctx('__private') }}", c)
+    with pytest.raises(TemplateError):
+        r.render_template("{{ ctx()['__private'] }}", c)
+    # a list read from the context concatenates with a literal list (it is a frozen tuple inside)
+    assert r.render_template("{{ ctx().a + [4] }}", c) == [1, 2, 3, 4]
+    assert r.render_template("{{ [0] + ctx().a }}", c) == [0, 1, 2, 3]
+    with pytest.raises(TemplateError, match="size limit"):
+        Renderer(max_output=50).render_template("{{ ctx().a + range(40) | list }}", c)
 
 
 def test_from_yaml_string_is_safe(r, ctx):
@@ -263,10 +290,12 @@ def test_condition_errors_are_errors(r, ctx):
         r.evaluate_condition("succeeded()", ctx)  # no task scope
 
 
-def test_context_methods_delegate(ctx):
-    assert ctx.render_template("{{ parameters.n }}") == 5
-    assert ctx.render_json({"a": "{{ vars.greeting }}"}) == {"a": "hello"}
-    assert ctx.evaluate_condition("parameters.n == 5") is True
+def test_default_renderer(ctx):
+    # The store does not know the renderer (no Context.render_template): render through one.
+    assert default_renderer().render_template("{{ parameters.n }}", ctx) == 5
+    assert default_renderer().render_json({"a": "{{ vars.greeting }}"}, ctx) == {"a": "hello"}
+    assert default_renderer().evaluate_condition("parameters.n == 5", ctx) is True
+    assert not hasattr(ctx, "render_template")
     assert isinstance(default_renderer(), Renderer)
     assert default_renderer() is default_renderer()
 
@@ -391,3 +420,56 @@ def test_c_style_ternary_condition(r, ctx):
     assert r.evaluate_condition("vars.proceed ? false : true", ctx) is False
     with pytest.raises(TemplateError, match="syntax"):
         r.render_template("{{ vars.proceed ? 'a' }}", ctx)
+
+
+SPLIT = """
+version: 1.0
+tasks:
+  t1:
+    action: core.noop
+    next:
+      - do: [t2, t3]
+  t2:
+    action: core.noop
+    next:
+      - publish: [x: ok]
+        do: t4
+  t3:
+    action: core.noop
+    next:
+      - publish: [x: bad]
+        do: t4
+  t4:
+    action: t.check x="{{ ctx().x }}"
+    next:
+      - when: "{{ completed() }}"
+        do: t5
+  t5:
+    action: core.noop
+    next:
+      - do: t6
+  t6:
+    action: core.noop
+    next:
+      - do: t7
+  t7:
+    action: t.record via="{{ ctx().x }}" t4="{{ task_status('t4') }}" t1="{{ task_status('t1') }}"
+"""
+
+
+def test_task_status_along_split_routes_in_a_run(backend):
+    """t4 runs on two routes (no join), failing on one: each route's t7 sees its own t4 (both t4 runs
+    have finished by then, so one status per task name would show the same status on both)."""
+    from flowctx import Engine
+
+    seen = []
+
+    def check(x: str) -> str:
+        if x == "bad":
+            raise RuntimeError("bad route")
+        return x
+
+    Engine(actions={"t.check": check, "t.record": lambda **kw: seen.append(kw)}, store=backend,
+           executor="inline").run(SPLIT)
+    assert sorted((s["via"], s["t4"], s["t1"]) for s in seen) == [("bad", "failed", "succeeded"),
+                                                                   ("ok", "succeeded", "succeeded")]

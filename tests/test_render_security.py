@@ -4,8 +4,6 @@ Never a value — not even ``None`` or ``""``.
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from flowctx.errors import TemplateError
@@ -98,12 +96,44 @@ SSTI_PAYLOADS = [
     "{{ 'a' | wordwrap(1, wrapstring='x' * 2000000) }}",
     "{{ regex_replace('a' * 100000, 'a', 'b' * 100000) }}",
     "{{ 'a' | truncate(10, end='x' * 2000000) }}",
+    # issue 11: mutation through the types (the default renderer is shared by every run)
+    "{{ dict.update(ctx().cfg, {'a': 'x'}) }}",
+    "{{ dict.clear(parameters) }}",
+    "{{ dict.pop(vars, 'secret') }}",
+    "{{ dict.setdefault(vars, 'z', 1) }}",
+    "{{ dict.popitem(vars) }}",
+    "{{ dict['x'].update(vars, {'a': 1}) }}",
+    "{{ (dict|attr('update'))(vars, {'a': 1}) }}",
+    "{{ dict.mro() }}",
+    # issue 11: filter attribute= arguments
+    "{{ [''] | join(attribute='__class__') }}",
+    "{{ [ctx] | join(attribute='__globals__') }}",
+    "{{ [''] | sum(attribute='__class__', start='') }}",
+    "{{ [''] | unique(attribute='__class__') | list }}",
+    "{{ [''] | groupby('__class__') | list }}",
+    # issue 11: amplification past the cap
+    "{{ ('{0}' * 1000).format('y' * 990000) }}",
+    "{{ ('{a}' * 1000).format_map({'a': 'y' * 990000}) }}",
+    "{{ ('%(a)s' * 1000) % {'a': 'y' * 990000} }}",
+    "{{ ('%(a)s' * 1000) | format(a='y' * 990000) }}",
+    "{{ ('y' * 900000).encode('utf-32').hex() }}",
+    "{{ dict.fromkeys(range(1000), 'y' * 2000) | urlencode }}",
+    "{{ ('<' * 300000) | forceescape }}",
+    "{% set x %}{% for i in range(300) %}{{ 'y' * 999999 }}{% endfor %}{% endset %}{{ x | length }}",
+    "{{ range(300) | map('center', 999999) | list | length }}",
+    # issue 11: catastrophic regular expression (regex engine under the render's time limit)
+    "{{ regex_search('a' * 40 ~ '!', '(a|aa)+$') }}",
+    # issue 11: nesting too deep for the parser
+    "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",
+    # issue 11.14: str.format reached through |attr (Jinja2 < 3.1.6)
+    "{{ ('{0.__class__}' | attr('format'))(parameters) }}",
+    "{{ ('{0.__init__.__globals__}' | attr('format'))(ctx) }}",
 ]
 
 
 @pytest.fixture(scope="module")
 def r() -> Renderer:
-    return Renderer()
+    return Renderer(timeout=1.0)  # the regex payload ends at the time limit
 
 
 @pytest.fixture()
@@ -120,11 +150,11 @@ def test_enough_payloads():
 
 
 @pytest.mark.parametrize("payload", SSTI_PAYLOADS)
-def test_payload_is_an_error(r, ctx, payload):
-    t0 = time.monotonic()
+def test_payload_is_an_error(r, backend, ctx, payload):
+    before = (backend.thaw(ctx.parameters), backend.thaw(ctx.variables))
     with pytest.raises(TemplateError):
         r.render_template(payload, ctx, task="evil", field="input.cmd")
-    assert time.monotonic() - t0 < 15
+    assert (backend.thaw(ctx.parameters), backend.thaw(ctx.variables)) == before
 
 
 @pytest.mark.parametrize("payload", SSTI_PAYLOADS)
@@ -157,11 +187,11 @@ def test_step_limit(ctx):
 
 
 def test_time_limit(ctx):
-    rr = Renderer(timeout=0.2, max_steps=10**12)
-    t0 = time.monotonic()
+    rr = Renderer(timeout=0.01, max_steps=10**12)
     with pytest.raises(TemplateError, match="time limit"):
         rr.render_template("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", ctx)
-    assert time.monotonic() - t0 < 5
+    with pytest.raises(TemplateError, match="time limit"):
+        rr.render_template("{{ regex_match('a' * 40 ~ '!', '(a|aa)+$') }}", ctx)
 
 
 def test_legit_large_but_allowed(r, ctx):
@@ -205,6 +235,15 @@ YAQL_PAYLOADS = [
     "<% pow(10, 10000000) %>",
     "<% range(1000000).select(range(1000000).sum()) %>",
     "<% str(ctx()).__len__() %>",
+    # issue 11
+    "<% range(26).aggregate($1 * $1, 3) %>",
+    "<% ('a' * 40 + '!').matches('(a|aa)+$') %>",
+    "<% ('a' * 40 + '!') =~ '(a|aa)+$' %>",
+    "<% regex('(a|aa)+$').search('a' * 40 + '!') %>",
+    "<% let(x => 'y' * 900000) -> $x + $x + $x %>",
+    "<% let(x => 'y' * 9000) -> range(200).select($x).join('') %>",
+    "<% range(300).select('y' * 999999) %>",
+    "<% " + "(" * 3000 + "1" + ")" * 3000 + " %>",
 ]
 
 
@@ -216,7 +255,5 @@ def r_fast() -> Renderer:
 @pytest.mark.parametrize("payload", YAQL_PAYLOADS)
 def test_yaql_payloads(r_fast, ctx, payload):
     pytest.importorskip("yaql")
-    t0 = time.monotonic()
     with pytest.raises(TemplateError):
         r_fast.render_template(payload, ctx)
-    assert time.monotonic() - t0 < 10

@@ -101,6 +101,28 @@ def test_item_functions(r, ctx):
         r.render_template("<% item() %>", ctx)
 
 
+def test_yaql_orquesta_function_semantics(r, backend):
+    """zip(pad =>), json(), private ctx() names and distinct() over mappings, as in Orquesta 1.6.0."""
+    c = backend.Context(variables={"a": [1, 2, 3], "b": ["x"], "__p": 1,
+                                   "d": [{"a": 1}, {"b": 2}, {"a": 1}], "pairs": [["a", 1], ["b", 2], ["c", 1]]})
+    assert r.render_template("<% zip(ctx().a, ctx().b) %>", c) == [[1, "x"], [2, None], [3, None]]
+    assert r.render_template("<% zip(ctx().a, ctx().b, pad => 0) %>", c) == [[1, "x"], [2, 0], [3, 0]]
+    assert list(r.render_template("<% zip(ctx().a) %>", c)) == [1, 2, 3]
+    assert r.render_template("<% zip(null) %>", c) == []
+    with pytest.raises(TemplateError):
+        r.render_template("<% json(123) %>", c)
+    with pytest.raises(TemplateError, match="private"):
+        r.render_template("<% ctx('__p') %>", c)
+    assert "__p" not in r.render_template("<% ctx() %>", c)
+    assert r.render_template("<% ctx().d.distinct() %>", c) == [{"a": 1}, {"b": 2}]
+    assert [list(p) for p in r.render_template("<% ctx().pairs.distinct($[1]) %>", c)] == [["a", 1], ["b", 2]]
+    assert r.render_template("<% ctx().a.distinct() %>", c) == [1, 2, 3]
+    # str() shows values read from the context as YAQL shows its own (lists as tuples)
+    assert r.render_template("<% str(ctx().a) %>", c) == "(1, 2, 3)"
+    assert r.render_template("<% str(ctx().d[0]) %> <% str(null) %> <% str(true) %>", c) == "{'a': 1} null true"
+    assert r.render_template("<% ctx().d.join(';') %>", c) == "{'a': 1};{'b': 2};{'a': 1}"
+
+
 def test_yaql_conditions(r, ctx):
     assert r.evaluate_condition("<% succeeded() %>", ctx, scope=OK) is True
     assert r.evaluate_condition("<% failed() %>", ctx, scope=OK) is False

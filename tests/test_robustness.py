@@ -308,7 +308,7 @@ def test_a_nul_in_a_file_name_is_a_workflow_error() -> None:
     with pytest.raises(WorkflowError) as ei:
         load_workflow("a\x00.yaml")
     assert "internal error" not in str(ei.value)
-    assert "cannot read workflow file: embedded null byte" in str(ei.value)
+    assert "cannot read workflow file: the file name contains a NUL character" in str(ei.value)
 
 
 # ---------------------------------------------------------------- parameters

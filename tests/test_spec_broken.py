@@ -1008,7 +1008,7 @@ tasks: {}
         ],
     ),
     ("huge_int", "version: 1.0\ntasks:\n  t1:\n    delay: " + "9" * 5000 + "\n", [
-            "broken.yaml:4:12: error: invalid int value '9999999999999999999999999999999999999...': Exceeds the limit (4300 digits) for integer string conversion",
+            "broken.yaml:4:12: error: invalid int value '9999999999999999999999999999999999999...': more than 4300 digits (Python's limit for reading an integer from text)",
     ]),
 ]
 

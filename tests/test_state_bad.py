@@ -133,10 +133,12 @@ def test_migrations_bring_an_old_file_up_to_date(backend: ModuleType, tmp_path: 
     assert res.succeeded and st.get_execution(res.execution_id)["status"] == "succeeded"
 
 
-def test_an_empty_file_becomes_a_state_file(tmp_path: Any) -> None:
+def test_an_empty_file_becomes_a_state_file_only_when_asked(tmp_path: Any) -> None:
     path = str(tmp_path / "empty.db")
     open(path, "w").close()
-    assert SQLiteState(path).schema_version() == SCHEMA_VERSION
+    with pytest.raises(StateError, match=r"an empty file \(0 bytes\), not a state file"):
+        SQLiteState(path)
+    assert SQLiteState(path, init_empty=True).schema_version() == SCHEMA_VERSION
 
 
 def test_a_directory(tmp_path: Any) -> None:

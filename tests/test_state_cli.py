@@ -157,7 +157,7 @@ def test_resume_json_and_a_second_resume(backend: ModuleType, actions_module: Mo
     actions_module.calls[:] = []
     assert main(["resume", eid, "--state", db]) == 0  # already finished: nothing runs
     assert actions_module.calls == []
-    assert "0 action calls made" in capsys.readouterr().out
+    assert "nothing to resume" in capsys.readouterr().out
 
 
 def test_resume_refused_while_running(backend: ModuleType, actions_module: ModuleType, wf: str, tmp_path: Any,

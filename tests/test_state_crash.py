@@ -69,6 +69,15 @@ def _invocations(side: str) -> collections.Counter[int]:
         return collections.Counter(int(x) for x in fh.read().split())
 
 
+def _wait_for_invocations(proc: subprocess.Popen[str], side: str, target: int, limit: float = 120.0) -> None:
+    """Return once the worker has started ``target`` action invocations (or has exited)."""
+    end = time.monotonic() + limit
+    while proc.poll() is None and time.monotonic() < end:
+        if sum(_invocations(side).values()) >= target:
+            return
+        time.sleep(0.002)
+
+
 def _recorded(db: str, eid: str) -> set[int]:
     with sqlite3.connect(db) as c:
         return {
@@ -129,8 +138,9 @@ def _crash_loop(backend: ModuleType, tmp_path: Any, kills: int, seed: int) -> No
         line = _first_line(proc)
         assert line.startswith("started "), line
         eid = line.split()[1]
-        # spread the kill points over the run: stratified, jittered inside each slice
-        time.sleep(window * (k + rng.random()) / kills)
+        # spread the kill points over the run by progress, not by the clock (a loaded machine
+        # stretches the run): stratified, jittered inside each slice of the N invocations
+        _wait_for_invocations(proc, side, int(N * (k + rng.random()) / kills))
         _kill(proc)
         checkpoints = [(_recorded(db, eid), _invocations(side))]
         if k % 4 == 3:  # a second crash, while resuming

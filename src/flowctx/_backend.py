@@ -4,12 +4,15 @@
 * otherwise the compiled ``flowctx._store``; if it cannot be imported, fall back to the twin
   unless ``FLOWCTX_REQUIRE_COMPILED=1``, which turns the ImportError into a hard error.
 
-``BACKEND`` says what was actually imported: ``"cython"`` or ``"python"``.
+``BACKEND`` says what was actually imported: ``"cython"`` or ``"python"``; ``store`` is that
+module, and :func:`frozen_types` names its frozen container types (layers above the store use
+these, never a backend module directly).
 """
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from types import ModuleType
 
 
@@ -38,3 +41,15 @@ def _select() -> tuple[ModuleType, str]:
 
 
 store, BACKEND = _select()
+
+
+def frozen_types() -> tuple[type, ...]:
+    """The frozen container types of the active backend, plus the other backend's if it has
+    been imported too (tests and benchmarks run both side by side), for code above the store
+    that must recognise a frozen value without copying it (the renderer)."""
+    types_: tuple[type, ...] = (store.FrozenDict, store.FrozenList)
+    for name in ("flowctx._store_py", "flowctx._store"):
+        other = sys.modules.get(name)
+        if other is not None and other is not store:
+            types_ += (other.FrozenDict, other.FrozenList)
+    return types_

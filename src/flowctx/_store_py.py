@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, ValuesView
+from typing import Any, NoReturn, SupportsIndex, final
 
 __all__ = [
     "Context",
@@ -40,22 +41,122 @@ def _readonly(self: object, *args: object, **kwargs: object) -> NoReturn:
     raise TypeError(f"'{type(self).__name__}' object is read-only (values in a flowctx context are frozen)")
 
 
-class FrozenDict(dict):  # type: ignore[type-arg]
-    """A read-only ``dict``: reads are plain dict reads, every mutation raises TypeError."""
+def _no_class_assignment(self: object, value: object) -> NoReturn:
+    raise TypeError(f"'{type(self).__name__}' object is read-only: its __class__ cannot be changed")
 
-    __slots__ = ()
 
-    __setitem__ = _readonly
-    __delitem__ = _readonly
-    __ior__ = _readonly
-    clear = _readonly
-    pop = _readonly
-    popitem = _readonly
-    setdefault = _readonly
-    update = _readonly
+class FrozenDict:
+    """A read-only mapping with ``str`` keys whose values are all frozen.
 
+    Not a ``dict`` subclass: ``dict.__setitem__(frozen, ...)``, ``dict.update(frozen, ...)`` and
+    every other unbound method of a mutable builtin refuse it (TypeError).  Building one freezes
+    its contents (``FrozenDict({"a": []})["a"]`` is a FrozenList).  Compares equal to a ``dict``
+    with equal items; ``|`` and ``copy()`` give plain dicts.
+
+    Twin limits (pure Python cannot do better; the compiled store has none of these): the items
+    live in a private ``dict`` reachable through the module's internals or ``gc.get_referents``,
+    and instances are tracked by the cyclic garbage collector.
+    """
+
+    __slots__ = ("_d",)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
+        self = object.__new__(cls)
+        _set_d(self, _frozen_items(dict(*args, **kwargs), "value", 0))
+        return self
+
+    # ------------------------------------------------------------------ reads
+    def __getitem__(self, key: str, /) -> Any:
+        return _get_d(self)[key]
+
+    def __contains__(self, key: object, /) -> bool:
+        return key in _get_d(self)
+
+    def __len__(self) -> int:
+        return len(_get_d(self))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_get_d(self))
+
+    def __reversed__(self) -> Iterator[str]:
+        return reversed(_get_d(self))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return _get_d(self).get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        return _get_d(self).keys()
+
+    def values(self) -> ValuesView[Any]:
+        return _get_d(self).values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return _get_d(self).items()
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, shallow ``dict`` copy (its values are the frozen values)."""
+        return dict(_get_d(self))
+
+    # ------------------------------------------------------------------ comparison, operators
+    def __eq__(self, other: object, /) -> bool:
+        if isinstance(other, FrozenDict):
+            return _get_d(self) == _get_d(other)
+        if isinstance(other, dict):
+            return _get_d(self) == other
+        if isinstance(other, Mapping):
+            return _get_d(self) == dict(other)
+        return NotImplemented
+
+    def __ne__(self, other: object, /) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the dict it stands for
+
+    def __or__(self, other: object, /) -> dict[str, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        out = dict(_get_d(self))
+        out.update(other)
+        return out
+
+    def __ror__(self, other: object, /) -> dict[str, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        out = dict(other)
+        out.update(_get_d(self))
+        return out
+
+    # ------------------------------------------------------------------ refused mutators
+    def __setitem__(self, key: str, value: Any, /) -> NoReturn:
+        _readonly(self)
+
+    def __delitem__(self, key: str, /) -> NoReturn:
+        _readonly(self)
+
+    def __ior__(self, other: object, /) -> NoReturn:
+        _readonly(self)
+
+    def clear(self) -> NoReturn:
+        _readonly(self)
+
+    def pop(self, *args: Any) -> NoReturn:
+        _readonly(self)
+
+    def popitem(self) -> NoReturn:
+        _readonly(self)
+
+    def setdefault(self, *args: Any) -> NoReturn:
+        _readonly(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _readonly(self)
+
+    __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ copy, pickle, repr
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenDict, (dict(self),))
+        return (FrozenDict, (dict(_get_d(self)),))
 
     def __copy__(self) -> FrozenDict:
         return self
@@ -64,13 +165,45 @@ class FrozenDict(dict):  # type: ignore[type-arg]
         return self
 
     def __repr__(self) -> str:
-        return f"FrozenDict({dict.__repr__(self)})"
+        return f"FrozenDict({_get_d(self)!r})"
+
+
+# The items slot is reached only through these two private accessors: with the descriptor gone
+# from the class, ``object.__setattr__(frozen, "_d", ...)`` has nothing to set (AttributeError).
+# ``__slots__`` goes too (the layout stays): the class then looks like the compiled extension
+# type, a mapping with no visible storage (``mypy.stubtest`` checks one stub against both).
+_get_d = FrozenDict.__dict__["_d"].__get__
+_set_d = FrozenDict.__dict__["_d"].__set__
+del FrozenDict._d
+del FrozenDict.__slots__
+Mapping.register(FrozenDict)
+
+
+def _wrap(d: dict[str, Any]) -> FrozenDict:
+    """A FrozenDict over ``d`` (whose values must already be frozen; ``d`` is not copied)."""
+    self = object.__new__(FrozenDict)
+    _set_d(self, d)
+    return self
 
 
 class FrozenList(tuple):  # type: ignore[type-arg]
-    """A read-only sequence (a tuple that also refuses the list mutators with TypeError)."""
+    """A read-only sequence whose items are all frozen.
+
+    A ``tuple`` subclass (tuples have no mutators, so no unbound builtin method can change one)
+    that also refuses the list mutators with TypeError, compares equal to a ``list`` with equal
+    items, and gives plain lists from ``+``, ``*`` and slicing, so ``ctx().seen + ['b']`` and
+    ``['z'] + ctx().seen`` work as they do on lists.  Building one freezes its items.
+    """
 
     __slots__ = ()
+
+    def __new__(cls, iterable: Iterable[Any] = ()) -> FrozenList:
+        items = []
+        i = 0
+        for v in iterable:
+            items.append(_freeze(v, f"value[{i}]", 1))
+            i += 1
+        return tuple.__new__(cls, items)
 
     append = _readonly
     extend = _readonly
@@ -83,19 +216,43 @@ class FrozenList(tuple):  # type: ignore[type-arg]
     __setitem__ = _readonly
     __delitem__ = _readonly
 
+    def __getitem__(self, index: Any, /) -> Any:
+        if type(index) is slice:
+            return list(tuple.__getitem__(self, index))
+        return tuple.__getitem__(self, index)
+
+    def __add__(self, other: object, /) -> list[Any]:
+        if isinstance(other, (list, tuple)):
+            return [*self, *other]
+        return NotImplemented
+
+    def __radd__(self, other: object, /) -> list[Any]:
+        if isinstance(other, (list, tuple)):
+            return [*other, *self]
+        return NotImplemented
+
+    def __mul__(self, n: SupportsIndex, /) -> list[Any]:
+        if not hasattr(type(n), "__index__"):
+            return NotImplemented
+        return list(self) * n
+
+    __rmul__ = __mul__
+
     # Equal to a list with equal items (as well as to a tuple), so that a stored list still
     # compares equal to the list it was made from, in user code and in templates.
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         if isinstance(other, list):
             return tuple.__eq__(self, tuple(other))
         return tuple.__eq__(self, other)
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object, /) -> bool:
         if isinstance(other, list):
             return tuple.__ne__(self, tuple(other))
         return tuple.__ne__(self, other)
 
     __hash__ = tuple.__hash__
+
+    __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
 
     def __copy__(self) -> FrozenList:
         return self
@@ -105,6 +262,9 @@ class FrozenList(tuple):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"FrozenList({list(self)!r})"
+
+
+_new_list = tuple.__new__
 
 
 def _type_error(path: str, value: object) -> TypeError:
@@ -123,19 +283,9 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise ValueError(f"value for {path!r} is nested more than {_MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                if not isinstance(k, str):
-                    raise TypeError(
-                        f"key {k!r} in {path!r} has unsupported type {type(k).__name__!r}: "
-                        "mapping keys must be str"
-                    )
-                k = str(k)
-            out[k] = _freeze(v, f"{path}.{k}", depth + 1)
-        return FrozenDict(out)
-    if isinstance(value, Mapping):
-        return _freeze(dict(value), path, depth)
+        return _wrap(_frozen_items(value, path, depth))
+    if isinstance(value, Mapping):  # a FrozenDict subclass too: re-frozen as a FrozenDict
+        return _freeze(dict(value.items()), path, depth)
     if isinstance(value, (list, tuple)):
         # Plain loops, not comprehensions: a comprehension is one more Python frame per level,
         # which would hit the recursion limit before the documented _MAX_DEPTH.
@@ -144,7 +294,7 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
         for v in value:
             items.append(_freeze(v, f"{path}[{i}]", depth + 1))
             i += 1
-        return FrozenList(items)
+        return _new_list(FrozenList, items)
     if isinstance(value, (str, int, float)):  # subclasses (IntEnum, str subclasses): plain copy
         if isinstance(value, bool):
             return bool(value)
@@ -156,6 +306,23 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
     raise _type_error(path, value)
 
 
+def _frozen_items(value: dict[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    """A new dict of ``value``'s items with str keys and frozen values."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"value for {path!r} is nested more than {_MAX_DEPTH} levels deep")
+    out = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"key {k!r} in {path!r} has unsupported type {type(k).__name__!r}: "
+                    "mapping keys must be str"
+                )
+            k = str(k)
+        out[k] = _freeze(v, f"{path}.{k}", depth + 1)
+    return out
+
+
 def freeze(value: Any, name: str = "value") -> Any:
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
 
@@ -165,8 +332,15 @@ def freeze(value: Any, name: str = "value") -> Any:
 
 
 def thaw(value: Any) -> Any:
-    """Return plain, mutable ``dict`` / ``list`` copies of a (frozen) value."""
-    if isinstance(value, dict):
+    """Return plain, mutable ``dict`` / ``list`` copies of a (frozen) value.
+
+    Any mapping becomes a ``dict`` and any list or tuple a ``list`` (the other backend's frozen
+    values included); other values are returned as they are.
+    """
+    cls = type(value)
+    if value is None or cls is str or cls is int or cls is float or cls is bool:
+        return value
+    if isinstance(value, (dict, FrozenDict, Mapping)):
         out = {}
         for k, v in value.items():
             out[k] = thaw(v)
@@ -179,7 +353,7 @@ def thaw(value: Any) -> Any:
     return value
 
 
-_EMPTY = FrozenDict()
+_EMPTY = _wrap({})
 _lock = threading.Lock()
 _stats = {"clones": 0, "items": 0, "merges": 0}
 
@@ -208,7 +382,7 @@ def _freeze_namespace(ns: str, data: Mapping[str, Any] | None) -> FrozenDict:
         if not isinstance(k, str):
             raise TypeError(f"key {k!r} in {ns} has unsupported type {type(k).__name__!r}: keys must be str")
         out[str(k)] = _freeze(v, str(k), 0)
-    return FrozenDict(out)
+    return _wrap(out)
 
 
 def _approx_bytes(value: Any) -> int:
@@ -218,7 +392,7 @@ def _approx_bytes(value: Any) -> int:
         return len(value) + 2
     if isinstance(value, (int, float)):
         return 8
-    if isinstance(value, dict):
+    if isinstance(value, (dict, FrozenDict)):
         n = 2
         for k, v in value.items():
             n += len(k) + 3 + _approx_bytes(v)
@@ -231,6 +405,7 @@ def _approx_bytes(value: Any) -> int:
     return 8
 
 
+@final
 class Context:
     """A workflow context handle with O(1), isolated clones.
 
@@ -311,68 +486,57 @@ class Context:
     # ----------------------------------------------------------------- variables
     def get_var(self, name: str, default: Any = None) -> Any:
         """Return variable ``name`` (frozen, zero-copy) or ``default``."""
-        return self._vars.get(name, default)
+        return _get_d(self._vars).get(name, default)
 
     def has_var(self, name: str) -> bool:
         """True if variable ``name`` is set (even to None)."""
-        return name in self._vars
+        return name in _get_d(self._vars)
 
     def set_var(self, name: str, value: Any) -> None:
         """Set variable ``name`` to a frozen copy of ``value`` (visible only through this handle)."""
         _check_key("variable", name)
-        frozen = _freeze(value, name, 0)
-        with _lock:
-            if self._owned & 1:
-                dict.__setitem__(self._vars, name, frozen)
-            else:
-                d = FrozenDict(self._vars)
-                dict.__setitem__(d, name, frozen)
-                self._vars = d
-                self._owned |= 1
+        self._write(1, name, _freeze(value, name, 0), False)
 
     def delete_var(self, name: str) -> None:
         """Remove variable ``name``; KeyError if it is not set."""
         with _lock:
-            if name not in self._vars:
+            if name not in _get_d(self._vars):
                 raise KeyError(name)
-            if self._owned & 1:
-                dict.__delitem__(self._vars, name)
-            else:
-                d = FrozenDict(self._vars)
-                dict.__delitem__(d, name)
-                self._vars = d
-                self._owned |= 1
+            self._write_locked(1, name, None, True)
+
+    def _write(self, bit: int, key: str, frozen: Any, delete: bool) -> None:
+        with _lock:
+            self._write_locked(bit, key, frozen, delete)
+
+    def _write_locked(self, bit: int, key: str, frozen: Any, delete: bool) -> None:
+        # One key of one namespace: in place when this handle alone owns it, else into a private
+        # copy (O(keys), never O(bytes)).  The caller holds _lock.
+        attr = _NS_ATTR[bit]
+        if self._owned & bit:
+            d = _get_d(getattr(self, attr))
+        else:
+            d = dict(_get_d(getattr(self, attr)))
+            setattr(self, attr, _wrap(d))
+            self._owned |= bit
+        if delete:
+            del d[key]
+        else:
+            d[key] = frozen
 
     # ----------------------------------------------------------------- task results / system
     def get_task_result(self, name: str, default: Any = None) -> Any:
         """Return the result stored for task ``name`` or ``default``."""
-        return self._results.get(name, default)
+        return _get_d(self._results).get(name, default)
 
     def set_task_result(self, name: str, value: Any) -> None:
         """Store a frozen copy of ``value`` as the result of task ``name``."""
         _check_key("task name", name)
-        frozen = _freeze(value, name, 0)
-        with _lock:
-            if self._owned & 2:
-                dict.__setitem__(self._results, name, frozen)
-            else:
-                d = FrozenDict(self._results)
-                dict.__setitem__(d, name, frozen)
-                self._results = d
-                self._owned |= 2
+        self._write(2, name, _freeze(value, name, 0), False)
 
     def set_system(self, key: str, value: Any) -> None:
         """Set system value ``key`` (execution id, timestamps, ...)."""
         _check_key("system key", key)
-        frozen = _freeze(value, key, 0)
-        with _lock:
-            if self._owned & 4:
-                dict.__setitem__(self._system, key, frozen)
-            else:
-                d = FrozenDict(self._system)
-                dict.__setitem__(d, key, frozen)
-                self._system = d
-                self._owned |= 4
+        self._write(4, key, _freeze(value, key, 0), False)
 
     # ----------------------------------------------------------------- O(1) derivation
     def clone(self) -> Context:
@@ -472,27 +636,8 @@ class Context:
         out["total_bytes"] = total
         return out
 
-    # ----------------------------------------------------------------- templates
-    def render_template(self, source: str) -> Any:
-        """Render one template string against this context (see :class:`flowctx.Renderer`)."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().render_template(source, self)
-
-    def render_json(self, value: Any) -> Any:
-        """Render every template string inside a JSON-like value against this context."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().render_json(value, self)
-
-    def evaluate_condition(self, source: str) -> bool:
-        """Evaluate a condition (bare or ``{{ }}``-wrapped) against this context."""
-        from flowctx.render import default_renderer
-
-        return default_renderer().evaluate_condition(source, self)
-
     # ----------------------------------------------------------------- dunders
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         if not isinstance(other, Context):
             return NotImplemented
         return (
@@ -503,6 +648,10 @@ class Context:
             and self._item == other._item
             and self._index == other._index
         )
+
+    def __ne__(self, other: object, /) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -528,9 +677,12 @@ def _merged(base: FrozenDict, top: FrozenDict) -> FrozenDict:
         return base
     if not base:
         return top
-    d = FrozenDict(base)
-    dict.update(d, top)
-    return d
+    d = dict(_get_d(base))
+    d.update(_get_d(top))
+    return _wrap(d)
+
+
+_NS_ATTR = {1: "_vars", 2: "_results", 4: "_system"}
 
 
 def _check_key(what: str, name: object) -> None:

@@ -193,10 +193,11 @@ class Rehearsal:
         from flowctx.spec import validate_parameters
 
         inputs = data.get("inputs") or {}
+        setup_errors: list[str] = []
         params = render_parameter_defaults(
-            spec, validate_parameters(spec, inputs), set(inputs), self.renderer, self.store
+            spec, validate_parameters(spec, inputs), set(inputs), self.renderer, self.store, setup_errors
         )
-        conductor = Conductor(spec, params, renderer=self.renderer, store=self.store)
+        conductor = Conductor(spec, params, renderer=self.renderer, store=self.store, setup_errors=setup_errors)
         conductor.start()
         self._drive(conductor, _mocks(data, path))
         return conductor
@@ -207,10 +208,10 @@ class Rehearsal:
             guard += 1
             if guard > 100_000:
                 raise FlowctxError("rehearsal did not finish after 100000 batches (an endless loop?)")
-            started: list[TaskInstance] = [c.begin(st) for st in c.ready()]
+            started: list[TaskInstance] = c.start_ready()
             continuing = [
                 i for i in c.active()
-                if i not in started and (i.pending or (i.items is not None and not i.item_failed and i.next_item < len(i.items)))
+                if i not in started and (i.pending or (i.items is not None and i.next_item < len(i.items)))
             ]
             batch = sorted(started + continuing, key=lambda i: (i.task, i.route, i.seq))
             if not batch:

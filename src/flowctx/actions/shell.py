@@ -5,6 +5,11 @@ overruns its ``timeout``, when the task is canceled or timed out by the engine (
 context's ``cancel_event``), and when the command itself exits, whatever is left of that process
 group is killed (SIGTERM, then SIGKILL after a short grace period): nothing a task starts outlives
 it, not even a background job (``cmd &``) — run long-lived daemons outside flowctx.
+
+The command's group also dies with the engine process when that is killed outright (SIGKILL,
+OOM): the command is started with ``PR_SET_PDEATHSIG`` on Linux, and its group is registered
+with the engine's group reaper (:mod:`flowctx.executors._reaper`), which kills it when the
+engine's end of a pipe closes.
 """
 from __future__ import annotations
 
@@ -125,6 +130,8 @@ def local(
     cancel = action_context.cancel_event if action_context is not None else None
     if cancel is not None and cancel.is_set():
         return ActionResult(FAILED, None, "core.local: canceled before the command started")
+    from flowctx.executors.base import die_with_parent_preexec
+
     try:
         proc = subprocess.Popen(
             argv,
@@ -134,9 +141,13 @@ def local(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent_preexec(),  # noqa: PLW1509 - prepared in the parent, no locks
         )
     except OSError as exc:
         raise ActionError(f"core.local: cannot start {argv[0] if argv[0] != SHELL else 'the shell'}: {exc.strerror or exc}") from None
+    from flowctx.executors import _reaper
+
+    _reaper.register(proc.pid)  # its group is SIGKILLed if the engine dies outright
 
     deadline = None if limit is None else time.monotonic() + limit
     stopped: str | None = None  # "timeout" | "canceled"
@@ -175,6 +186,7 @@ def local(
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        _reaper.unregister(proc.pid)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

@@ -16,7 +16,7 @@ import flowctx
 from flowctx.errors import FlowctxError
 
 # Subcommand modules, in the order `flowctx --help` lists them.
-COMMANDS = ["run", "state", "bench", "rehearse", "validate", "graph", "actions"]
+COMMANDS = ["run", "state", "kv", "bench", "rehearse", "validate", "graph", "actions"]
 
 
 def build_parser() -> argparse.ArgumentParser:

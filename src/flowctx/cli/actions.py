@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from flowctx.actions import DEFAULT_REGISTRY, ActionRegistry, ActionSpec, import_action_module
+from flowctx.actions import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
+from flowctx.cli._common import import_actions
 
 EXAMPLE = """\
 examples:
@@ -98,8 +99,7 @@ def format_text(specs: list[ActionSpec]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    for module in args.action_modules:
-        import_action_module(module)
+    import_actions(args.action_modules)
     specs = collect(DEFAULT_REGISTRY, args.patterns)
     if args.json:
         print(json.dumps(as_json(specs), indent=2))

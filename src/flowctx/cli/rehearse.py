@@ -7,9 +7,9 @@ import os
 import sys
 
 EXAMPLE = """\
-example:
-  flowctx rehearse tests/specs/my-workflow-happy-path.yaml
-  flowctx rehearse ../shared/conformance/orquesta/specs/*.yaml
+examples (paths of this repository):
+  flowctx rehearse tests/conformance/orquesta/specs/rehearsals__sequential_success.yaml
+  flowctx rehearse tests/conformance/orquesta/specs/          # every spec in a directory
 
 A spec names the workflow, its inputs, mocked action outcomes
 (mock_action_executions: [{task_id, status, result, item_id, seq_id, num_iter}])

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowctx.cli._common import Masker, import_actions, load_config, private_file
+from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
 EXAMPLE = """\
@@ -29,17 +31,32 @@ examples:
   flowctx run examples/fanout.yaml --actions examples/actions.py -p items=50000
   flowctx run deploy.yaml --params-file params.yaml -p dry_run=true --json > result.json
   flowctx run approve.yaml --answer approve='{approved: true}'
+  flowctx run deploy.yaml --config pack-config.yaml --kv runs.db --metrics-port 9464
 
 parameters:
   -p NAME=VALUE is typed by the parameter's JSON schema when it has a `type` (integer, number,
   boolean, array, object, string; an array also takes a,b,c); without one, VALUE is read as YAML
   (42 -> int, 1.5 -> float, true/false, null, [a, b], {k: v}; anything else is a string; quote
-  to force a string: -p v='"42"').  -p wins over --params-file (a YAML or JSON mapping).
+  to force a string: -p v='"42"').  A parameter without a type whose default is a list or a
+  mapping is typed as an array / object.  A VALUE that starts with [ or { but is not valid YAML
+  is refused (exit 2, nothing runs).  -p wins over --params-file (a YAML or JSON mapping).
+  A parameter whose schema says `secret: true` is shown as ******** in everything flowctx
+  prints (its value is masked inside output, errors and results too).
 
 answers (core.inquiry):
   --answer TASK=VALUE answers the inquiry of task TASK with VALUE (read as YAML);
   --answer TASK.FIELD=VALUE sets one field of the answer.  --answers-file maps TASK -> answer.
-  An inquiry without an answer fails its task.
+  TASK must be a task of the workflow or of a sub-workflow file it names (or * for any);
+  another name is refused before the run.  An inquiry without an answer fails its task.
+
+actions:
+  --actions MODULE may replace a built-in action (e.g. mock core.local); each replacement is
+  reported on stderr as "flowctx: warning: --actions MODULE: replaces the built-in action ...".
+
+config and key-value store:
+  --config FILE (YAML/JSON mapping) is `config` and `pack.config` in templates; st2kv('system.x')
+  and kv('x') read the key-value store (--kv FILE, default $FLOWCTX_KV or ~/.flowctx/kv.json;
+  managed with `flowctx kv`); an unknown key fails the task that reads it.
 
 output:
   in a terminal: a live progress bar per with-items task, then a task table and the output;
@@ -47,7 +64,8 @@ output:
   JSON document {status, reason, output, errors, tasks, metrics, ...}.
 
 exit status: 0 succeeded, 1 failed or canceled (the reason on stderr), 2 bad usage, parameters
-or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twice quits at once).
+or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twice quits at once),
+143 terminated (SIGTERM is handled like Ctrl-C).
 """
 
 
@@ -56,9 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "run",
         help="run a workflow",
         description="Run a workflow file (Orquesta native v1 or list form) on this machine and "
-        "print its output. Actions run in a thread pool by default; a task's timeout is enforced "
-        "with the thread and process executors (shell commands and process-pool workers are "
-        "killed); the inline executor runs each call to completion and only reports the overrun.",
+        "print its output. Actions run in a thread pool by default. A task's timeout (and a "
+        "cancel: Ctrl-C, SIGTERM) kills shell commands' process groups (core.local) and stops "
+        "core.sleep and sub-workflows on every executor; Python actions are only abandoned on "
+        "the thread and inline executors (their code runs on, its result is dropped): a hard "
+        "limit on Python code needs --executor process, which kills the worker.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,13 +99,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     execution = parser.add_argument_group("execution")
     execution.add_argument(
-        "--executor", choices=("thread", "process", "inline"), default="thread",
-        help="where actions run: a thread pool (default), a process pool (CPU-bound Python "
-        "actions; inputs are pickled), or inline in the engine thread (no concurrency, "
-        "timeouts not enforced)",
+        "--executor", type=executor_name, default="thread", metavar="KIND",
+        help="where actions run: thread (a thread pool, the default; a timed-out Python action is "
+        "abandoned, not stopped), process (a process pool for CPU-bound Python actions; inputs are "
+        "pickled; a timeout kills the worker), inline (in the engine thread: no concurrency; "
+        "timeouts and cancel stop core.local / core.sleep, Python code runs to its end), dask (a "
+        "Dask cluster: --scheduler, or a local cluster of --workers processes; needs "
+        "flowctx[dask]), or an executor a package registers in the flowctx.executors entry-point group",
     )
     execution.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="size of the thread or process pool",
+        "--workers", type=_positive_int, metavar="N",
+        help="size of the thread or process pool (dask: worker processes of the local cluster)",
+    )
+    execution.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="with --executor dask: the address of a running Dask scheduler (tcp://HOST:PORT); "
+        "without it a local cluster starts on 127.0.0.1",
+    )
+    execution.add_argument(
+        "--max-tasks", type=_positive_int, metavar="N", default=None,
+        help="stop the run as failed once it has started N task instances (default 100000; "
+        "a cycle with no way out ends there instead of filling memory)",
     )
     execution.add_argument(
         "--actions", dest="action_modules", action="append", default=[], metavar="MODULE",
@@ -95,7 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument(
         "--state", metavar="FILE",
         help="make the run durable: record it in this SQLite state file; if the process dies, "
-        "`flowctx resume EXECUTION_ID --state FILE` continues it",
+        "`flowctx resume EXECUTION_ID --state FILE` continues it (a missing FILE is created; an "
+        "existing empty one is refused unless --init-state)",
+    )
+    execution.add_argument(
+        "--init-state", action="store_true",
+        help="with --state: make an existing empty (0-byte) FILE a new state file",
     )
     execution.add_argument(
         "--answer", dest="answers", action="append", default=[], metavar="TASK=VALUE",
@@ -104,7 +143,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     execution.add_argument(
         "--answers-file", metavar="FILE", help="a YAML or JSON mapping TASK -> answer for core.inquiry",
     )
+    execution.add_argument(
+        "--config", metavar="FILE",
+        help="a YAML or JSON mapping the workflow reads as `config` (also `pack.config`)",
+    )
+    execution.add_argument(
+        "--kv", metavar="FILE",
+        help="the key-value store st2kv('system.name') / kv('name') read: a JSON file or a flowctx "
+        "state database (default: $FLOWCTX_KV, else ~/.flowctx/kv.json; see `flowctx kv`)",
+    )
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--metrics-port", type=_port, metavar="N",
+        help="serve Prometheus metrics on http://HOST:N/metrics while the run lasts (0: any free port, "
+        "printed on stderr)",
+    )
+    output.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="the address --metrics-port listens on (default: 127.0.0.1, this machine only)",
+    )
     output.add_argument(
         "--json", action="store_true",
         help="print one JSON document (status, reason, output, errors, tasks, metrics); no progress",
@@ -112,6 +169,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--results", action="store_true", help="with --json: include every task's result (may be large)",
     )
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
+    return n
 
 
 def _positive_int(text: str) -> int:
@@ -168,10 +235,12 @@ def _is_json_like(value: Any) -> bool:
     return False
 
 
-def parse_yaml_value(text: str) -> Any:
+def parse_yaml_value(text: str, what: str | None = None) -> Any:
     """VALUE of ``-p NAME=VALUE`` without a schema type: JSON-like YAML, else the string itself.
 
-    ``yes``/``no``/``on``/``off`` and dates stay strings (YAML 1.2 reads them so too).
+    ``yes``/``no``/``on``/``off`` and dates stay strings (YAML 1.2 reads them so too).  A value
+    that starts like a list or a mapping (``[`` / ``{``) but is not valid YAML is an error naming
+    ``what`` (e.g. "parameter 'xs'") instead of silently becoming a string.
     """
     import yaml
 
@@ -180,7 +249,14 @@ def parse_yaml_value(text: str) -> Any:
         return text
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if what is not None and stripped.startswith(("[", "{")):
+            kind = "a list" if stripped.startswith("[") else "a mapping"
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise FlowctxError(
+                f"{what}: {text!r} starts like {kind} but is not valid YAML ({problem}); "
+                f"to pass it as a string, quote it: '\"{text}\"'"
+            ) from None
         return text
     return value if _is_json_like(value) else text
 
@@ -246,7 +322,7 @@ def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> 
     """The value of ``-p name=text``, typed by ``schema['type']`` (a name or a list of names)."""
     kind = (schema or {}).get("type")
     if kind is None:
-        return parse_yaml_value(text)
+        return parse_yaml_value(text, f"parameter '{name}'")
     kinds = [kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)]
     known = [k for k in kinds if k in _TYPE_WORDS]
     if not known:
@@ -264,6 +340,18 @@ def coerce_parameter(name: str, text: str, schema: Mapping[str, Any] | None) -> 
     raise FlowctxError(f"parameter '{name}': expected {wanted}, got {text!r}")
 
 
+def _schema_of(param: Any) -> Mapping[str, Any]:
+    """A parameter's schema; without a ``type``, a list or mapping default gives the type (an
+    Orquesta ``input: [{xs: []}]`` takes ``-p xs=a,b`` and refuses ``-p xs=[a``)."""
+    schema = param.schema or {}
+    if schema.get("type") is None and param.has_default:
+        if isinstance(param.default, list):
+            return {**schema, "type": "array"}
+        if isinstance(param.default, dict):
+            return {**schema, "type": "object"}
+    return schema
+
+
 def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Parameters from ``--params-file`` and ``-p`` (typed by the spec's schemas), validated."""
     from flowctx.spec import validate_parameters
@@ -271,7 +359,7 @@ def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if args.params_file:
         params.update(read_mapping_file(args.params_file, "--params-file"))
-    schemas = {p.name: p.schema for p in spec.parameters}
+    schemas = {p.name: _schema_of(p) for p in spec.parameters}
     for text in args.params:
         name, value = _split_assignment(text, "-p")
         params[name] = coerce_parameter(name, value, schemas.get(name))
@@ -284,17 +372,55 @@ def gather_parameters(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ====================================================================== inquiry answers
-def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
-    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
-    if not args.answers and not args.answers_file:
-        return None
+def inquiry_tasks(spec: Any, _seen: set[str] | None = None) -> set[str]:
+    """Names of the tasks of ``spec`` and of the sub-workflow files it names (whose inquiries
+    the same responder answers)."""
+    seen = _seen if _seen is not None else set()
+    names: set[str] = set()
+    for task in spec.tasks.values():
+        for t in (task, *task.subtasks):
+            names.add(t.name)
+            ref = t.workflow or (t.action if t.action and t.action.endswith((".yaml", ".yml")) else None)
+            if not ref or "{" in ref:
+                continue
+            base = os.path.dirname(os.path.abspath(spec.file)) if spec.file else os.getcwd()
+            path = os.path.normpath(os.path.join(base, ref))
+            if path in seen or not os.path.isfile(path):
+                continue
+            seen.add(path)
+            try:
+                from flowctx.spec import load_workflow
+
+                names |= inquiry_tasks(load_workflow(path, validate=False), seen)
+            except FlowctxError:
+                continue  # the run reports a broken sub-workflow itself
+    return names
+
+
+def check_answers(args: argparse.Namespace, spec: Any) -> None:
+    """Every ``--answer`` / ``--answers-file`` task must be a task of the workflow (or ``*``)."""
+    answers = _answers(args)
+    if not answers:
+        return
+    from flowctx.actions.registry import _did_you_mean
+
+    known = inquiry_tasks(spec)
+    for task in answers:
+        if task != "*" and task not in known:
+            hint = _did_you_mean(task, sorted(known)) or ""
+            raise FlowctxError(
+                f"--answer {task}=...: the workflow {spec.name!r} has no task {task!r}{hint}"
+            )
+
+
+def _answers(args: argparse.Namespace) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     if args.answers_file:
         answers.update(read_mapping_file(args.answers_file, "--answers-file"))
     for text in args.answers:
         key, value = _split_assignment(text, "--answer")
         task, _, path = key.partition(".")
-        parsed = parse_yaml_value(value)
+        parsed = parse_yaml_value(value, f"--answer {key}")
         if not path:
             answers[task] = parsed
             continue
@@ -307,6 +433,14 @@ def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], An
             if not isinstance(node, dict):
                 raise FlowctxError(f"--answer {text!r}: {part!r} is not a mapping")
         node[leaf] = parsed
+    return answers
+
+
+def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
+    if not args.answers and not args.answers_file:
+        return None
+    answers = _answers(args)
 
     def responder(request: Mapping[str, Any]) -> Any:
         task = request.get("task")
@@ -419,6 +553,30 @@ class LiveDisplay:
         self.progress.stop()
 
 
+def executor_name(text: str) -> str:
+    """``--executor``: a built-in name, or one registered in the ``flowctx.executors`` group
+    (looked up only when the name is not built in, to keep start-up fast)."""
+    from flowctx.executors import EXECUTOR_KINDS
+
+    name = text.strip().lower()
+    if name in EXECUTOR_KINDS:
+        return name
+    from flowctx.executors import executor_kinds
+
+    kinds = executor_kinds()
+    if name not in kinds:
+        raise argparse.ArgumentTypeError(f"unknown executor {text!r} (choose one of: {', '.join(kinds)})")
+    return name
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a named executor from the command line (``--scheduler`` for dask)."""
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler and args.executor != "dask":
+        raise SystemExit(f"flowctx: --scheduler needs --executor dask (the {args.executor} executor runs on this machine)")
+    return {"scheduler": scheduler} if scheduler else {}
+
+
 # ====================================================================== running
 def make_engine(
     args: argparse.Namespace,
@@ -429,55 +587,116 @@ def make_engine(
     """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
     from flowctx.engine.runner import Engine
 
+    config = getattr(args, "config_values", None)  # --config and --kv, as run() read them
+    keystore = getattr(args, "kv_values", None)
+    if "renderer" not in kwargs and (config is not None or keystore is not None):
+        from flowctx.render import Renderer
+
+        kwargs["renderer"] = Renderer(config=config, keystore=keystore)
+    path = getattr(args, "state", None)
+    if isinstance(path, str):
+        private_file(path)
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
+        executor_options=executor_options(args),
         responder=make_responder(args),
         on_event=on_event,
-        state=getattr(args, "state", None),
+        state=_state_store(args),
+        **({"max_tasks": args.max_tasks} if getattr(args, "max_tasks", None) else {}),
         **kwargs,
     )
 
 
-def execute(engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None) -> tuple[Any, bool]:
-    """Start the workflow and wait for it; Ctrl-C cancels it and waits for the cancellation
-    (a second Ctrl-C raises KeyboardInterrupt at once).  Returns ``(result, interrupted)``."""
+def _state_store(args: argparse.Namespace) -> Any:
+    path = getattr(args, "state", None)
+    if path is None:
+        if getattr(args, "init_state", False):
+            raise FlowctxError("--init-state needs --state FILE")
+        return None
+    from flowctx.state import SQLiteState
+
+    return SQLiteState(path, init_empty=bool(getattr(args, "init_state", False)))
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler of :func:`handle_signals`."""
+
+
+def handle_signals() -> Callable[[], None]:
+    """Make SIGTERM behave like Ctrl-C (it raises :class:`Terminated` in the main thread, where
+    the waiting loop cancels the run); returns a function that restores the old handler."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def wait_for(ex: Any, *, stderr: Any = None) -> tuple[Any, int]:
+    """Wait for a started execution; Ctrl-C or SIGTERM cancels it (running commands' process
+    groups and pool workers are killed) and waits for the cancellation; a second one quits at
+    once.  Returns ``(result, signal number or 0)``."""
+    import signal
+
+    stderr = stderr or sys.stderr
+    interrupted = 0
+    restore = handle_signals()
+    try:
+        while True:
+            try:
+                return ex.wait(timeout=0.5), interrupted
+            except TimeoutError:
+                continue
+            except (KeyboardInterrupt, Terminated) as exc:
+                signum = int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+                if interrupted:
+                    ex.cancel()
+                    settle_actions(1.0)
+                    if isinstance(exc, Terminated):
+                        raise SystemExit(128 + signum) from None
+                    raise
+                interrupted = signum
+                what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+                again = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+                print(f"flowctx: {what}: canceling the workflow ({again} again to quit at once)", file=stderr)
+                ex.cancel()
+    finally:
+        restore()
+
+
+def execute(
+    engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None,
+    on_start: Callable[[Any], None] | None = None,
+) -> tuple[Any, int]:
+    """Start the workflow and wait for it (:func:`wait_for`: Ctrl-C and SIGTERM cancel it).
+    Returns ``(result, signal number that interrupted it or 0)``.  ``on_start`` receives the
+    :class:`~flowctx.engine.runner.Execution` once it started."""
     stderr = stderr or sys.stderr
     ex = engine.start(spec, params)
+    if on_start is not None:
+        on_start(ex)
     if getattr(engine, "state", None) is not None:
         print(f"flowctx: durable execution {ex.execution_id} (if this process dies: flowctx resume "
               f"{ex.execution_id} --state {engine.state.location})", file=stderr)
-    interrupted = False
-    while True:
-        try:
-            return ex.wait(timeout=0.5), interrupted
-        except TimeoutError:
-            continue
-        except KeyboardInterrupt:
-            if interrupted:
-                raise
-            interrupted = True
-            print("flowctx: interrupted: canceling the workflow (Ctrl-C again to quit at once)", file=stderr)
-            ex.cancel()
+    return wait_for(ex, stderr=stderr)
 
 
 def settle_actions(timeout: float = 5.0) -> None:
-    """Give actions that were canceled or timed out a moment to clean up before exiting.
+    """Give cooperative actions that were canceled or timed out (``core.local`` killing its
+    process group) a moment to clean up before exiting; abandoned Python actions are not
+    waited for (see :func:`flowctx.executors.thread.settle`)."""
+    from flowctx.executors.thread import settle
 
-    The engine reports a canceled or timed-out thread action at once and abandons its worker
-    thread; the action (``core.local`` killing its process group, ``core.sleep``) notices
-    within ~50 ms.  A process that exits sooner kills those daemon threads mid-cleanup and
-    leaves the commands running, so wait (bounded) for the executor's worker threads.
-    """
-    deadline = time.monotonic() + timeout
-    me = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is me or not thread.name.startswith("flowctx-action"):
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        thread.join(remaining)
+    settle(timeout)
 
 
 def _stdout_is_terminal() -> bool:
@@ -488,16 +707,22 @@ def _stdout_is_terminal() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowctx.actions import import_action_module
+    from flowctx.kv import open_kv
     from flowctx.spec import load_workflow
 
-    for module in args.action_modules:
-        import_action_module(module)
+    import_actions(args.action_modules)
     if not os.path.exists(args.file):
         raise FlowctxError(f"{args.file}: no such file")
     spec = load_workflow(args.file)
     params = gather_parameters(spec, args)
-    make_responder(args)  # report bad --answer values before anything runs
+    check_answers(args, spec)  # report bad --answer values before anything runs
+    args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
+    if args.kv and not os.path.exists(args.kv):
+        raise FlowctxError(f"--kv {args.kv}: no such file (create it with `flowctx kv set KEY VALUE --kv {args.kv}`)")
+    kv = open_kv(args.kv)
+    args.kv_values = kv.values() or None  # None: the shared default renderer (its kv() knows no key)
+    masker = Masker.for_run(spec, params, kv.secret_values())
+    metrics_server = start_metrics_server(args) if args.metrics_port is not None else None
 
     live = _stdout_is_terminal() and not args.json
     display = None
@@ -507,20 +732,26 @@ def run(args: argparse.Namespace) -> int:
 
         console = Console()
         display = LiveDisplay(console, f"{spec.name}")
-    engine = make_engine(args, on_event=display.hook if display is not None else None)
-    t0 = time.perf_counter()
-    if display is not None:
-        with display:
-            result, interrupted = execute(engine, spec, params)
-    else:
-        result, interrupted = execute(engine, spec, params)
-    elapsed = time.perf_counter() - t0
-    settle_actions()
+    on_start = metrics_server.watch if metrics_server is not None else None
+    try:
+        engine = make_engine(args, on_event=display.hook if display is not None else None)
+        t0 = time.perf_counter()
+        if display is not None:
+            with display:
+                result, interrupted = execute(engine, spec, params, on_start=on_start)
+        else:
+            result, interrupted = execute(engine, spec, params, on_start=on_start)
+        elapsed = time.perf_counter() - t0
+        settle_actions()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+    result = masker.result(result)
     report(result, elapsed, args, console=console)
     if result.status != "succeeded":
-        print(f"flowctx: workflow {result.status}: {failure_reason(result)}", file=sys.stderr)
+        print(f"flowctx: workflow {result.status}: {masker.text(failure_reason(result))}", file=sys.stderr)
     if interrupted:
-        return 130
+        return 128 + interrupted  # 130 Ctrl-C, 143 SIGTERM
     return 0 if result.status == "succeeded" else 1
 
 

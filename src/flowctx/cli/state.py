@@ -12,6 +12,9 @@ import sys
 import time
 from typing import Any
 
+from flowctx.cli._common import import_actions, masker_for_stored, private_file
+from flowctx.cli.run import executor_name, executor_options
+
 EXAMPLES = """\
 examples:
   flowctx run examples/fanout.yaml --actions examples/actions.py --state runs.db
@@ -21,6 +24,12 @@ examples:
   flowctx export 3f2a9c1b7e10 --state runs.db -o run.json
   flowctx import run.json --state other.db
 """
+
+
+def _positive_int(text: str) -> int:
+    from flowctx.cli.run import _positive_int as check
+
+    return check(text)
 
 
 def _state_arg(p: argparse.ArgumentParser) -> None:
@@ -36,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Continue a durable execution: rebuild its state from the state file (recorded results "
             "are reused, never recomputed), run again only the action calls that had no recorded "
             "outcome, and finish the workflow. Refused while another process is running it. "
-            "Exit code 0 if the workflow succeeded, 1 if it failed or was canceled."
+            "Exit code 0 if the workflow succeeded, 1 if it failed or was canceled; an execution "
+            "that already finished is left as it is (nothing to do, exit code 0)."
         ),
         epilog=EXAMPLES, formatter_class=fmt,
     )
@@ -47,9 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="import a module (dotted name or .py file) that registers actions; repeatable "
         "(default: the modules the original run used, when they still exist)",
     )
-    p.add_argument("--executor", choices=("thread", "process", "inline"), default="thread",
-                   help="where actions run (default: thread)")
-    p.add_argument("--max-workers", type=int, default=None, metavar="N", help="executor workers")
+    p.add_argument("--executor", type=executor_name, default="thread", metavar="KIND",
+                   help="where actions run: thread (default), process, inline, dask, or a plug-in (as for run)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the address of a running Dask scheduler (tcp://HOST:PORT)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="size of the executor's pool (as for `flowctx run`)")
+    # the old spelling, kept working but not advertised
+    p.add_argument("--max-workers", dest="workers", type=_positive_int, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_resume)
 
@@ -106,6 +121,7 @@ def _open(path: str, *, must_exist: bool = True) -> Any:
 
     if must_exist and not os.path.exists(path):
         raise StateError(f"{path}: no such state file")
+    private_file(path)
     return SQLiteState(path)
 
 
@@ -122,15 +138,68 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def _dur(a: float | None, b: float | None) -> str:
-    if not a or not b:
-        return "-"
-    d = max(0.0, b - a)
+def _seconds(d: float) -> str:
     if d < 1:
         return f"{d * 1000:.0f} ms"
     if d < 120:
         return f"{d:.2f} s"
     return f"{d / 60:.1f} min"
+
+
+def running_time(state: Any, execution_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """How long an execution actually ran: its wall-clock span minus the time between a process
+    dying and ``flowctx resume`` starting the next one.
+
+    A gap is measured from the last recorded activity before a ``resumed`` journal record to the
+    first one after it (records of one execution share one position counter), so the time the
+    dead process spent on calls that never reported is not counted.  Returns ``{seconds, span,
+    resumes, dead, finished}``; ``seconds`` is None before anything was recorded."""
+    created = row.get("created") or 0.0
+    with state._guard() as c:
+        resumes = [p for (p,) in c.execute(
+            "SELECT pos FROM journal WHERE execution_id = ? AND kind = 'resumed' ORDER BY pos", (execution_id,))]
+        acts = c.execute(
+            "SELECT pos, started, finished FROM task_executions WHERE execution_id = ? ORDER BY pos", (execution_id,)
+        ).fetchall()
+    finished = row.get("finished")
+    end = finished or max([row.get("updated") or created] + [f or s or 0.0 for _p, s, f in acts])
+    gaps = []
+    for pos in resumes:
+        before = [max(s or 0.0, f or 0.0) for p, s, f in acts if p < pos]
+        after = [s or f for p, s, f in acts if p > pos and (s or f)]
+        last = max([created, *before])
+        first = min(after) if after else end
+        if first > last:
+            gaps.append((last, first))
+    span = max(0.0, end - created) if created else None
+    seconds = None if span is None else active_seconds(created, end, gaps)
+    return {"seconds": seconds, "span": span, "resumes": len(resumes), "dead": sum(b - a for a, b in gaps),
+            "gaps": gaps, "finished": bool(finished)}
+
+
+def active_seconds(start: float, end: float, gaps: list[tuple[float, float]]) -> float:
+    """``end - start`` without the parts of ``gaps`` (dead-process intervals) inside it."""
+    total = max(0.0, end - start)
+    for a, b in gaps:
+        total -= max(0.0, min(b, end) - max(a, start))
+    return max(0.0, total)
+
+
+def _running_text(info: dict[str, Any], state_word: str, short: bool = False) -> str:
+    """``12.3 s`` / ``12.3 s (interrupted)`` / ``12.3 s running (+ 4 min stopped, resumed 1x)``
+    (``short``: ``12.3 s (resumed 1x)``)."""
+    if info["seconds"] is None:
+        return "-"
+    text = _seconds(info["seconds"])
+    if info["resumes"] and short:
+        text += f" (resumed {info['resumes']}x)"
+    elif info["resumes"]:
+        text += f" running (+ {_seconds(info['dead'])} stopped, resumed {info['resumes']}x)"
+    if state_word == "interrupted":
+        text += " (interrupted)"
+    elif not info["finished"]:
+        text += " so far"
+    return text
 
 
 def _status(row: dict[str, Any], lease: dict[str, Any] | None) -> str:
@@ -167,13 +236,26 @@ def describe(state: Any, execution_id: str) -> dict[str, Any]:
         if inst["items"] is not None and inst["status"] == "running":
             t["items_done"] = sum(1 for _a, s in latest.get(inst["seq"], {}).values() if s != "running")
         t["calls"] = ncalls.get(inst["seq"], 0)
-        t["duration"] = None if not inst["finished"] or not inst["started"] else inst["finished"] - inst["started"]
+        t["duration"] = None if not inst["finished"] or not inst["started"] else (inst["started"], inst["finished"])
         tasks.append(t)
+    masker = masker_for_stored(row)
     out = {k: v for k, v in row.items() if k != "source"}
+    out["parameters"] = masker.parameters(row.get("parameters"))
+    out["output"] = masker.value(row.get("output"))
+    out["errors"] = masker.value(row.get("errors"))
+    for t in tasks:
+        t["error"] = masker.value(t.get("error"))
     out["state"] = _status(row, lease)
     out["lease"] = lease
     out["tasks"] = tasks
     out["records"] = state.counts(execution_id)
+    timing = running_time(state, execution_id, row)
+    for t in tasks:  # a task that ran across a crash: the time it actually ran
+        if t["duration"] is not None:
+            t["duration"] = active_seconds(t["duration"][0], t["duration"][1], timing["gaps"])
+    out["running_seconds"] = timing["seconds"]
+    out["stopped_seconds"] = timing["dead"]
+    out["resumes"] = timing["resumes"]
     return out
 
 
@@ -184,6 +266,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = state.list_executions()
         for r in rows:
             r["state"] = "interrupted" if r["status"] in ("running", "paused") and r["owner"] is None else r["status"]
+            timing = running_time(state, r["id"], r)
+            r["running_seconds"] = timing["seconds"]
+            r["duration"] = _running_text(timing, r["state"], short=True)
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -194,11 +279,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
         for col in ("EXECUTION", "WORKFLOW", "STATUS", "TASKS", "STARTED", "DURATION", "RUNNING IN"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("EXECUTION", "STARTED", "DURATION"))
         for r in rows:
             table.add_row(
                 r["id"], r["workflow"], r["state"], str(r["tasks"]), _when(r["created"]),
-                _dur(r["created"], r["finished"]), r["owner"] or "-",
+                r["duration"], r["owner"] or "-",
             )
         _console().print(table)
         return 0
@@ -226,8 +311,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if lease and not lease.get("stale"):
         state_line += f" (in process {lease['pid']} on {lease['host']})"
     con.print(f"status:   {state_line}", markup=False)
+    timing = {"seconds": info["running_seconds"], "dead": info["stopped_seconds"], "resumes": info["resumes"],
+              "finished": bool(info["finished"])}
     con.print(f"started:  {_when(info['created'])}   finished: {_when(info['finished'])}   "
-              f"duration: {_dur(info['created'], info['finished'])}", markup=False)
+              f"duration: {_running_text(timing, info['state'])}", markup=False)
     if info.get("parameters"):
         con.print(f"parameters: {_short(info['parameters'])}", markup=False)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
@@ -237,7 +324,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         items = "-" if t["items"] is None else f"{t.get('items_done') or 0}/{t['items']}"
         table.add_row(
             str(t["seq"]), t["name"], t["status"], str(t["attempts"]), items,
-            _when(t["started"]).split(" ")[-1], _dur(t["started"], t["finished"]), _short(t["error"] or "", 60),
+            _when(t["started"]).split(" ")[-1], "-" if t["duration"] is None else _seconds(t["duration"]),
+            _short(t["error"] or "", 60),
         )
     con.print()
     con.print(table)
@@ -296,23 +384,29 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from flowctx.actions import DEFAULT_REGISTRY, import_action_module
+    from flowctx.actions import DEFAULT_REGISTRY
     from flowctx.engine import Engine
 
     state = _open(args.state)
     try:
+        row = state.get_execution(args.execution_id)
+        masker = masker_for_stored(row)
+        if row["status"] in _FINISHED:
+            return _nothing_to_resume(args, row, masker)
         modules = list(args.action_modules)
         if not modules:
-            row = state.get_execution(args.execution_id)
             modules = [m for m in (row.get("options") or {}).get("action_modules", []) if os.path.isfile(m)]
-        for mod in modules:
-            import_action_module(mod)
-        engine = Engine(actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.max_workers, state=state)
+        import_actions(modules)
+        engine = Engine(
+            actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.workers, state=state,
+            executor_options=executor_options(args),
+        )
         t = time.time()
         res = engine.resume(args.execution_id)
         elapsed = time.time() - t
     finally:
         state.close()
+    res = masker.result(res)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2, default=str))
     else:
@@ -323,10 +417,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"{m.get('replay_time', 0) * 1000:.0f} ms, {m.get('action_calls', 0)} action calls made)"
         )
         if res.reason:
-            print(f"reason: {res.reason}")
+            print(f"reason: {masker.text(res.reason)}")
         if res.output is not None:
             print(json.dumps(res.output, indent=2, default=str))
     return 0 if res.succeeded else 1
+
+
+_FINISHED = ("succeeded", "failed", "canceled")
+
+
+def _nothing_to_resume(args: argparse.Namespace, row: dict[str, Any], masker: Any) -> int:
+    """``flowctx resume`` of an execution that already finished: say so, change nothing."""
+    when = _when(row.get("finished"))
+    if args.json:
+        print(json.dumps({"execution_id": row["id"], "status": row["status"], "resumed": False,
+                          "finished": row.get("finished"), "output": masker.value(row.get("output")),
+                          "message": "already finished: nothing to resume"}, indent=2, default=str))
+    else:
+        print(f"execution {row['id']} already {row['status']} (finished {when}): nothing to resume")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from flowctx.actions.base import CANCELED, FAILED, SUCCEEDED, TIMEOUT, Outcome
 from flowctx.engine.graph import Edge, WorkflowGraph
 from flowctx.errors import FlowctxError, TemplateError
-from flowctx.spec.model import TaskSpec, WorkflowSpec
+from flowctx.spec.model import RetrySpec, TaskSpec, WorkflowSpec
 
 # workflow statuses
 RUNNING = "running"
@@ -37,10 +37,14 @@ PAUSED = "paused"
 # task statuses beyond the action outcomes
 STAGED = "staged"
 TASK_RUNNING = "running"
+RETRYING = "retrying"  # between a failed attempt and its retry (Orquesta's task status)
 SKIPPED = "skipped"
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
 
-DEFAULT_RETRY_COMMAND_COUNT = 3
+DEFAULT_RETRY_COMMAND_COUNT = 3  # ``do: retry`` (Orquesta: the task is retried up to 3 times)
+#: Task instances one execution may start (engine commands and with-items items not counted):
+#: a cycle with no way out (``a -> b -> a``) ends failed here instead of filling memory.
+DEFAULT_MAX_TASKS = 100_000
 _SCALARS = frozenset({str, int, float, bool})
 _NEXT_FIELD = re.compile(r"next\[(\d+)\]\.?(.*)")
 _INF = float("inf")
@@ -61,6 +65,7 @@ class Staged:
     allowed_after_fail: bool = False
     is_join: bool = False
     join_required: int = 1
+    keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
 
 
 @dataclass(eq=False)
@@ -90,6 +95,8 @@ class TaskInstance:
     result: Any = None
     error: str | None = None
     attempts: int = 0
+    retries: int = 0  # task-level retries so far (with-items tasks retry all their items)
+    fail_err: dict[str, Any] | None = None  # the error logged for the latest failed item
     term: bool = False
     handled: bool = False
     started: float = 0.0
@@ -100,6 +107,7 @@ class TaskInstance:
     superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
+    item_calls: list[tuple[str | None, Any]] = field(default_factory=list)  # (action, inputs) per item
     item_results: dict[Any, Any] = field(default_factory=dict)
     item_status: dict[Any, str] = field(default_factory=dict)
     item_errors: dict[Any, str] = field(default_factory=dict)
@@ -142,18 +150,25 @@ class Conductor:
         system: Mapping[str, Any] | None = None,
         copy_items: bool = False,
         on_event: Callable[[str, TaskInstance], None] | None = None,
+        setup_errors: list[str] | None = None,
+        max_tasks: int | None = DEFAULT_MAX_TASKS,
     ) -> None:
         from flowctx.render import TaskScope
+        from flowctx.render._scope import RouteStatuses
 
         self.spec = spec
         self.graph = WorkflowGraph(spec)
         self.renderer = renderer
         self.store = store
         self._Scope = TaskScope
+        self._RouteStatuses = RouteStatuses
         self.parameters = dict(parameters or {})
         self.system = dict(system or {})
         self.copy_items = copy_items
         self.on_event = on_event
+        #: errors found before the run (input defaults that failed to render): logged by start()
+        self.setup_errors = list(setup_errors or ())
+        self.max_tasks = max_tasks
         self.status = RUNNING
         self.sequence: list[TaskInstance] = []
         self.routes: list[list[str]] = [[]]
@@ -163,7 +178,13 @@ class Conductor:
         self.staged: list[Staged] = []
         self._order = 0
         self._joins: dict[tuple[str, int], Staged] = {}
-        self._fail_requested = False
+        self._join_arrivals: dict[tuple[str, int], list[str]] = {}  # sources that reached a join, ever
+        self._joins_ran: set[tuple[str, int]] = set()
+        self._retry_specs: dict[str, Any] = {}
+        self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
+        self._task_count = 0
+        #: the error that failed the workflow (what ExecutionResult.reason reports)
+        self.failure: dict[str, Any] | None = None
         self.initial_ctx: Any = None
         self.finished = False
         self.items_run = 0
@@ -180,33 +201,47 @@ class Conductor:
         """Build the initial context (parameters, then vars rendered in order) and stage the
         start tasks on route 0."""
         Context = self.store.Context
+        if self.setup_errors:  # an input default failed to render (Orquesta: a failed workflow)
+            for message in self.setup_errors:
+                self._request_fail(self._log_error(None, message))
+            self._finish_now()
+            return
         try:
             ctx = Context(self.parameters, self.parameters, None, self.system)
         except (TypeError, ValueError) as exc:
-            self._log_error(None, f"invalid parameters: {exc}")
+            self._request_fail(self._log_error(None, f"invalid parameters: {exc}"))
             self._finish_now()
             return
-        for name, value in self.spec.vars:
+        failed = False
+        for name, value in self.spec.vars:  # in order, each one seeing those before it
             try:
                 ctx.set_var(name, self._value(
                     -1, "vars", name, lambda v=value, n=name: self.renderer.render_json(v, ctx, field=f"vars.{n}")
                 ))
             except (TemplateError, TypeError, ValueError) as exc:
-                self._log_error(None, f"cannot render variable {name!r}: {exc}")
-                self._finish_now()
-                return
+                loc = self.spec.locs.get(f"vars.{name}") if self.spec.locs else None
+                where = f"{loc}: " if loc is not None else ""
+                self._request_fail(self._log_error(None, f"{where}cannot render variable {name!r}: {exc}"))
+                failed = True  # Orquesta renders the remaining vars too and logs each error
+        if failed:
+            self._finish_now()
+            return
         self.initial_ctx = ctx
         starts = self.spec.start_tasks()
         if not starts:
-            self._log_error(None, "the workflow has no start task (every task is the target of a transition)")
+            self._request_fail(
+                self._log_error(None, "the workflow has no start task (every task is the target of a transition)")
+            )
             self._finish_now()
             return
         for name in starts:
             self._stage(name, 0, ctx.clone(), None, {})
 
     def _finish_now(self) -> None:
+        """The run failed before any task was staged (Orquesta: no route either)."""
         self.status = WF_FAILED
         self.finished = True
+        self.routes = []
 
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
@@ -227,16 +262,89 @@ class Conductor:
         """Instances started and not yet completed (in start order)."""
         return [i for i in self._active.values() if not i.done]
 
+    def next_tasks(self) -> list[Staged]:
+        """Orquesta's ``get_next_tasks``: the staged instances that may start now, each rendered
+        (action name, inputs, items, delay, timeout).  When any of them fails to render, none
+        is returned: each failure is logged (``task_id``, ``route``), the workflow fails, and a
+        task that failed to render is never entered in the sequence.  :meth:`begin` of a returned
+        instance reuses its rendering."""
+        ready = self.ready()
+        if not ready:
+            return []
+        planned: list[Staged] = []
+        failed: list[tuple[Staged, TaskInstance, FlowctxError]] = []
+        for st in ready:
+            inst = self._planned.get(id(st))
+            if inst is not None and inst.staged_from is st:
+                planned.append(st)
+                continue
+            inst = self._new_instance(st)
+            try:
+                self._plan(inst)
+            except FlowctxError as exc:
+                failed.append((st, inst, exc))
+            else:
+                self._planned[id(st)] = inst
+                planned.append(st)
+        if failed:
+            for st, inst, exc in failed:
+                self._render_failed(st, inst, exc)
+            return []
+        return planned
+
+    def start_ready(self) -> list[TaskInstance]:
+        """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
+        return [self.begin(st) for st in self.next_tasks()]
+
     def begin(self, st: Staged) -> TaskInstance:
-        """Start a staged instance: enter it in the sequence, render what it needs up front."""
-        self.staged.remove(st)
-        if st.is_join:
-            self._joins.pop((st.task, st.route), None)
-        spec = self.graph.task(st.task)
-        inst = TaskInstance(
-            seq=len(self.sequence), task=st.task, route=st.route, spec=spec, ctx=st.ctx, staged_from=st,
+        """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
+        enter it in the sequence (a task that fails to render is logged, fails the workflow and
+        is not entered)."""
+        inst = self._planned.pop(id(st), None)
+        if inst is None or inst.staged_from is not st:
+            inst = self._new_instance(st)
+            try:
+                self._plan(inst)
+            except FlowctxError as exc:
+                self._render_failed(st, inst, exc)
+                return inst
+        return self._commit(st, inst)
+
+    def _new_instance(self, st: Staged) -> TaskInstance:
+        return TaskInstance(
+            seq=-1, task=st.task, route=st.route, spec=self.graph.task(st.task), ctx=st.ctx, staged_from=st,
             stamps=st.stamps,
         )
+
+    def _unstage(self, st: Staged) -> None:
+        self.staged.remove(st)
+        self._planned.pop(id(st), None)
+        if st.is_join:
+            key = (st.task, st.route)
+            self._joins.pop(key, None)
+            self._joins_ran.add(key)
+
+    def _render_failed(self, st: Staged, inst: TaskInstance, exc: FlowctxError) -> None:
+        """Orquesta: the error names the task and route; the task never enters the sequence."""
+        self._unstage(st)
+        inst.status = FAILED
+        inst.error = str(exc)
+        inst.started = inst.finished = time.time()
+        if self.journal is not None:
+            self.journal.began(st, inst)  # seq -1: replay renders it again and fails the same way
+        self._request_fail(self._log_exc(inst, exc, route=True))
+
+    def _commit(self, st: Staged, inst: TaskInstance) -> TaskInstance:
+        self._unstage(st)
+        if self.max_tasks is not None and self._task_count >= self.max_tasks:
+            inst.status = FAILED
+            inst.started = inst.finished = time.time()
+            if self.journal is not None:
+                self.journal.began(st, inst)
+            self._too_many(inst)
+            return inst
+        inst.seq = len(self.sequence)
+        self._task_count += 1
         inst.started = time.time()
         self.sequence.append(inst)
         self._active[inst.seq] = inst
@@ -244,13 +352,30 @@ class Conductor:
             self.journal.began(st, inst)
         self.statuses[st.task] = TASK_RUNNING
         self._emit("start", inst)
-        try:
-            self._prepare(inst)
-        except FlowctxError as exc:
-            self._fail_instance(inst, exc)
+        if inst.status == SKIPPED:
+            self._complete(inst)  # a false `when`: done at once
+        elif inst.items is not None and inst.items_done >= len(inst.items):
+            self._finish_items(inst)  # no items (or a rerun that kept them all)
         return inst
 
+    def _too_many(self, inst: TaskInstance) -> None:
+        """The task-instance cap: log once, start nothing more, let running work finish."""
+        err = self._log_error(
+            inst,
+            f"the workflow reached its limit of {self.max_tasks} task instances and was stopped before "
+            f"starting task {inst.task!r} again (a cycle with no way out? raise the limit with "
+            "max_tasks= / flowctx run --max-tasks)",
+        )
+        self._request_fail(err)
+        self.staged.clear()
+        self._planned.clear()
+        self._joins.clear()
+
     def _scope(self, inst: TaskInstance | None, status: str | None = None, result: Any = None) -> Any:
+        if inst is not None and inst.route:
+            # on a route of a split, task_status() reads that route (and the routes it split from)
+            statuses = self._RouteStatuses(self.sequence, self.routes, inst.route)
+            return self._Scope(status=status, result=result, statuses=statuses)
         if status is None and result is None:
             scope = self._plain_scope
             if scope is None:
@@ -285,7 +410,10 @@ class Conductor:
         except OverflowError:
             raise TemplateError(f"{fld} is too large, got {value!r}", task=inst.task, field=fld) from None
 
-    def _prepare(self, inst: TaskInstance) -> None:
+    def _plan(self, inst: TaskInstance) -> None:
+        """Render everything ``inst`` needs before it starts (raises FlowctxError): a false
+        ``when`` marks it skipped; with-items render every item's action and input up front, as
+        Orquesta does, so a bad item key or type fails the task before any item runs."""
         spec = inst.spec
         assert spec is not None
         if spec.when is not None:
@@ -294,56 +422,80 @@ class Conductor:
             )
             if not ok:
                 inst.status = SKIPPED
-                self._complete(inst)
                 return
         inst.timeout = self._number(spec.timeout, inst, "timeout")
         inst.delay = self._number(spec.delay, inst, "delay") or 0.0
         if spec.with_items is not None:
             wi = spec.with_items
             items = self._render(wi.items, inst.ctx, inst, "with.items")
-            if isinstance(items, Mapping) or isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+            if isinstance(items, (Mapping, str, bytes)) or not isinstance(items, Sequence):
                 raise TemplateError(
                     f"with-items expression must give a list, got {type(items).__name__}", task=inst.task, field="with.items"
                 )
             items = list(items)
             if wi.names and len(wi.names) > 1:
-                shaped = []
-                for i, it in enumerate(items):
-                    if not isinstance(it, (list, tuple)) or len(it) != len(wi.names):
-                        raise TemplateError(
-                            f"item {i} does not unpack into {', '.join(wi.names)}: {it!r}", task=inst.task, field="with.items"
-                        )
-                    shaped.append(dict(zip(wi.names, it)))
-                items = shaped
+                # Orquesta: a list/tuple item is zipped with the names; anything else stays as it is
+                items = [
+                    dict(zip(wi.names, it)) if isinstance(it, Sequence) and not isinstance(it, (str, bytes)) else it
+                    for it in items
+                ]
             elif wi.names:
                 items = [{wi.names[0]: it} for it in items]
-            inst.items = items
-            inst.concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True) or None
+            concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True)
+            inst.concurrency = None if concurrency is None else max(concurrency, 1)  # 0 means 1
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
-            if not items:
-                inst.status = SUCCEEDED
-                inst.result = []
-                self._complete(inst)
+            calls = []
+            for idx, item in enumerate(items):
+                if self.copy_items:  # the deep-copy-per-item baseline kept for benchmarks
+                    ictx = self.store.Context.from_export(inst.ctx.export()).with_item(item, idx)
+                else:
+                    ictx = inst.ctx.with_item(item, idx)
+                action = self._action_name(spec.action, ictx, inst)
+                calls.append((action, self._render(spec.input, ictx, inst, "input"), ictx.item))
+            inst.items = items
+            inst.item_calls = calls
+            keep = inst.staged_from.keep_items if inst.staged_from is not None else None
+            for i, res in (keep or {}).items():
+                if i < len(items):
+                    inst.item_status[i] = SUCCEEDED
+                    inst.item_results[i] = res
+                    inst.items_done += 1
             return
         if spec.subtasks:
             for sub in spec.subtasks:
                 inputs = self._render(sub.input, inst.ctx, inst, f"{sub.name}.input")
                 inst.pending.append(
-                    ActionCall(inst, sub.name, sub.action, inputs, self._number(sub.timeout, inst, "timeout"), inst.delay)
+                    ActionCall(
+                        inst, sub.name, self._action_name(sub.action, inst.ctx, inst), inputs,
+                        self._number(sub.timeout, inst, "timeout"), inst.delay,
+                    )
                 )
             return
+        action = self._action_name(spec.action, inst.ctx, inst)
         inputs = self._render(spec.input, inst.ctx, inst, "input")
-        inst.pending.append(ActionCall(inst, None, spec.action, inputs, inst.timeout, inst.delay))
+        inst.pending.append(ActionCall(inst, None, action, inputs, inst.timeout, inst.delay))
+
+    def _action_name(self, action: str | None, ctx: Any, inst: TaskInstance) -> str | None:
+        """``action: <% ctx().func %>`` (or Jinja): rendered at run time, as Orquesta does; the
+        name it gives is resolved like a literal one (an unknown name fails the task)."""
+        if action is None or not self.renderer.is_template(action):
+            return action
+        name = self._render(action, ctx, inst, "action")
+        if not isinstance(name, str) or not name.strip():
+            raise TemplateError(
+                f"the action expression {action!r} gave {name!r}, not an action name", task=inst.task, field="action"
+            )
+        return name.strip()
 
     def calls_for(self, inst: TaskInstance, limit: int | None = None) -> list[ActionCall]:
-        """The calls to make now for ``inst`` (at most ``limit``)."""
+        """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
+        its remaining items while it runs, after a failed item too (Orquesta); it ends once no
+        item is in flight, and an item failure ends it then with the items not run left out."""
         if inst.done or self.status == WF_CANCELED:
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
             out.extend(self._take_pending(inst, limit))
-            if inst.item_failed:
-                return out
             n = len(inst.items)
             while inst.next_item < n and (limit is None or len(out) < limit):
                 if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
@@ -355,10 +507,9 @@ class Conductor:
                         inst.batch_end = inst.next_item + inst.batch_size
                 idx = inst.next_item
                 inst.next_item += 1
-                call = self._item_call(inst, idx)
-                if call is None:
-                    return out
-                out.append(call)
+                if inst.item_status.get(idx) == SUCCEEDED:  # kept by a rerun without reset
+                    continue
+                out.append(self._item_call(inst, idx))
             return out
         return self._take_pending(inst, limit)
 
@@ -368,29 +519,24 @@ class Conductor:
         n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
         out, inst.pending = inst.pending[:n], inst.pending[n:]
         inst.in_flight += len(out)
+        for call in out:
+            self.call_started(call)
         return out
 
-    def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall | None:
-        assert inst.items is not None and inst.spec is not None
-        item = inst.items[idx]
-        if self.copy_items:  # the deep-copy baseline kept for benchmarks
-            base = self.store.Context.from_export(inst.ctx.export())
-            ictx = base.with_item(item, idx)
-        else:
-            ictx = inst.ctx.with_item(item, idx)
-        try:
-            inputs = self._render(inst.spec.input, ictx, inst, "input")
-        except FlowctxError as exc:
-            inst.item_failed = True
-            inst.item_status[idx] = FAILED
-            inst.item_errors[idx] = str(exc)
-            self._log_exc(inst, exc)
-            if inst.in_flight == 0:
-                self._finish_items(inst)
-            return None
+    def call_started(self, call: ActionCall) -> None:
+        """A driver starts ``call`` (after its delay): a retrying task is running again."""
+        inst = call.instance
+        if inst.status == RETRYING:
+            inst.status = TASK_RUNNING
+            self.statuses[inst.task] = TASK_RUNNING
+
+    def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
+        action, inputs, item = inst.item_calls[idx]
         inst.in_flight += 1
         self.items_run += 1
-        return ActionCall(inst, idx, inst.spec.action, inputs, inst.timeout, inst.delay, item=ictx.item)
+        call = ActionCall(inst, idx, action, inputs, inst.timeout, inst.delay, inst.retries + 1, item)
+        self.call_started(call)
+        return call
 
     # ================================================================== outcomes
     def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
@@ -405,6 +551,8 @@ class Conductor:
         retry = self._retry_call(call, outcome)
         if retry is not None:
             inst.in_flight += 1
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
@@ -449,37 +597,50 @@ class Conductor:
             return outcome
         return Outcome(outcome.status, frozen, outcome.error, outcome.started, outcome.finished)
 
-    def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
-        inst = call.instance
-        spec = inst.spec
-        if spec is None or spec.retry is None or outcome.status == CANCELED or self.status == WF_CANCELED:
-            return None
+    def retry_spec(self, task: str) -> RetrySpec | None:
+        """The retry policy of a task: its ``retry`` block, or — Orquesta — a transition to
+        ``retry`` (``when`` the transition's condition, default ``completed()``; 3 retries),
+        which replaces the block.  A transition to ``retry`` is not an edge of the graph."""
+        try:
+            return self._retry_specs[task]
+        except KeyError:
+            pass
+        spec = self.graph.task(task)
         retry = spec.retry
+        if self.graph.is_command("retry"):
+            for tr in spec.transitions:
+                if "retry" in tr.targets:
+                    retry = RetrySpec(count=DEFAULT_RETRY_COMMAND_COUNT, when=tr.when or "{{ completed() }}", loc=tr.loc)
+        self._retry_specs[task] = retry
+        return retry
+
+    def _retry_delay(self, inst: TaskInstance, status: str, result: Any, tally: int, error: str | None) -> float | None:
+        """The delay before retry number ``tally + 1`` of ``inst`` (whose attempt ended with
+        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged and
+        the outcome stands."""
+        spec = inst.spec
+        if spec is None or status == CANCELED or self.status != RUNNING:
+            return None  # Orquesta: no retry once the workflow has failed (or was canceled)
+        retry = self.retry_spec(inst.task)
+        if retry is None:
+            return None
         try:
             count = self._number(retry.count, inst, "retry.count", integer=True) or 0
+            if tally >= count:
+                return None
+            if retry.when is None:
+                again = _outcome_is_failure(status)
+            else:
+                scope = self._scope(inst, status, result)
+                again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
+            if not again:
+                return None
+            base = self._number(retry.delay, inst, "retry.delay") or 0.0
+            max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
         except FlowctxError as exc:
             self._log_exc(inst, exc)
             return None
-        if call.attempt > count:
-            return None
-        scope = self._scope(inst, outcome.status, outcome.result)
-        if retry.when is None:
-            again = _outcome_is_failure(outcome.status)
-        else:
-            try:
-                again = self.renderer.evaluate_condition(retry.when, inst.ctx, scope=scope, task=inst.task, field="retry.when")
-            except FlowctxError as exc:
-                self._log_exc(inst, exc)
-                return None
-        if not again:
-            return None
-        try:
-            base = self._number(retry.delay, inst, "retry.delay") or 0.0
-            max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
-        except FlowctxError as exc:  # like count and when: logged, no retry, the outcome stands
-            self._log_exc(inst, exc)
-            return None
-        n = call.attempt
+        n = tally + 1
         if retry.backoff == "linear":
             delay = base * n
         elif retry.backoff == "exponential":
@@ -488,8 +649,20 @@ class Conductor:
             delay = base
         if max_delay is not None:
             delay = min(delay, max_delay)
+        if _outcome_is_failure(status) and inst.items is None:  # Orquesta logs every failed
+            self._log_failed(inst, result, error)  # attempt (items: as each item fails)
         self._emit("retry", inst)
-        return ActionCall(inst, call.key, call.action, call.inputs, call.timeout, delay, n + 1, call.item)
+        return delay
+
+    def _retry_call(self, call: ActionCall, outcome: Outcome) -> ActionCall | None:
+        if call.instance.items is not None:
+            return None  # a with-items task retries as a whole (_finish_items)
+        delay = self._retry_delay(call.instance, outcome.status, outcome.result, call.attempt - 1, outcome.error)
+        if delay is None:
+            return None
+        return ActionCall(
+            call.instance, call.key, call.action, call.inputs, call.timeout, delay, call.attempt + 1, call.item
+        )
 
     def _item_done(self, inst: TaskInstance, call: ActionCall, outcome: Outcome) -> None:
         idx = call.key
@@ -497,12 +670,13 @@ class Conductor:
             inst.items_done += 1
         inst.item_status[idx] = outcome.status
         inst.item_results[idx] = outcome.result
-        inst.attempts = max(inst.attempts, call.attempt)
         if outcome.status != SUCCEEDED:
             if outcome.status == "running":
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
+            # Orquesta logs an error as each item fails, with that item's result
+            inst.fail_err = self._log_failed(inst, outcome.result, f"item {idx}: {inst.item_errors[idx]}")
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
@@ -510,25 +684,39 @@ class Conductor:
             self._finish_items(inst)
 
     def _finish_items(self, inst: TaskInstance) -> None:
+        """All items in flight are done: the task's status and result, or a retry of every item
+        when the task's retry policy says so.  The result has one entry per item, in item order;
+        after a failure, as in the result Orquesta reports, it runs up to the last item that ran
+        (an item before it that never ran is None; items after it are not listed)."""
         assert inst.items is not None
+        n = len(inst.items)
         if inst.item_failed:
-            length = max(inst.item_results, default=-1) + 1
-            length = max(length, max(inst.item_status, default=-1) + 1)
+            n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
-            inst.status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
+            status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
             inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items()))
         else:
-            length = len(inst.items)
-            inst.status = SUCCEEDED
-        inst.result = self.store.freeze([inst.item_results.get(i) for i in range(length)])  # O(items)
+            status = SUCCEEDED
+        result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
+        delay = self._retry_delay(inst, status, result, inst.retries, inst.error)
+        if delay is not None:  # Orquesta retries a with-items task by running all its items again
+            inst.retries += 1
+            inst.attempts = inst.retries + 1
+            inst.delay = delay
+            inst.status = RETRYING
+            self.statuses[inst.task] = RETRYING
+            inst.error = None
+            inst.item_failed = False
+            inst.item_status.clear()
+            inst.item_results.clear()
+            inst.item_errors.clear()
+            inst.items_done = 0
+            inst.next_item = 0
+            inst.batch_end = 0
+            return
+        inst.status = status
+        inst.result = result
         self._complete(inst)
-
-    def _fail_instance(self, inst: TaskInstance, exc: FlowctxError) -> None:
-        inst.status = FAILED
-        inst.error = str(exc)
-        inst.pending.clear()
-        self._log_exc(inst, exc)
-        self._complete(inst, error_logged=True)
 
     # ================================================================== completion
     def _record(self, inst: TaskInstance) -> dict[str, Any]:
@@ -547,7 +735,13 @@ class Conductor:
             rec["attempts"] = inst.attempts
         return rec
 
-    def _complete(self, inst: TaskInstance, *, error_logged: bool = False) -> None:
+    def _log_failed(self, inst: TaskInstance, result: Any, error: str | None) -> dict[str, Any]:
+        msg = "Execution failed. See result for details."
+        if error:
+            msg = f"{msg} ({error})"
+        return self._log_error(inst, msg, result=result)
+
+    def _complete(self, inst: TaskInstance) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
         self._active.pop(inst.seq, None)
@@ -555,11 +749,11 @@ class Conductor:
         spec = inst.spec
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
-        if failed and not error_logged:
-            msg = "Execution failed. See result for details."
-            if inst.error:
-                msg = f"{msg} ({inst.error})"
-            self._log_error(inst, msg, result=inst.result)
+        fail_err = None
+        if failed:
+            fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
+                self._log_failed(inst, inst.result, inst.error)
+            )
         self._emit("finish", inst)
         if self.status == WF_CANCELED:
             inst.term = True
@@ -576,26 +770,24 @@ class Conductor:
                     )
                     stamps[_TASK_KEY + name] = self._tick()
         except (TypeError, ValueError) as exc:
-            self._log_error(inst, f"task result cannot be stored: {exc}")
-            self._request_fail()
+            self._request_fail(self._log_error(inst, f"task result cannot be stored: {exc}"))
             inst.term = True
             return
         status_for_scope = SUCCEEDED if inst.status == SKIPPED else inst.status
         scope = self._scope(inst, status_for_scope, inst.result)
-        try:
-            if spec.publish and status_for_scope == SUCCEEDED:
-                self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
-            taken = self._transitions(inst, ctx, stamps, scope)
-        except FlowctxError as exc:
-            self._log_exc(inst, exc)
-            self._request_fail()
-            inst.term = True
-            return
+        if spec.publish and status_for_scope == SUCCEEDED:  # the list form's task-level publish
+            errors = self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
+            if errors:
+                for exc in errors:
+                    self._request_fail(self._log_exc(inst, exc, route=True))
+                inst.term = True
+                return
+        taken = self._transitions(inst, ctx, stamps, scope)
         if not taken:
             inst.out_ctxs.append((ctx, stamps))
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
-            self._request_fail()
+            self._request_fail(fail_err)
         if not spec.transitions or not taken or self.status != RUNNING:
             inst.term = True
 
@@ -603,15 +795,28 @@ class Conductor:
         self._clock += 1
         return self._clock
 
-    def _publish(self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str) -> None:
+    def _publish(
+        self, ctx: Any, stamps: dict[str, int], publish: Any, inst: TaskInstance, scope: Any, fld: str
+    ) -> list[FlowctxError]:
+        """Render ``publish`` into ``ctx`` in order (each value sees those before it); like
+        Orquesta, a value that fails is skipped and the rest still render: returns the errors."""
+        errors: list[FlowctxError] = []
         for name, value in publish:
-            if self.journal is None:
-                ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
-            else:  # a durable run renders each publish once: a resume reuses the recorded value
-                ctx.set_var(name, self._value(
-                    inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
-                ))
+            try:
+                if self.journal is None:
+                    ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
+                else:  # a durable run renders each publish once: a resume reuses the recorded value
+                    ctx.set_var(name, self._value(
+                        inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
+                    ))
+            except FlowctxError as exc:
+                errors.append(exc)
+                continue
+            except (TypeError, ValueError) as exc:  # a value the context cannot hold
+                errors.append(TemplateError(str(exc), task=inst.task, field=f"{fld}.{name}"))
+                continue
             stamps[name] = self._tick()
+        return errors
 
     def _value(self, seq: int, fld: str, name: str, render: Callable[[], Any]) -> Any:
         """``render()``, or the value the journal recorded for (seq, fld, name) on an earlier run."""
@@ -636,48 +841,72 @@ class Conductor:
             out_stamps[k] = stamps[k]
         return out, out_stamps
 
+    def _condition(self, inst: TaskInstance, entry: int, ctx: Any, scope: Any) -> bool | FlowctxError:
+        tr = inst.spec.transitions[entry]  # type: ignore[union-attr]
+        if tr.when is None:
+            return True
+        try:
+            return bool(self.renderer.evaluate_condition(
+                tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when"
+            ))
+        except FlowctxError as exc:
+            return exc
+
     def _transitions(self, inst: TaskInstance, ctx: Any, stamps: dict[str, int], scope: Any) -> list[tuple[Edge, Any]]:
+        """Evaluate the transitions of a completed instance and stage their targets.
+
+        As in Orquesta, an error in a condition or a publish fails the workflow and is logged once
+        per edge it blocks (with ``route`` and ``task_transition_id`` = ``<target>__t<k>``), and
+        the other transitions are still evaluated."""
         spec = inst.spec
         assert spec is not None
-        fired: dict[int, Any] = {}  # entry index -> published context
-        groups_fired: set[str] = set()
         entries = spec.transitions
+        verdict: dict[int, bool | FlowctxError] = {}
+        groups_fired: set[str] = set()
         for entry, tr in enumerate(entries):
             if tr.otherwise:
                 continue
-            if tr.when is None:
-                ok = True
-            else:
-                ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
-            if ok:
-                if tr.group is not None:
-                    groups_fired.add(tr.group)
-                fired[entry] = None
+            verdict[entry] = v = self._condition(inst, entry, ctx, scope)
+            if v is True and tr.group is not None:
+                groups_fired.add(tr.group)
         for entry, tr in enumerate(entries):
-            if tr.otherwise and tr.group not in groups_fired:
-                ok = True
-                if tr.when is not None:
-                    ok = self.renderer.evaluate_condition(tr.when, ctx, scope=scope, task=inst.task, field=f"next[{entry}].when")
-                if ok:
-                    fired[entry] = None
-        for entry in sorted(fired):
+            if tr.otherwise:
+                verdict[entry] = False if tr.group in groups_fired else self._condition(inst, entry, ctx, scope)
+        published: dict[int, tuple[Any, dict[str, int], list[FlowctxError]]] = {}
+        for entry in sorted(e for e, v in verdict.items() if v is True):
             out = ctx.clone()
             out_stamps = dict(stamps)
+            errors = []
             if entries[entry].publish:
-                self._publish(out, out_stamps, entries[entry].publish, inst, scope, f"next[{entry}].publish")
-            fired[entry] = (out, out_stamps)
-            inst.out_ctxs.append((out, out_stamps))
-        taken = [(edge, fired[edge.entry]) for edge in self.graph.ordered_out_edges(inst.task) if edge.entry in fired]
+                errors = self._publish(out, out_stamps, entries[entry].publish, inst, scope, f"next[{entry}].publish")
+            published[entry] = (out, out_stamps, errors)
+            if not errors:
+                inst.out_ctxs.append((out, out_stamps))
+        taken: list[tuple[Edge, Any]] = []
         staged_now: list[Staged] = []
         fail_here = False
-        for edge, (out, out_stamps) in taken:
+        for edge in self.graph.ordered_out_edges(inst.task):
+            v = verdict.get(edge.entry, False)
+            tid = f"{edge.target}__t{edge.k}"
+            if isinstance(v, FlowctxError):
+                self._request_fail(self._log_exc(inst, v, route=True, transition=tid))
+                continue
+            if not v:
+                continue
+            out, out_stamps, errors = published[edge.entry]
+            if errors:
+                for exc in errors:
+                    self._request_fail(self._log_exc(inst, exc, route=True, transition=tid))
+                continue
+            if not self.graph.is_command(edge.target) and edge.target not in self.spec.tasks:
+                self._request_fail(self._log_error(inst, f"transition to unknown task {edge.target!r}"))
+                continue
+            taken.append((edge, (out, out_stamps)))
             route = self._route_for(edge, inst.route)
             if self.graph.is_command(edge.target):
                 self._command(edge.target, route, inst, out)
                 if edge.target == "fail":
                     fail_here = True
-            elif edge.target not in self.spec.tasks:
-                raise FlowctxError(f"transition to unknown task {edge.target!r}")
             else:
                 st = self._stage(edge.target, route, out, inst, out_stamps)
                 if st is not None:
@@ -705,36 +934,38 @@ class Conductor:
         self.sequence.append(inst)
         self._emit("command", inst)
         if name == "fail":
-            self._request_fail()
-        elif name == "retry":
-            limit = DEFAULT_RETRY_COMMAND_COUNT
-            if source.spec is not None and source.spec.retry is not None:
-                try:
-                    limit = self._number(source.spec.retry.count, source, "retry.count", integer=True) or 0
-                except FlowctxError:
-                    pass
-            done = sum(1 for i in self.sequence if i.task == source.task and i.route == source.route and not i.is_command)
-            if done <= limit:
-                self._stage(source.task, source.route, source.ctx, source, source.stamps, force_new=True)
+            # Orquesta logs the engine command's failure under task_id "fail"; the message names
+            # the task whose transition led there (the reason a user sees)
+            self._request_fail(self._log_error(
+                inst, f"Execution failed. See result for details. (task {source.name!r} transitioned to fail)"
+            ))
 
     def _stage(
         self, task: str, route: int, ctx: Any, source: TaskInstance | None, stamps: dict[str, int],
-        *, force_new: bool = False,
     ) -> Staged | None:
         self._order += 1
         self.stage_count += 1
-        if self.graph.is_join(task) and not force_new:
+        if self.graph.is_join(task):
             key = (task, route)
+            arrived = self._join_arrivals.setdefault(key, [])
+            if source is not None and source.task not in arrived:
+                arrived.append(source.task)
             st = self._joins.get(key)
             if st is None:
                 st = Staged(
                     task, route, ctx, self._order, is_join=True, join_required=self.graph.join_required(task),
                     stamps=stamps,
                 )
+                if key in self._joins_ran:
+                    # the barrier already ran on this route and another inbound branch arrives:
+                    # Orquesta evaluates the barrier again, counting every branch that ever
+                    # arrived, so it runs once more (join: 2 of a, b, c -> barrier after b and c)
+                    st.satisfied = list(arrived)
                 self._joins[key] = st
                 self.staged.append(st)
             else:
                 st.ctx, st.stamps = self._fold(st.ctx, st.stamps, ctx, stamps)
+                self._planned.pop(id(st), None)  # its context changed: render it again
             if source is not None:
                 st.sources.append(source)
                 if source.task not in st.satisfied:
@@ -745,23 +976,38 @@ class Conductor:
         return st
 
     # ================================================================== status
-    def _log_error(self, inst: TaskInstance | None, message: str, *, result: Any = None) -> None:
+    def _log_error(
+        self, inst: TaskInstance | None, message: str, *, result: Any = None, route: bool = False,
+        transition: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an error entry (Orquesta's shape: type, message, task_id, route,
+        task_transition_id, result) and return it; an identical entry is not logged twice."""
         err: dict[str, Any] = {"type": "error", "message": message}
         if inst is not None:
             err["task_id"] = inst.task
-            if inst.route:
+            if inst.route or route:
                 err["route"] = inst.route
+        if transition is not None:
+            err["task_transition_id"] = transition
         if result is not None:
             err["result"] = result
+        for old in self.errors:
+            if old == err:
+                return old
         self.errors.append(err)
+        return err
 
-    def _log_exc(self, inst: TaskInstance, exc: FlowctxError) -> None:
+    def _log_exc(
+        self, inst: TaskInstance, exc: FlowctxError, *, route: bool = False, transition: str | None = None
+    ) -> dict[str, Any]:
         """Log an error raised while evaluating ``inst``; a template error is prefixed with the
         file:line:col of the field it came from (``wf.yaml:12:18: task 'a', field 'input.x' ...``)."""
         message = str(exc)
         field = getattr(exc, "field", None)
         loc = self._field_loc(inst, field) if field else None
-        self._log_error(inst, f"{loc}: {message}" if loc is not None else message)
+        return self._log_error(
+            inst, f"{loc}: {message}" if loc is not None else message, route=route, transition=transition
+        )
 
     def _field_loc(self, inst: TaskInstance, field: str) -> Any:
         """Where ``field`` of ``inst``'s task is written (best match; the task itself otherwise)."""
@@ -781,7 +1027,11 @@ class Conductor:
                 return locs[key]
         return fallback
 
-    def _request_fail(self) -> None:
+    def _request_fail(self, err: dict[str, Any] | None = None) -> None:
+        """Fail the workflow once what runs has finished; ``err`` (the first one given) is what
+        failed it, the reason :attr:`ExecutionResult.reason` reports."""
+        if self.failure is None and err is not None:
+            self.failure = err
         if self.status == RUNNING:
             self.status = FAILING
 
@@ -798,18 +1048,17 @@ class Conductor:
         if self.status == RUNNING:
             for st in list(self._joins.values()):
                 if st.satisfied and len(set(st.satisfied)) < st.join_required:
-                    self.errors.append(
-                        {
-                            "type": "error",
-                            "task_id": st.task,
-                            "route": st.route,
-                            "message": (
-                                f'UnreachableJoinError: The join task|route "{st.task}|{st.route}" '
-                                "is partially satisfied but unreachable."
-                            ),
-                        }
-                    )
-                    self.status = FAILING
+                    err = {
+                        "type": "error",
+                        "task_id": st.task,
+                        "route": st.route,
+                        "message": (
+                            f'UnreachableJoinError: The join task|route "{st.task}|{st.route}" '
+                            "is partially satisfied but unreachable."
+                        ),
+                    }
+                    self.errors.append(err)
+                    self._request_fail(err)
         if self.status == RUNNING:
             self.status = WF_SUCCEEDED
         elif self.status == FAILING:
@@ -846,21 +1095,28 @@ class Conductor:
         return ctx
 
     def _render_output(self) -> None:
+        """Render ``output`` in order into the terminal context (an entry sees the entries before
+        it, as in Orquesta); an entry that fails is logged and left out, the rest still render."""
         if not self.spec.output:
             self.output = {}
             return
-        ctx = self.terminal_context()
+        ctx = self.terminal_context().clone()
         out: dict[str, Any] = {}
         scope = self._scope(None)
+        locs = self.spec.locs or {}
         for name, value in self.spec.output:
             try:
-                out[name] = self.store.thaw(
-                    self.renderer.render_json(value, ctx, scope=scope, field=f"output.{name}")
-                )
-            except FlowctxError as exc:
-                self.errors.append({"type": "error", "message": f"cannot render output {name!r}: {exc}"})
+                rendered = self.renderer.render_json(value, ctx, scope=scope, field=f"output.{name}")
+                ctx.set_var(name, rendered)
+                out[name] = self.store.thaw(rendered)
+            except (FlowctxError, TypeError, ValueError) as exc:
+                loc = locs.get(f"output.{name}")
+                where = f"{loc}: " if loc is not None else ""
+                err = self._log_error(None, f"{where}cannot render output {name!r}: {exc}")
                 if self.status == WF_SUCCEEDED:
                     self.status = WF_FAILED
+                if self.status == WF_FAILED and self.failure is None:
+                    self.failure = err
         self.output = out
 
     def cancel(self) -> None:
@@ -871,6 +1127,7 @@ class Conductor:
             self.journal.control("cancel")
         self.status = WF_CANCELED
         self.staged.clear()
+        self._planned.clear()
         self._joins.clear()
         for inst in self.active():
             inst.status = CANCELED
@@ -879,8 +1136,10 @@ class Conductor:
             self.statuses[inst.task] = CANCELED
 
     def finish_canceled(self) -> None:
+        """A canceled run ends: its output is rendered too (Orquesta); errors there are logged
+        and the status stays canceled."""
         self.finished = True
-        self.output = {}
+        self._render_output()
 
     # ================================================================== rerun
     def rerun(self, tasks: list[tuple[str, int]] | None = None, *, reset_items: bool = False) -> None:
@@ -913,44 +1172,27 @@ class Conductor:
         self.finished = False
         self.status = RUNNING
         self.output = None
+        self.failure = None
         for st in self.staged:
             st.allowed_after_fail = False
         for inst in self.sequence:
             if any(src is inst for st in self.staged for src in st.sources):
                 inst.term = False
         for inst in targets:
+            # a new sequence entry, as in Orquesta (a with-items task too: without reset_items it
+            # keeps the results of the items that succeeded and runs the others)
             inst.term = False
-            if inst.items is not None:
-                self._reopen_items(inst, reset_items)
-                continue
             inst.superseded = True
             self._order += 1
             st = Staged(
                 inst.task, inst.route, inst.ctx, self._order,
                 sources=list(inst.staged_from.sources) if inst.staged_from else [], stamps=inst.stamps,
             )
+            if inst.items is not None and not reset_items:
+                st.keep_items = {
+                    i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
+                }
             self.staged.append(st)
-
-    def _reopen_items(self, inst: TaskInstance, reset: bool) -> None:
-        assert inst.items is not None
-        redo = list(range(len(inst.items))) if reset else [
-            i for i in range(len(inst.items)) if inst.item_status.get(i) != SUCCEEDED
-        ]
-        inst.status = TASK_RUNNING
-        self._active[inst.seq] = inst
-        inst.item_failed = False
-        inst.item_errors.clear()
-        for i in redo:
-            if inst.item_status.pop(i, None) in COMPLETED:
-                inst.items_done -= 1
-            inst.item_results.pop(i, None)
-        inst.next_item = len(inst.items)
-        for i in redo:
-            call = self._item_call(inst, i)
-            if call is not None:
-                inst.in_flight -= 1
-                inst.pending.append(call)
-        self.statuses[inst.task] = TASK_RUNNING
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:

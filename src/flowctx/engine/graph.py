@@ -8,6 +8,8 @@ named ``<source>__t<k>`` (that name is what a route records).
 * A node is **in a cycle** when it lies on a directed cycle.
 * A node is a **split** point when it is not a join task, has more than one inbound edge and is
   not in a cycle: every arrival then runs it on a route of its own.
+* A transition to the ``retry`` command is no edge: it sets the task's retry policy
+  (:meth:`flowctx.engine.conductor.Conductor.retry_spec`).
 * A join's **requirement** is the number of distinct inbound source tasks (``join: all``) or the
   given count.
 """
@@ -48,6 +50,8 @@ class WorkflowGraph:
             counts: dict[str, int] = {}
             for entry, tr in enumerate(task.transitions):
                 for target in tr.targets:
+                    if target == "retry" and "retry" not in spec.tasks:
+                        continue  # Orquesta: ``do: retry`` is the task's retry policy, not an edge
                     k = counts.get(target, 0)
                     counts[target] = k + 1
                     edge = Edge(task.name, target, k, tr, entry)

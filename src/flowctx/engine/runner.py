@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flowctx.actions.base import FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
+from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
+    DEFAULT_MAX_TASKS,
     PAUSED,
     WF_CANCELED,
     ActionCall,
@@ -112,12 +113,14 @@ class ExecutionResult:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        from flowctx import thaw
+
         return {
             "execution_id": self.execution_id,
             "workflow": self.workflow,
             "status": self.status,
-            "output": self.output,
-            "errors": self.errors,
+            "output": thaw(self.output),
+            "errors": thaw(self.errors),
             "tasks": [t.to_dict() for t in self.tasks],
             "sequence": self.sequence,
             "routes": self.routes,
@@ -166,6 +169,8 @@ class Execution:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
+        self._running_on: Executor | None = None  # the executor while the run is driven
+        self._cancel_requested = False
 
     @property
     def status(self) -> str:
@@ -173,7 +178,11 @@ class Execution:
 
     def cancel(self) -> None:
         """Cancel: nothing new starts, running actions are asked to stop; status ``canceled``."""
+        self._cancel_requested = True
         self._events.put(("cancel",))
+        interrupt = getattr(self._running_on, "cancel_running", None)
+        if interrupt is not None:  # the inline executor blocks the engine thread: reach its call now
+            interrupt()
 
     def pause(self) -> None:
         """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
@@ -209,8 +218,10 @@ class Engine:
     """Runs workflows.
 
     ``actions``: extra actions (a mapping name -> callable, or an :class:`ActionRegistry`) on top
-    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``
-    or an :class:`Executor`.  ``copy_items=True`` deep-copies the context per with-items item
+    of the default registry.  ``executor``: ``"thread"`` (default), ``"process"``, ``"inline"``,
+    ``"dask"`` (with ``scheduler="tcp://host:port"`` for a running cluster), a name registered in
+    the ``flowctx.executors`` entry-point group, or an :class:`Executor`; ``executor_options`` go
+    to a named executor's factory.  ``copy_items=True`` deep-copies the context per with-items item
     instead of cloning it (kept only to benchmark the difference).
     """
 
@@ -226,6 +237,9 @@ class Engine:
         responder: Callable[[Mapping[str, Any]], Any] | None = None,
         on_event: EventHook | None = None,
         state: Any = None,
+        max_tasks: int | None = DEFAULT_MAX_TASKS,
+        scheduler: str | None = None,
+        executor_options: Mapping[str, Any] | None = None,
     ) -> None:
         from flowctx import _backend
         from flowctx.render import default_renderer
@@ -236,11 +250,17 @@ class Engine:
             self.registry = DEFAULT_REGISTRY.child(actions)
         self._executor_spec = executor
         self.max_workers = max_workers
+        self.executor_options = dict(executor_options or {})  # options of a named executor
+        if scheduler is not None:  # executor="dask", scheduler="tcp://host:port"
+            self.executor_options["scheduler"] = scheduler
         self.renderer = renderer or default_renderer()
         self.store = store or _backend.store
         self.copy_items = copy_items
         self.responder = responder
         self.on_event = on_event
+        if max_tasks is not None and (isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1):
+            raise FlowctxError(f"max_tasks must be a whole number >= 1 (or None for no limit), got {max_tasks!r}")
+        self.max_tasks = max_tasks
         if state is not None:  # durable runs (flowctx.state): a path or a StateStore
             from flowctx.state import open_state
 
@@ -270,7 +290,8 @@ class Engine:
         raise :class:`~flowctx.errors.FlowctxError` here.
         """
         spec = self._load(workflow)
-        params = self._parameters(spec, parameters or {})
+        setup_errors: list[str] = []
+        params = self._parameters(spec, parameters or {}, setup_errors)
         executor = self._make_executor()
         try:
             self._check_actions(spec, executor)
@@ -287,7 +308,8 @@ class Engine:
         }
         conductor = Conductor(
             spec, params, renderer=self.renderer, store=self.store, system=system,
-            copy_items=self.copy_items, on_event=self.on_event,
+            copy_items=self.copy_items, on_event=self.on_event, setup_errors=setup_errors,
+            max_tasks=self.max_tasks,
         )
         from flowctx.state.journal import attach
 
@@ -347,7 +369,9 @@ class Engine:
 
         return load_workflow(workflow)
 
-    def _parameters(self, spec: WorkflowSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    def _parameters(
+        self, spec: WorkflowSpec, parameters: Mapping[str, Any], errors: list[str] | None = None
+    ) -> dict[str, Any]:
         from flowctx.spec import validate_parameters
 
         params = validate_parameters(spec, parameters)
@@ -361,7 +385,7 @@ class Engine:
                 problems.append(f"  parameter {name!r}: {exc}")
         if problems:
             raise WorkflowError(f"invalid parameters for workflow {spec.name!r}:\n" + "\n".join(problems), file=spec.file)
-        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store)
+        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store, errors)
 
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
@@ -372,8 +396,8 @@ class Engine:
                     where = f"{task.loc}: " if task.loc else ""
                     problems.append(f"{where}task {task.name!r}: sub-workflow file not found: {path}")
                 continue
-            if task.action is None:
-                continue
+            if task.action is None or self.renderer.is_template(task.action):
+                continue  # an action given as an expression is resolved when it is rendered
             where = f"{task.loc}: " if task.loc else ""
             try:
                 aspec = self.registry.resolve(task.action)
@@ -402,7 +426,7 @@ class Engine:
         spec = self._executor_spec
         if isinstance(spec, Executor):
             return spec
-        return make_executor(spec, self.max_workers)
+        return make_executor(spec, self.max_workers, **self.executor_options)
 
     # ------------------------------------------------------------------ the loop
     def _drive(self, ex: Execution) -> ExecutionResult:
@@ -410,28 +434,44 @@ class Engine:
         started = time.time()
         executor = ex._executor if ex._executor is not None else self._make_executor()
         ex._executor = None
+        ex._running_on = executor
         owns_executor = not isinstance(self._executor_spec, Executor)
         events = ex._events
         handles: dict[int, CallHandle] = {}
         local: collections.deque[tuple[Any, ...]] = collections.deque()  # outcomes of inline calls
         timers: list[tuple[float, int, ActionCall]] = []
+        held: list[tuple[float, ActionCall]] = []  # delayed calls of a paused run: (delay left, call)
         seq = itertools.count()
         inflight = 0
         paused = False
+        status_before_pause = c.status
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
         journal = c.journal
+        fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
+        if getattr(journal, "durable", False):
+            # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
+            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+            if journal.fatal is not None:
+                fatal.append(journal.fatal)
 
         def submit(call: ActionCall) -> None:
             nonlocal inflight
+            if paused:  # a retry (or its delay) of a paused run waits for resume
+                held.append((call.delay, call))
+                return
             if call.delay > 0:
                 heapq.heappush(timers, (time.monotonic() + call.delay, next(seq), call))
                 inflight += 1
                 return
             inflight += 1
             token = next(seq)
+            c.call_started(call)
             func, wants_ctx, problem = self._callable(call, c.spec.file)
+            if ex._cancel_requested:  # a cancel on its way (the inline executor blocks this thread)
+                events.put(("done", token, call, Outcome(CANCELED, None, "canceled", time.time(), time.time())))
+                return
             if problem is not None:
                 events.put(("done", token, call, Outcome(FAILED, None, problem, time.time(), time.time())))
                 return
@@ -452,15 +492,14 @@ class Engine:
                 handles[token] = handle
 
         def dispatch() -> None:
-            if paused or c.finished:
+            if paused or c.finished or fatal:
                 return
             while True:
                 mark = c.stage_count
-                for st in c.ready():
-                    c.begin(st)  # may complete at once (skipped, no items) and stage more
+                c.start_ready()  # may complete at once (skipped, no items) and stage more
                 for inst in c.active():
-                    for call in c.calls_for(inst):  # an item that fails to render ends its task
-                        submit(call)  # here, which can stage more work
+                    for call in c.calls_for(inst):
+                        submit(call)
                 if c.stage_count == mark:
                     break
 
@@ -475,28 +514,46 @@ class Engine:
                 for follow in c.call_done(call, outcome):
                     metrics["retries"] += 1
                     submit(follow)
-            elif kind == "cancel":
-                c.cancel()
+            elif kind == "cancel" or kind == "fatal":
+                if kind == "cancel":
+                    c.cancel()
                 for h in list(handles.values()):
                     h.cancel()
                 for _ in timers:
                     inflight -= 1
                 timers.clear()
+                held.clear()
+                paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
-                paused = True
+                if not paused:
+                    paused = True
+                    now = time.monotonic()
+                    for deadline, _, call in timers:  # waiting calls keep the delay they had left
+                        held.append((max(0.0, deadline - now), call))
+                    inflight -= len(timers)
+                    timers.clear()
             elif kind == "resume":
                 paused = False
                 if c.status == PAUSED:
-                    c.status = "running"
+                    c.status = status_before_pause
+                waiting = list(held)
+                held.clear()
+                for delay, call in waiting:
+                    call.delay = delay
+                    submit(call)
 
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
         try:
-            while True:
+            while not fatal:
                 dispatch()
+                if fatal:
+                    break
+                executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
-                    if paused and c.status == "running":
+                    if paused and c.status in ("running", "failing"):
+                        status_before_pause = c.status
                         c.status = PAUSED
                     elif not paused and c.is_idle():
                         break
@@ -518,6 +575,9 @@ class Engine:
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
                     handle(ev)
+                if fatal:
+                    handle(("fatal", fatal[0]))  # stop what runs
+                    break
                 now = time.monotonic()
                 while timers and timers[0][0] <= now:
                     _, _, call = heapq.heappop(timers)
@@ -530,7 +590,12 @@ class Engine:
         finally:
             if owns_executor:
                 executor.shutdown(wait=False)
-        if c.status == WF_CANCELED:
+        if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
+            journal.abandon()
+            raise journal.fatal
+        if fatal:  # a value the state file cannot hold: the run fails with that message
+            journal.abort_run(c, str(journal.fatal))
+        elif c.status == WF_CANCELED:
             c.finish_canceled()
         else:
             c.finalize()
@@ -584,7 +649,8 @@ class Engine:
             kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
-                renderer=engine.renderer, store=engine.store, responder=engine.responder,
+                executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store,
+                responder=engine.responder, max_tasks=engine.max_tasks,
             )
             child._depth = engine._depth + 1
             child_ex = child.start(path, inputs)
@@ -607,7 +673,8 @@ class Engine:
 
 
 def render_parameter_defaults(
-    spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType
+    spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType,
+    errors: list[str] | None = None,
 ) -> dict[str, Any]:
     """Defaults written as expressions (Orquesta: ``input: [{n: "<% len(ctx(xs)) %>"}]``) are
     rendered in declaration order against the parameters before them; values the caller
@@ -625,7 +692,11 @@ def render_parameter_defaults(
             out[p.name] = store.thaw(renderer.render_json(p.default, ctx, field=f"input.{p.name}"))
         except FlowctxError as exc:
             where = f"{p.loc}: " if p.loc else ""
-            raise WorkflowError(f"{where}default of parameter {p.name!r}: {exc}", file=spec.file) from None
+            message = f"{where}default of parameter {p.name!r}: {exc}"
+            if errors is None:
+                raise WorkflowError(message, file=spec.file) from None
+            errors.append(message)  # the run fails with this error (Orquesta: a failed workflow)
+            return out  # the defaults after it are not rendered: one error, not a cascade
     return out
 
 
@@ -656,21 +727,32 @@ def _is_workflow_ref(action: str) -> bool:
 _TOO_DEEP = "sub-workflows nested more than"
 
 
+_EXEC_FAILED = "Execution failed. See result for details."
+
+
 def _failure_reason(res: ExecutionResult) -> str:
-    """Why a workflow failed: its first error, naming the task once, with the task's own error
-    in place of the Orquesta-style 'Execution failed. See result for details.'"""
-    for err in res.errors:
+    """Why a workflow failed: the error that failed it (a task failure that a transition
+    handled is not the reason; the first error otherwise), naming the task once, with the
+    task's own error in place of the Orquesta-style 'Execution failed. See result for details.'"""
+    errors = res.errors
+    cause = res.conductor.failure if res.conductor is not None else None
+    if cause is not None and any(e is cause for e in errors):
+        errors = [cause] + [e for e in errors if e is not cause]
+    for err in errors:
         message = str(err.get("message"))
         task = err.get("task_id")
         if not task:
             return message
-        if message.startswith("Execution failed. See result for details."):
+        if message.startswith(_EXEC_FAILED):
             try:
                 rec = res.task(task, err.get("route", 0))
             except KeyError:
                 rec = None
             if rec is not None and rec.error:
                 message = f"task {task!r} {rec.status}: {rec.error}"
+            elif rec is None and message.startswith(_EXEC_FAILED + " ("):
+                # the engine command `fail`: the message names the task whose transition led there
+                return message[len(_EXEC_FAILED) + 2:-1]
         if f"task {task!r}" not in message:
             message = f"task {task!r}: {message}"
         return message

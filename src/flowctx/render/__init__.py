@@ -10,7 +10,8 @@ Public API: :class:`Renderer`, :class:`TaskScope`, :func:`default_renderer`.
   first, then parameters).  Functions: ``ctx()``, ``item()``, ``result()``, ``task_status()``,
   ``succeeded()``, ``failed()``, ``completed()``, ``timed_out()``, ``json()``, ``zip()``,
   ``to_json_string``, ``from_json_string``, ``to_yaml_string``, ``from_yaml_string``,
-  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``.
+  ``regex_match``, ``regex_search``, ``regex_replace``, ``now()``, ``uuid()``, ``st2kv()`` / ``kv()``
+  (the ``keystore`` values).
 * Data is inert: only the strings of the workflow definition are ever compiled; values read from
   the context are never rendered again.
 * Every failure is a :class:`flowctx.errors.TemplateError` naming the template, the line and (when
@@ -32,7 +33,10 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import safe_range
 from jinja2.utils import Namespace
 
+from time import monotonic as _monotonic
+
 from flowctx.errors import TemplateError
+from flowctx.render._guard import running as _running
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
 from flowctx.render._jinja import (
     RESULT_NAME,
@@ -154,11 +158,12 @@ class Renderer:
         self.max_steps = max_steps
         self.timeout = timeout
         self.limits = Limits(max_output)
-        self.helpers = make_helpers(self.limits)
         resolvers = base_resolvers()
+        frozen_kv = store.freeze(keystore, "keystore") if keystore is not None else None
+        self.helpers = make_helpers(self.limits, frozen_kv)
         for name, value in (("config", config), ("keystore", keystore)):
             if value is not None:
-                frozen = store.freeze(value, name)
+                frozen = frozen_kv if name == "keystore" else store.freeze(value, name)
                 resolvers[name] = lambda s, _v=frozen: _v
                 if name == "config":  # StackStorm-style `pack.config.x` reads the same values
                     pack = store.freeze({"config": frozen}, "pack")
@@ -291,9 +296,9 @@ class Renderer:
             text = "{{ " + text + " }}"
         try:
             ast = self.env.parse(text)
-        except TemplateSyntaxError:
+            return _jinja_references(ast, self._resolvers)
+        except (TemplateSyntaxError, RecursionError, MemoryError):
             return set()
-        return _jinja_references(ast, self._resolvers)
 
     def function_names(self, language: str = "jinja") -> frozenset[str] | None:
         """Names an expression can call as ``name(...)`` in ``language`` (``"jinja"`` or
@@ -325,14 +330,14 @@ class Renderer:
     def _compile_template(self, source: str) -> _Compiled:
         if not _is_template(source):
             return _Text(source)
-        return self._compile(source, condition=False)
+        return _guarded_compile(self._compile, source, False)
 
     def _compile_condition(self, source: str) -> _Compiled:
         if not _is_template(source):
             if not source.strip():
                 return _Failed(source, "empty condition", None)
-            return self._compile_jinja_expression(source, source, 0)
-        return self._compile(source, condition=True)
+            return _guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
+        return _guarded_compile(self._compile, source, True)
 
     def _compile(self, source: str, condition: bool) -> _Compiled:
         has_yaql = "<%" in source
@@ -444,8 +449,15 @@ class Renderer:
 
     # ------------------------------------------------------------------ run
     def _run(self, c: Any, ctx: Any, task_scope: TaskScope | None, condition: bool) -> Any:
-        kind = c.kind
         scope = Scope(self, ctx, task_scope)
+        # The time limit starts now and is visible to everything the template starts (regular
+        # expressions get the remaining time as their timeout; YAQL calls tick the budget).
+        scope.deadline = _monotonic() + self.timeout
+        with _running(scope):
+            return self._run_in(c, scope)
+
+    def _run_in(self, c: Any, scope: Scope) -> Any:
+        kind = c.kind
         env = self.env
         # The Jinja context is built directly over the scope (what ``new_context(scope,
         # shared=True)`` does, minus copying the environment globals' keys each time).
@@ -549,6 +561,19 @@ class Renderer:
         return TemplateError(_reason(exc), source=c.source, position=line)
 
 
+def _guarded_compile(compile_: Any, source: str, condition: bool) -> _Compiled:
+    """Compile, turning the parser's and compiler's own failures on hostile input (``((((...``
+    3,000 deep, huge literals) into a failed template instead of a bare exception."""
+    try:
+        return compile_(source, condition)
+    except RecursionError:
+        return _Failed(source, "template nested too deeply (expression recursion limit)", None)
+    except MemoryError:
+        return _Failed(source, "template too large to compile", None)
+    except (LimitError, SecurityError) as exc:
+        return _Failed(source, f"{type(exc).__name__}: {exc}", None)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, UndefinedError):
         text = exc.message if getattr(exc, "message", None) else str(exc)
@@ -622,7 +647,7 @@ _default_lock = threading.Lock()
 
 
 def default_renderer() -> Renderer:
-    """The process-wide renderer used by ``Context.render_template`` & co."""
+    """The process-wide renderer (built on first use; thread-safe)."""
     global _default
     r = _default
     if r is None:

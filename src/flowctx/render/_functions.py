@@ -5,6 +5,7 @@ building it (``_Limits``), so a template cannot allocate its way around the outp
 """
 from __future__ import annotations
 
+import itertools
 import json as _json
 import re
 import string
@@ -141,6 +142,10 @@ class Limits:
                     budget = self.max_size
                     if self.approx_size(left, budget) + self.approx_size(right, budget) > budget:
                         raise self.fail("concatenation")
+                    if isinstance(left, list) != isinstance(right, list) and not isinstance(left, (str, bytes)) \
+                            and not isinstance(right, (str, bytes)):
+                        # a list read from the context is a (frozen) tuple: list + list as in Python
+                        return [*left, *right]
             return left + right
         if op == "%":
             if isinstance(left, (str, bytes)):
@@ -155,16 +160,10 @@ class Limits:
         raise LimitError(f"operator {op!r} is not supported")
 
     def check_printf(self, fmt: str | bytes, args: Any) -> None:
-        text = fmt if isinstance(fmt, str) else fmt.decode("latin-1")
-        for m in _PRINTF.finditer(text):
-            for g in m.groups():
-                if g == "*":
-                    raise LimitError("'*' widths in % formatting are not allowed in templates")
-                if g is not None and int(g) > self.max_size:
-                    raise self.fail("this % format width")
-        budget = self.max_size
-        if len(text) + self.approx_size(args, budget) > budget:
-            raise self.fail("% formatting")
+        # every conversion counted where it occurs ('%(a)s' * 1000 % {'a': big} costs 1000 * big)
+        from flowctx.render._guard import printf_bound
+
+        printf_bound(fmt, args, self)
 
     def check_format(self, fmt: str, args: Any = (), kwargs: Any = None) -> None:
         """Check a ``str.format`` template: no nested fields in specs, widths within the limit."""
@@ -218,14 +217,16 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
-def make_helpers(limits: Limits) -> dict[str, Any]:
-    """The helper functions (also used as Jinja filters), bound to ``limits``."""
+def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The helper functions (also used as Jinja filters), bound to ``limits`` (and, for
+    ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
 
     def to_json_string(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-        limits.check_value(value, "to_json_string()")
+        from flowctx.render._guard import bounded_dumps
+
         if indent is not None and (not isinstance(indent, int) or indent > 16):
             raise LimitError("to_json_string(): indent must be an int <= 16")
-        return _json.dumps(plain(value), indent=indent, sort_keys=bool(sort_keys))
+        return bounded_dumps(value, limits, "to_json_string()", indent=indent, sort_keys=bool(sort_keys))
 
     def from_json_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
@@ -233,37 +234,47 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         return _json.loads(value)
 
     def json_(value: Any) -> Any:
-        if isinstance(value, (str, bytes)):
+        # Orquesta's json(): a mapping is returned as it is, a string is parsed, anything else
+        # (numbers, booleans, lists, null) is a type error.
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str):
             return _json.loads(value)
-        return value
+        raise TypeError(f"json() needs a JSON string or a mapping, not {type(value).__name__!r}")
 
     def to_yaml_string(value: Any, indent: int | None = None) -> str:
-        limits.check_value(value, "to_yaml_string()")
-        return yaml.safe_dump(plain(value), default_flow_style=False, sort_keys=False, indent=indent)
+        from flowctx.render._guard import bounded_yaml_dump
+
+        return bounded_yaml_dump(value, limits, "to_yaml_string()", default_flow_style=False, sort_keys=False,
+                                 indent=indent)
 
     def from_yaml_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"from_yaml_string() needs a string, not {type(value).__name__!r}")
         return yaml.safe_load(value)
 
+    # Regular expressions run on the ``regex`` engine under the render's remaining time
+    # (flowctx.render._guard): stdlib ``re`` cannot be interrupted by a time limit.
+    from flowctx.render import _guard
+
     def regex_match(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-        return re.match(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+        return _guard.rx_match(pattern, str(value), _guard.IGNORECASE if ignorecase else 0) is not None
 
     def regex_search(value: Any, pattern: str, ignorecase: bool = False) -> bool:
-        return re.search(pattern, str(value), re.IGNORECASE if ignorecase else 0) is not None
+        return _guard.rx_search(pattern, str(value), _guard.IGNORECASE if ignorecase else 0) is not None
 
     def regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False) -> str:
         text = str(value)
         total = [len(text)]
 
-        def repl(m: re.Match[str]) -> str:
+        def repl(m: Any) -> str:
             out = m.expand(replacement)
             total[0] += len(out) - (m.end() - m.start())
             if total[0] > limits.max_size:
                 raise limits.fail("regex_replace()")
             return out
 
-        return re.sub(pattern, repl, text, flags=re.IGNORECASE if ignorecase else 0)
+        return _guard.rx_sub(pattern, repl, text, 0, _guard.IGNORECASE if ignorecase else 0)
 
     def now(utc: bool = True) -> str:
         return datetime.now(timezone.utc).isoformat() if utc else datetime.now().astimezone().isoformat()
@@ -271,11 +282,19 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
     def uuid() -> str:
         return str(_uuid.uuid4())
 
-    def zip_(*seqs: Any) -> list[list[Any]]:
+    def zip_(*seqs: Any, pad: Any = None) -> Any:
+        # Orquesta's zip(): null counts as an empty list, one list is returned as it is, and
+        # several are zipped to the *longest*, the shorter ones padded with ``pad`` (null).
+        seqs = tuple([] if s is None else s for s in seqs)
+        if len(seqs) == 1:
+            return seqs[0]
         for s in seqs:
-            if isinstance(s, (str, bytes)) or not hasattr(s, "__iter__"):
+            if not hasattr(s, "__iter__"):
                 raise TypeError(f"zip() needs lists, not {type(s).__name__!r}")
-        return [list(t) for t in zip(*seqs)]
+        seqs = tuple(s if hasattr(s, "__len__") else list(itertools.islice(s, limits.max_size + 1)) for s in seqs)
+        longest = max((len(s) for s in seqs), default=0)
+        limits.check_len(longest * max(len(seqs), 1), "zip()")
+        return [list(t) for t in itertools.zip_longest(*seqs, fillvalue=pad)]
 
     return {
         "to_json_string": to_json_string,
@@ -289,4 +308,28 @@ def make_helpers(limits: Limits) -> dict[str, Any]:
         "uuid": uuid,
         "json": json_,
         "zip": zip_,
+        **make_kv_helpers(keystore),
     }
+
+
+# ---------------------------------------------------------------------- key-value store (cli-ops)
+def make_kv_helpers(keystore: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``st2kv('system.name')`` (StackStorm's spelling; ``decrypt`` is accepted, values are
+    stored unencrypted) and ``kv('name')`` over the store's values; an unknown key, or no store,
+    is an error naming the key."""
+    from flowctx.kv import lookup
+
+    values: Mapping[str, Any] = keystore if keystore is not None else {}
+
+    def st2kv(key: Any, decrypt: bool = False) -> Any:
+        return lookup(values, key, "st2kv")
+
+    def kv(key: Any) -> Any:
+        return lookup(values, key, "kv")
+
+    return {"st2kv": st2kv, "kv": kv}
+
+
+def helper_names() -> frozenset[str]:
+    """The names of every helper function (what a validator can treat as known functions)."""
+    return frozenset(make_helpers(Limits(1)))

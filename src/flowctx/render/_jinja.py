@@ -13,18 +13,22 @@
 from __future__ import annotations
 
 import re
+import shlex
 import types
 from collections.abc import Mapping
+from functools import update_wrapper
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.filters import FILTERS
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.filters import FILTERS, make_attrgetter
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter, safe_range
 from jinja2.utils import Namespace
+from markupsafe import Markup
 
+from flowctx.render import _guard
 from flowctx.render._functions import LimitError, Limits, plain
 from flowctx.render._scope import MISSING, Scope
 
@@ -60,6 +64,12 @@ class _FlowCodeGenerator(CodeGenerator):
                 call.node = new
         super().visit_Template(node, frame)
 
+    def buffer(self, frame: Any) -> None:
+        # Block ``set``, macros, ``call`` and ``filter`` blocks collect their output in a buffer
+        # before joining it: that buffer counts what it holds against the size cap.
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.flowctx_buffer()")
+
     def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
         self.write("environment.flowctx_concat((")
         for arg in node.nodes:
@@ -81,10 +91,105 @@ class _FlowContext(Context):
         return super().resolve_or_missing(key)
 
 
+class _CappedBuffer(list):  # type: ignore[type-arg]
+    """An output buffer that refuses to hold more than the size cap."""
+
+    __slots__ = ("n", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__()
+        self.n = 0
+        self.limits = limits
+
+    def append(self, s: Any) -> None:
+        self.n += len(s)
+        if self.n > self.limits.max_size:
+            raise LimitError(f"template output exceeds the size limit ({self.limits.max_size} characters)")
+        super().append(s)
+
+    def extend(self, parts: Any) -> None:
+        for p in parts:
+            self.append(p)
+
+
+def capped_iter(it: Any, limits: Limits, what: str) -> Any:
+    """Yield from ``it``, counting the size of what was yielded (and ticking the render's budget):
+    a lazy producer (``map``, ``select`` ...) cannot hand more than the size cap to whatever
+    collects it (``list``, ``join``, ``sort`` ...)."""
+    cap = limits.max_size
+    approx = limits.approx_size
+    scope = _guard.current_scope()
+    total = 0
+    for x in it:
+        if scope is not None:
+            scope.tick()
+        total += len(x) if type(x) is str else approx(x, cap - total + 1)
+        if total > cap:
+            raise limits.fail(what)
+        yield x
+
+
 def _tick(context: Any) -> None:
     p = getattr(context, "parent", None)
     if type(p) is Scope:
         p.tick()
+
+
+class _BoundedFormat:
+    """``str.format`` fields counted while the result is built: the running total (literal text
+    plus every formatted field, widths included) is checked *before* each field is formatted."""
+
+    limits: Limits
+    total: int
+    factor = 1
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
+        self.limits.check_len(len(format_string), "formatting")
+        self.total = sum(len(lit) for lit, *_ in self.parse(format_string))  # type: ignore[attr-defined]
+        return super().vformat(format_string, args, kwargs)  # type: ignore[misc]
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion in ("r", "a"):
+            lim = self.limits
+            if self.total + _guard.value_bound(value, conversion, None, lim, lim.max_size) > lim.max_size:
+                raise lim.fail("formatting")
+        return super().convert_field(value, conversion)  # type: ignore[misc]
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        lim = self.limits
+        width = 0
+        for d in _DIGITS.findall(format_spec):
+            if len(d) > 7 or int(d) > lim.max_size:
+                raise lim.fail("this format width")
+            width = max(width, int(d))
+        precision = None
+        if "." in format_spec:
+            tail = _DIGITS.match(format_spec.split(".", 1)[1])
+            precision = int(tail.group()) if tail else None
+        conv = format_spec[-1:] if format_spec[-1:].isalpha() else "s"
+        bound = self.factor * max(width, _guard.value_bound(value, conv, precision, lim, lim.max_size - self.total + 1))
+        if self.total + bound > lim.max_size:
+            raise lim.fail("formatting")
+        out = super().format_field(value, format_spec)  # type: ignore[misc]
+        self.total += len(out)
+        return out
+
+
+class _BoundedFormatter(_BoundedFormat, SandboxedFormatter):
+    def __init__(self, env: Any, limits: Limits) -> None:
+        super().__init__(env)
+        self.limits = limits
+
+
+class _BoundedEscapeFormatter(_BoundedFormat, SandboxedEscapeFormatter):
+    factor = 6
+
+    def __init__(self, env: Any, limits: Limits, escape: Any) -> None:
+        super().__init__(env, escape=escape)
+        self.limits = limits
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 class FlowEnvironment(ImmutableSandboxedEnvironment):
@@ -108,16 +213,20 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         self.globals.update({"range": safe_range, "dict": dict, "namespace": Namespace})
         self.policies["json.dumps_function"] = self._dumps
         self.filters.update(helpers)
-        self.filters.update(_guarded_filters(limits))
+        self.filters.update(_guarded_filters(limits, self))
         self.tests["regex_match"] = helpers["regex_match"]
         self.tests["regex_search"] = helpers["regex_search"]
 
     # ------------------------------------------------------------------ guards
     def _dumps(self, obj: Any, **kwargs: Any) -> str:
-        import json
+        text = _guard.bounded_dumps(obj, self.limits, "tojson", **kwargs)
+        # |tojson then replaces each of < > & ' by a 6-character escape
+        extra = 5 * sum(text.count(c) for c in "<>&'")
+        self.limits.check_len(len(text) + extra, "tojson")
+        return text
 
-        self.limits.check_value(obj, "tojson")
-        return json.dumps(plain(obj), **kwargs)
+    def flowctx_buffer(self) -> _CappedBuffer:
+        return _CappedBuffer(self.limits)
 
     def flowctx_concat(self, parts: tuple[Any, ...]) -> str:
         to_str = self.limits.to_str
@@ -126,10 +235,60 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         return "".join(strs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if isinstance(left, Markup) or isinstance(right, Markup):
+            # Markup operators escape the other operand (up to 6x): bound that growth first
+            lim = self.limits
+            lim.check_len(6 * (lim.approx_size(left) + lim.approx_size(right)), f"the {operator!r} operator")
         return self.limits.binop(operator, left, right)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # Types expose their methods unbound (``dict.update(frozen, ...)``, ``dict.mro()``) and
+        # ``dict[...]`` makes an alias that forwards them: nothing of a class is readable from
+        # a template except ``dict.fromkeys`` (a constructor).
+        if isinstance(obj, type):
+            return obj is dict and attr == "fromkeys"
+        if isinstance(obj, types.GenericAlias):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, type):
+            raise SecurityError(f"subscripting the type {obj.__name__!r} is not allowed in templates")
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # Jinja's sandboxed str.format / format_map, with the output counted while it is built.
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or value.__name__ not in (
+            "format",
+            "format_map",
+        ):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type = type(f_self)
+        is_map = value.__name__ == "format_map"
+        limits = self.limits
+        env = self
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs = args[0]
+                args = ()
+            if isinstance(f_self, Markup):
+                fmt: Any = _BoundedEscapeFormatter(env, limits, f_self.escape)
+            else:
+                fmt = _BoundedFormatter(env, limits)
+            return str_type(fmt.vformat(f_self, args, kwargs))
+
+        return update_wrapper(wrapper, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Workflow data first: ``result.items`` / ``vars.count`` mean the keys, not dict methods.
@@ -156,12 +315,30 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
                     return __self.undefined("value was undefined because a callable raised a StopIteration exception")
         if not __self.is_safe_callable(__obj):
             raise SecurityError(f"{__obj!r} is not safely callable")
+        why = _guard.mutating_call(__obj, args)
+        if why is not None:
+            raise SecurityError(f"{why}: templates cannot change values")
+        if __obj is dict or __obj is Namespace or (
+            type(__obj) is _BuiltinMethod and __obj.__self__ is dict and __obj.__name__ == "fromkeys"
+        ):
+            # builds a container of references: refuse one whose contents pass the cap (a loop
+            # of ``dict(ns.d, **{k: big})`` would otherwise keep every ``big`` alive)
+            out = __context.call(__obj, *args, **kwargs)
+            __self.limits.check_value(out if __obj is not Namespace else dict(*args, **kwargs), "dict()")
+            return out
         if type(__obj) is _BuiltinMethod:
             owner = getattr(__obj, "__self__", None)
-            if isinstance(owner, (str, bytes)):
-                if __obj.__name__ == "join" and args and not isinstance(args[0], (list, tuple)):
+            if isinstance(owner, (str, bytes, bytearray)):
+                name = __obj.__name__
+                if name in ("format", "format_map") and isinstance(owner, str):
+                    # a raw str.format however it got here: the sandboxed, size-counted one
+                    return __self.wrap_str_format(__obj)(*args, **kwargs)
+                if name == "join" and args and not isinstance(args[0], (list, tuple)):
                     args = (list(args[0]),) + args[1:]  # checked and joined: consume iterators once
-                __self.limits.check_str_method(__obj.__name__, owner, args, kwargs)
+                __self.limits.check_str_method(name, owner, args, kwargs)
+                bound = _guard.str_method_bound(name, owner, args, kwargs)
+                if bound is not None and bound > __self.limits.max_size:
+                    raise __self.limits.fail(f"{name}()")
         else:
             wrapped = getattr(__obj, "__wrapped__", None)
             if type(wrapped) is _BuiltinMethod and isinstance(getattr(wrapped, "__self__", None), str):
@@ -169,9 +346,115 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         return __context.call(__obj, *args, **kwargs)
 
 
-def _guarded_filters(limits: Limits) -> dict[str, Any]:
+def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
     to_str = limits.to_str
     orig = FILTERS
+    cap = limits.max_size
+
+    def _text(value: Any) -> str:
+        return value if isinstance(value, str) else to_str(value)
+
+    def escape(value: Any) -> Any:
+        if hasattr(value, "__html__"):
+            return orig["escape"](value)
+        text = _text(value)
+        limits.check_len(_guard.escaped_len(text), "escape")
+        return orig["escape"](text)
+
+    def forceescape(value: Any) -> Any:
+        text = str(value.__html__()) if hasattr(value, "__html__") else _text(value)
+        limits.check_len(_guard.escaped_len(text), "forceescape")
+        return orig["forceescape"](text)
+
+    def urlencode(value: Any) -> str:
+        if isinstance(value, str) or not hasattr(value, "__iter__"):
+            text = _text(value)
+            limits.check_len(_guard.quoted_len(text, b"/"), "urlencode")
+            return orig["urlencode"](text)
+        pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
+        total = max(0, len(pairs) - 1)
+        for pair in pairs:
+            k, v = pair
+            total += 1 + _guard.quoted_len(_text(k)) + _guard.quoted_len(_text(v))
+            if total > cap:
+                raise limits.fail("urlencode")
+        return orig["urlencode"](pairs)
+
+    def xmlattr(eval_ctx: Any, d: Any, autospace: bool = True) -> str:
+        total = 1
+        for k, v in d.items():
+            if v is None or isinstance(v, Undefined):
+                continue
+            total += 4 + _guard.escaped_len(_text(k)) + _guard.escaped_len(_text(v))
+            if total > cap:
+                raise limits.fail("xmlattr")
+        return orig["xmlattr"](eval_ctx, d, autospace)
+
+    xmlattr.jinja_pass_arg = orig["xmlattr"].jinja_pass_arg  # type: ignore[attr-defined]
+
+    def urlize(eval_ctx: Any, value: Any, trim_url_limit: Any = None, nofollow: bool = False, target: Any = None,
+               rel: Any = None, extra_schemes: Any = None) -> str:
+        text = _text(value)
+        words = len(text.split()) + 1
+        per_link = 60 + len(_text(target or "")) + len(_text(rel or "")) + 20 * nofollow
+        limits.check_len(12 * len(text) + per_link * words, "urlize")
+        return orig["urlize"](eval_ctx, text, trim_url_limit, nofollow, target, rel, extra_schemes)
+
+    urlize.jinja_pass_arg = orig["urlize"].jinja_pass_arg  # type: ignore[attr-defined]
+
+    def _case(name: str) -> Any:
+        f = orig[name]
+
+        def case(s: Any) -> str:
+            text = _text(s)
+            limits.check_len(_guard.str_method_bound("upper", text, (), {}) or 0, name)
+            return f(text)
+
+        case.__name__ = name
+        return case
+
+    def sum_(iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        if attribute is not None:
+            iterable = map(make_attrgetter(env, attribute), iterable)
+        items = list(iterable)
+        if not isinstance(start, (int, float)) or any(not isinstance(x, (int, float)) for x in items):
+            limits.check_value([start, items], "sum")
+        return sum(items, start)
+
+    def quote(value: Any) -> str:
+        text = value if isinstance(value, str) else to_str(value)
+        limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote")
+        return shlex.quote(text)
+
+    def lazy(name: str) -> Any:
+        # map / select / reject ... are generators: what they yield is counted (capped_iter)
+        f = orig[name]
+
+        def producer(*args: Any, **kwargs: Any) -> Any:
+            return capped_iter(f(*args, **kwargs), limits, name)
+
+        producer.__name__ = name
+        producer.jinja_pass_arg = f.jinja_pass_arg  # type: ignore[attr-defined]
+        return producer
+
+    def plain_str(f: Any) -> Any:
+        # flowctx renders text, not HTML: no filter hands out ``Markup``, whose operators and
+        # methods escape their arguments (``('x'|safe) + big`` would grow 5x past every check).
+        def unmarked(*args: Any, **kwargs: Any) -> Any:
+            out = f(*args, **kwargs)
+            return str(out) if isinstance(out, Markup) else out
+
+        unmarked.__name__ = getattr(f, "__name__", "filter")
+        if hasattr(f, "jinja_pass_arg"):
+            unmarked.jinja_pass_arg = f.jinja_pass_arg  # type: ignore[attr-defined]
+        return unmarked
+
+    def tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
+        if indent is not None and (not isinstance(indent, int) or isinstance(indent, bool) or indent > 16):
+            raise LimitError("tojson: indent must be an int <= 16 (template size limit)")
+        return orig["tojson"](eval_ctx, value, indent)
+
+    tojson.jinja_pass_arg = orig["tojson"].jinja_pass_arg  # type: ignore[attr-defined]
 
     def center(value: Any, width: int = 80) -> str:
         if isinstance(width, int) and width > limits.max_size:
@@ -194,7 +477,9 @@ def _guarded_filters(limits: Limits) -> dict[str, Any]:
     def join(value: Any, d: str = "", attribute: Any = None) -> str:
         items = list(value)
         if attribute is not None:
-            items = [it[attribute] if isinstance(it, Mapping) else getattr(it, str(attribute)) for it in items]
+            # the sandbox's own item/attribute look-up (``a.b`` paths, ints), like Jinja's join
+            get = make_attrgetter(env, attribute)
+            items = [get(it) for it in items]
         sep = to_str(d)
         budget = limits.max_size
         total = len(sep) * max(0, len(items) - 1)
@@ -263,6 +548,26 @@ def _guarded_filters(limits: Limits) -> dict[str, Any]:
         return result + end
 
     return {
+        "map": lazy("map"),
+        "select": lazy("select"),
+        "reject": lazy("reject"),
+        "selectattr": lazy("selectattr"),
+        "rejectattr": lazy("rejectattr"),
+        "safe": plain_str(orig["safe"]),
+        "escape": plain_str(escape),
+        "e": plain_str(escape),
+        "forceescape": plain_str(forceescape),
+        "tojson": plain_str(tojson),
+        "urlencode": urlencode,
+        "xmlattr": plain_str(xmlattr),
+        "urlize": plain_str(urlize),
+        "striptags": plain_str(orig["striptags"]),
+        "upper": _case("upper"),
+        "lower": _case("lower"),
+        "title": _case("title"),
+        "capitalize": _case("capitalize"),
+        "sum": sum_,
+        "quote": quote,
         "center": center,
         "indent": indent,
         "format": format_,

@@ -17,7 +17,7 @@ from flowctx.render._functions import LimitError
 if TYPE_CHECKING:  # pragma: no cover
     from flowctx.render import Renderer
 
-__all__ = ["TaskScope", "Scope", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES"]
+__all__ = ["TaskScope", "Scope", "RouteStatuses", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES", "UNSET_STATUS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,8 @@ class TaskScope:
     """What a transition / publish expression knows about the task being evaluated.
 
     ``status`` is that task's status, ``result`` what ``result()`` returns, ``statuses`` maps task
-    names to their latest status (for ``task_status(name)``).
+    names to their status (for ``task_status(name)``): the latest per name, or a
+    :class:`RouteStatuses` view for a task on a route of a split workflow.
     """
 
     status: str | None = None
@@ -53,6 +54,7 @@ FINISHED_STATUSES = frozenset(
     }
 )
 TIMEOUT_STATUSES = frozenset({"timeout", "timed_out", "timedout"})
+UNSET_STATUS = "null"
 _SUCCEEDED = frozenset({"succeeded", "success"})
 _FAILED = frozenset({"failed", "failure", "error"})
 
@@ -61,8 +63,16 @@ class ExpressionError(Exception):
     """A workflow function was used wrongly (turned into a TemplateError by the renderer)."""
 
 
+def _private(key: object) -> bool:
+    """Orquesta's private variables: names starting with ``__`` are not visible through ``ctx()``."""
+    return type(key) is str and key.startswith("__")
+
+
 class CtxView(Mapping):  # type: ignore[type-arg]
-    """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied."""
+    """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied.
+
+    Private names (``__x``) are hidden, as in Orquesta's ``ctx()``.
+    """
 
     __slots__ = ("_vars", "_params")
 
@@ -71,24 +81,30 @@ class CtxView(Mapping):  # type: ignore[type-arg]
         self._params = parameters
 
     def __getitem__(self, key: str) -> Any:
+        if _private(key):
+            raise KeyError(key)
         try:
             return self._vars[key]
         except KeyError:
             return self._params[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._vars or key in self._params
+        return not _private(key) and (key in self._vars or key in self._params)
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._vars
+        for k in self._vars:
+            if not _private(k):
+                yield k
         for k in self._params:
-            if k not in self._vars:
+            if k not in self._vars and not _private(k):
                 yield k
 
     def __len__(self) -> int:
-        return len(self._vars) + sum(1 for k in self._params if k not in self._vars)
+        return sum(1 for _ in self)
 
     def get(self, key: str, default: Any = None) -> Any:
+        if _private(key):
+            return default
         v = self._vars.get(key, MISSING)
         if v is MISSING:
             return self._params.get(key, default)
@@ -96,6 +112,61 @@ class CtxView(Mapping):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+class RouteStatuses(Mapping):  # type: ignore[type-arg]
+    """Task statuses as seen from one route of a workflow that split (Orquesta's rule).
+
+    ``entries`` are the task runs in the order they started, each with ``task``, ``route`` and
+    ``status`` attributes (the conductor's sequence); ``routes[r]`` lists the split edges that make
+    route ``r``.  A task's status is its latest run on ``route``; a task that did not run there is
+    looked up on the nearest earlier route whose splits are all part of this one (the route it
+    split from), and so on.  Nothing is copied: a lookup scans the sequence.
+    """
+
+    __slots__ = ("_entries", "_routes", "route")
+
+    def __init__(self, entries: Any, routes: Any, route: int) -> None:
+        self._entries = entries
+        self._routes = routes
+        self.route = route
+
+    def on_route(self, route: int) -> RouteStatuses:
+        return RouteStatuses(self._entries, self._routes, route)
+
+    def _on(self, name: str, route: int) -> Any:
+        for e in reversed(self._entries):
+            if e.task == name and e.route == route and e.status is not None:
+                return e.status
+        return MISSING
+
+    def __getitem__(self, name: str) -> str:
+        route = self.route
+        st = self._on(name, route)
+        if st is MISSING and 0 < route < len(self._routes):
+            here = set(self._routes[route])
+            for prev in range(route - 1, -1, -1):
+                if set(self._routes[prev]) <= here:
+                    st = self._on(name, prev)
+                    if st is not MISSING:
+                        break
+                    here = set(self._routes[prev])
+        if st is MISSING:
+            raise KeyError(name)
+        return st
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for e in self._entries:
+            if e.task not in seen and e.task in self:
+                seen.add(e.task)
+                yield e.task
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<statuses on route {self.route}: {dict(self)!r}>"
 
 
 class Tasks(Mapping):  # type: ignore[type-arg]
@@ -195,18 +266,15 @@ class Scope:
         return default if v is MISSING else v
 
     # ------------------------------------------------------------------ functions
-    def fn_ctx(self, name: str | None = None) -> Any:
+    def fn_ctx(self, key: str | None = None) -> Any:
         ctx = self.ctx
-        if name is None:
-            params = ctx.parameters
-            variables = ctx.variables
-            if not params:
-                return variables
-            if not variables:
-                return params
-            return CtxView(variables, params)
+        name = key
+        if not name:  # Orquesta: ctx(), ctx(None) and ctx('') are the whole (public) context
+            return CtxView(ctx.variables, ctx.parameters)
         if not isinstance(name, str):
             raise ExpressionError(f"ctx() needs a variable name, not {type(name).__name__!r}")
+        if _private(name):
+            raise ExpressionError(f"ctx({name!r}): variables whose names start with '__' are private")
         v = ctx.get_var(name, MISSING)
         if v is MISSING:
             v = ctx.parameters.get(name, MISSING)
@@ -248,18 +316,26 @@ class Scope:
     def fn_timed_out(self) -> bool:
         return self._need_scope("timed_out").status in TIMEOUT_STATUSES
 
-    def fn_task_status(self, name: str | None = None) -> Any:
+    def fn_task_status(self, name: str | None = None, route: int | None = None) -> Any:
         ts = self.task_scope
         if name is None:
             return self._need_scope("task_status").status
         if ts is not None and ts.statuses is not None:
-            st = ts.statuses.get(name, MISSING)
+            statuses = ts.statuses
+            if route is not None and isinstance(statuses, RouteStatuses):
+                statuses = statuses.on_route(route)
+            st = statuses.get(name, MISSING)
             if st is not MISSING:
                 return st
+            if isinstance(statuses, RouteStatuses):
+                return UNSET_STATUS  # not on this route (nor the routes it split from)
         rec = self.ctx.get_task_result(name, None)
         if isinstance(rec, Mapping):
-            return rec.get("status")
-        return None
+            st = rec.get("status")
+            if st is not None:
+                return st
+        # Orquesta's status of a task that has not run (statuses.UNSET) is the string "null".
+        return UNSET_STATUS
 
 
 def _item_value(s: Scope) -> Any:

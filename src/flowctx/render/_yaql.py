@@ -3,8 +3,8 @@
 The context is never converted for YAQL: the workflow functions (``ctx()``, ``item()``,
 ``result()`` ...) read the frozen namespaces of the handle lazily, and ``$name`` look-ups go
 through an overridden ``#get_context_data`` that resolves them on demand.  Values handed to YAQL
-are the store's frozen dict/tuple subclasses, which YAQL's own collection functions accept as they
-are.  Results that still hold frozen store values are returned without copying.
+are the store's frozen mapping / tuple-subclass types, which YAQL's own collection functions accept
+as they are.  Results that still hold frozen store values are returned without copying.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from flowctx._backend import frozen_types
 from flowctx.render._functions import LimitError, Limits
 from flowctx.render._scope import MISSING, ExpressionError, Scope
 
@@ -42,19 +43,6 @@ def split_yaql(source: str) -> list[tuple[bool, str, int]]:
     return parts
 
 
-def _frozen_types() -> tuple[type, ...]:
-    from flowctx import _store_py
-
-    types_: list[type] = [_store_py.FrozenDict, _store_py.FrozenList]
-    try:
-        from flowctx import _store  # type: ignore[attr-defined]
-
-        types_ += [_store.FrozenDict, _store.FrozenList]
-    except ImportError:  # pragma: no cover - compiled store missing
-        pass
-    return tuple(types_)
-
-
 class YaqlFront:
     """One YAQL engine and root context per renderer (built once; evaluation is per child)."""
 
@@ -65,29 +53,28 @@ class YaqlFront:
         self.exceptions = exceptions
         self.limits = limits
         self._lock = threading.Lock()
-        frozen = _frozen_types()
         max_items = limits.max_size
         no_value = utils.NO_VALUE
 
-        def out(obj: Any, depth: int = 0) -> Any:
+        def out(obj: Any, frozen: tuple[type, ...], depth: int = 0) -> Any:
             if isinstance(obj, frozen) or obj is None or isinstance(obj, (str, int, float, bool)):
                 return obj
             if depth > 200:
                 raise LimitError("YAQL result is nested too deeply")
             if isinstance(obj, Mapping):
-                return {out(k, depth + 1): out(v, depth + 1) for k, v in obj.items()}
+                return {out(k, frozen, depth + 1): out(v, frozen, depth + 1) for k, v in obj.items()}
             if isinstance(obj, (list, tuple, set, frozenset)) or utils.is_iterable(obj):
                 res = []
                 for i, v in enumerate(obj):
                     if i >= max_items:
                         raise LimitError(f"YAQL result has more than {max_items} items")
-                    res.append(out(v, depth + 1))
+                    res.append(out(v, frozen, depth + 1))
                 return res
             return obj
 
         @specs.name("#finalize")
         def finalize(obj: Any) -> Any:
-            return out(obj)
+            return out(obj, frozen_types())
 
         self.engine = yaql.factory.YaqlFactory().create(
             options={
@@ -96,8 +83,11 @@ class YaqlFront:
                 "yaql.convertInputData": False,
             }
         )
-        root = yaql.create_context(finalizer=finalize, delegates=False)
+        # YAQL's own regex functions use stdlib ``re`` (not interruptible): flowctx registers
+        # equivalents on the ``regex`` engine under the render's time limit (_register_regex).
+        root = yaql.create_context(finalizer=finalize, delegates=False, regex=False)
         root = root.create_child_context()
+        _register_regex(root, specs, yaqltypes)
         self.root = root
 
         def scope_of(context: Any) -> Scope:
@@ -123,7 +113,7 @@ class YaqlFront:
             root.register_function(fn, name=name)
 
         reg(get_context_data, "#get_context_data")
-        reg(lambda context, name=None: scope_of(context).fn_ctx(name), "ctx")
+        reg(lambda context, key=None: scope_of(context).fn_ctx(key), "ctx")
 
         def item_(context: Any, key: Any = None) -> Any:
             return scope_of(context).fn_item(MISSING if key is None else key)
@@ -134,7 +124,7 @@ class YaqlFront:
         reg(lambda context: scope_of(context).fn_failed(), "failed")
         reg(lambda context: scope_of(context).fn_completed(), "completed")
         reg(lambda context: scope_of(context).fn_timed_out(), "timed_out")
-        reg(lambda context, name=None: scope_of(context).fn_task_status(name), "task_status")
+        reg(lambda context, name=None, route=None: scope_of(context).fn_task_status(name, route), "task_status")
 
         def task_(context: Any, name: Any = None) -> Any:
             return scope_of(context).lookup("task")(name)
@@ -177,11 +167,60 @@ class YaqlFront:
 
         reg(pow_, "pow")
 
+        # distinct(): YAQL hashes the members (or their keys); the store's frozen mappings are not
+        # hashable, so compare a hashable copy of each key (what YAQL's own input conversion makes).
+        @specs.parameter("collection", yaqltypes.Iterable())
+        @specs.parameter("key_selector", yaqltypes.Lambda())
+        @specs.extension_method
+        def distinct(engine: Any, collection: Any, key_selector: Any = None) -> Any:
+            seen: set[Any] = set()
+            for t in collection:
+                key = utils.convert_input_data(t if key_selector is None else key_selector(t))
+                if key not in seen:
+                    seen.add(key)
+                    utils.limit_memory_usage(engine, (1, seen))
+                    yield t
+
+        reg(distinct, "distinct")
+
+        # str(): YAQL shows a list as a tuple ("(1, 2)"), as it sees its own converted input; the
+        # store's frozen values are shown the same way (not as "FrozenList([1, 2])").
+        def yaql_view(v: Any, depth: int = 0) -> Any:
+            if depth > 200:
+                raise LimitError("str(): value is nested too deeply")
+            if isinstance(v, Mapping):
+                return {k: yaql_view(x, depth + 1) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return tuple(yaql_view(x, depth + 1) for x in v)
+            return v
+
+        @specs.parameter("value", nullable=True)
+        def str_(value: Any) -> str:
+            if value is None:
+                return "null"
+            if value is True:
+                return "true"
+            if value is False:
+                return "false"
+            if isinstance(value, (Mapping, list, tuple)):
+                limits.check_value(value, "str()")
+                return str(yaql_view(value))
+            return str(value)
+
+        reg(str_, "str")
+
         for hname, fn in helpers.items():
-            if hname == "zip":
-                reg(lambda *seqs: [list(t) for t in itertools.islice(zip(*seqs), max_items + 1)], "zip")
-            else:
-                reg(fn, hname)
+            reg(fn, hname)  # zip() is size-checked by the helper itself
+
+        def quote(value: Any) -> str:
+            import shlex
+
+            text = value if isinstance(value, str) else limits.to_str(value)
+            limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote()")
+            return shlex.quote(text)
+
+        reg(quote, "quote")
+        _guard_all_functions(root, limits)
 
     def parse(self, text: str) -> Any:
         parts = _split_top_level_commas(text)
@@ -196,6 +235,307 @@ class YaqlFront:
         child = self.root.create_child_context()
         child[_SCOPE_KEY] = scope
         return expr.evaluate(context=child)
+
+
+# ---------------------------------------------------------------------- limits on every call
+def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
+    """Name -> check(args) run before a YAQL function builds its result (size amplification)."""
+    cap = limits.max_size
+    fail = limits.fail
+
+    def concat(args: tuple) -> None:
+        if sum(len(a) for a in args if isinstance(a, str)) > cap:
+            raise fail("YAQL concat()")
+
+    def mul(args: tuple) -> None:
+        if len(args) < 2:
+            return
+        a, b = args[0], args[1]
+        if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool):
+            if a.bit_length() + b.bit_length() > 64 * 1024:
+                raise fail("YAQL multiplication")
+        elif isinstance(a, str) and isinstance(b, int) and len(a) * b > cap:
+            raise fail("YAQL string repetition")
+        elif isinstance(b, str) and isinstance(a, int) and len(b) * a > cap:
+            raise fail("YAQL string repetition")
+
+    def plus(args: tuple) -> None:
+        if len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+            if len(args[0]) + len(args[1]) > cap:
+                raise fail("YAQL concatenation")
+
+    def replace(args: tuple) -> None:
+        if len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
+            rest = tuple(a for a in args[3:4] if isinstance(a, int) and a >= 0)
+            limits.check_str_method("replace", args[0], args[1:3] + rest, {})
+        elif len(args) >= 3 and isinstance(args[0], str) and isinstance(args[2], Mapping):
+            longest = max((len(limits.to_str(v)) for v in args[2].values()), default=1)
+            if len(args[0]) * max(1, longest) > cap:
+                raise fail("YAQL replace()")
+
+    def str_(args: tuple) -> None:
+        if args:
+            limits.check_value(args[0], "YAQL str()")
+
+    def shift(args: tuple) -> None:
+        if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], int):
+            if args[0].bit_length() + args[1] > 64 * 1024:
+                raise fail("YAQL shiftBitsLeft()")
+
+    return {
+        "concat": concat,
+        "#operator_*": mul,
+        "#operator_+": plus,
+        "replace": replace,
+        "str": str_,
+        "shiftBitsLeft": shift,
+    }
+
+
+def _bounded_join(limits: Limits, payload: Any) -> Any:
+    """YAQL join() that stops as soon as the text passes the cap (the sequence may be lazy)."""
+    swapped = getattr(payload, "__name__", "") == "join_"  # separator.join(sequence)
+
+    def join(a: Any, b: Any, str_delegate: Any) -> str:
+        sequence, separator = (b, a) if swapped else (a, b)
+        parts = []
+        n = 0
+        for x in sequence:
+            s = str_delegate(x)
+            n += len(s) + len(separator)
+            if n > limits.max_size + len(separator):
+                raise limits.fail("YAQL join()")
+            parts.append(s)
+        return separator.join(parts)
+
+    return join
+
+
+def _guard_all_functions(root: Any, limits: Limits) -> None:
+    """Wrap every function visible from ``root`` (YAQL's standard library and ours).
+
+    Each call ticks the render's step/time budget, runs a size pre-check for the functions that
+    can amplify their input, and refuses a string result above the cap -- so a YAQL reduction
+    (``range(26).aggregate($1 * $1, 3)``) or a chain of ``+`` is bounded in both time and size.
+    Function definitions are cloned (yaql may share them between contexts) and swapped in place.
+    """
+    from flowctx.render._guard import current_scope
+
+    checks = _yaql_prechecks(limits)
+    cap = limits.max_size
+    approx = limits.approx_size
+
+    def _capped(it: Any, name: str) -> Any:
+        total = 0
+        for x in it:
+            total += len(x) if type(x) is str else approx(x, cap - total + 1)
+            if total > cap:
+                raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            yield x
+
+    def wrap(fd: Any) -> Any:
+        payload = fd.payload
+        name = fd.name
+        pre = checks.get(name)
+        if name == "join":
+            payload = _bounded_join(limits, payload)
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            s = current_scope()
+            if s is not None:
+                s.tick()
+            if pre is not None:
+                pre(args)
+            res = payload(*args, **kwargs)
+            t = type(res)
+            if t is str:
+                if len(res) > cap:
+                    raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            elif hasattr(t, "__next__"):
+                # a lazy result (select, where, ...): what it yields is counted against the cap
+                return _capped(res, name)
+            return res
+
+        c = fd.clone()
+        c.payload = guarded
+        return c
+
+    ctx = root
+    seen = set()
+    while ctx is not None and id(ctx) not in seen:
+        seen.add(id(ctx))
+        fns = getattr(ctx, "_functions", None)  # yaql.language.contexts.Context storage
+        if isinstance(fns, dict):
+            for fname, defs in list(fns.items()):
+                if fname.startswith("#get_context_data") or fname == "#finalize":
+                    continue
+                fns[fname] = {wrap(fd) for fd in defs}
+        ctx = getattr(ctx, "parent", None)
+
+
+# ---------------------------------------------------------------------- regular expressions
+def _register_regex(root: Any, specs: Any, yaqltypes: Any) -> None:
+    """YAQL's regex functions (same names, signatures and results), on the ``regex`` engine with
+    the render's remaining time as timeout (flowctx.render._guard)."""
+    from flowctx.render import _guard
+
+    rx_type = _guard.PATTERN_TYPE
+
+    def compiled(pattern: Any) -> Any:
+        return pattern if isinstance(pattern, rx_type) else _guard.rx_compile(pattern, 0)
+
+    @specs.parameter("pattern", yaqltypes.String())
+    def regex(pattern: str, ignore_case: bool = False, multi_line: bool = False, dot_all: bool = False) -> Any:
+        flags = (
+            (_guard.IGNORECASE if ignore_case else 0)
+            | (_guard.MULTILINE if multi_line else 0)
+            | (_guard.DOTALL if dot_all else 0)
+        )
+        return _guard.rx_compile(pattern, flags)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.method
+    def matches(regexp: Any, string: str) -> bool:
+        return _guard.rx_search(regexp, string) is not None
+
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("regexp", yaqltypes.String())
+    @specs.method
+    @specs.name("matches")
+    def matches_(string: str, regexp: str) -> bool:
+        return _guard.rx_search(regexp, string) is not None
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.name("#operator_=~")
+    def match_op_rx(string: str, regexp: Any) -> bool:
+        return _guard.rx_search(regexp, string) is not None
+
+    @specs.parameter("pattern", yaqltypes.String())
+    @specs.parameter("string", yaqltypes.String())
+    @specs.name("#operator_=~")
+    def match_op_str(string: str, pattern: str) -> bool:
+        return _guard.rx_search(pattern, string) is not None
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.name("#operator_!~")
+    def not_match_op_rx(string: str, regexp: Any) -> bool:
+        return _guard.rx_search(regexp, string) is None
+
+    @specs.parameter("pattern", yaqltypes.String())
+    @specs.parameter("string", yaqltypes.String())
+    @specs.name("#operator_!~")
+    def not_match_op_str(string: str, pattern: str) -> bool:
+        return _guard.rx_search(pattern, string) is None
+
+    def publish(context: Any, m: Any) -> None:
+        context["$1"] = {"value": m.group(), "start": m.start(0), "end": m.end(0)}
+        for i, g in enumerate(m.groups(), 1):
+            context["$" + str(i + 1)] = {"value": g, "start": m.start(i), "end": m.end(i)}
+        for key, g in m.groupdict().items():
+            context["$" + key] = {"value": g, "start": m.start(key), "end": m.end(key)}
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("selector", yaqltypes.Lambda(with_context=True))
+    @specs.method
+    def search(context: Any, regexp: Any, string: str, selector: Any = None) -> Any:
+        m = _guard.rx_search(regexp, string)
+        if m is None:
+            return None
+        if selector is None:
+            return m.group()
+        child = context.create_child_context()
+        publish(child, m)
+        return selector(child)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("selector", yaqltypes.Lambda(with_context=True))
+    @specs.method
+    @specs.name("searchAll")
+    def search_all(context: Any, regexp: Any, string: str, selector: Any = None) -> Any:
+        for m in _guard.rx_finditer(regexp, string):
+            if selector is None:
+                yield m.group()
+            else:
+                child = context.create_child_context()
+                publish(child, m)
+                yield selector(child)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("max_split", int)
+    @specs.method
+    def split(regexp: Any, string: str, max_split: int = 0) -> Any:
+        return _guard.rx_split(regexp, string, max_split)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("max_split", int)
+    @specs.method
+    @specs.name("split")
+    def split_string(string: str, regexp: Any, max_split: int = 0) -> Any:
+        return _guard.rx_split(regexp, string, max_split)
+
+    def bounded_sub(regexp: Any, repl: Any, string: str, count: int) -> str:
+        return _guard.rx_sub(compiled(regexp), repl, string, count)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("repl", yaqltypes.String())
+    @specs.parameter("count", int)
+    @specs.method
+    def replace(regexp: Any, string: str, repl: str, count: int = 0) -> str:
+        return bounded_sub(regexp, repl, string, count)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("repl", yaqltypes.String())
+    @specs.parameter("count", int)
+    @specs.method
+    @specs.name("replace")
+    def replace_string(string: str, regexp: Any, repl: str, count: int = 0) -> str:
+        return bounded_sub(regexp, repl, string, count)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("repl", yaqltypes.Lambda(with_context=True))
+    @specs.parameter("count", int)
+    @specs.method
+    @specs.name("replaceBy")
+    def replace_by(context: Any, regexp: Any, string: str, repl: Any, count: int = 0) -> str:
+        def fn(m: Any) -> str:
+            child = context.create_child_context()
+            publish(child, m)
+            return repl(child)
+
+        return bounded_sub(regexp, fn, string, count)
+
+    @specs.parameter("regexp", rx_type)
+    @specs.parameter("string", yaqltypes.String())
+    @specs.parameter("repl", yaqltypes.Lambda(with_context=True))
+    @specs.parameter("count", int)
+    @specs.method
+    @specs.name("replaceBy")
+    def replace_by_string(context: Any, string: str, regexp: Any, repl: Any, count: int = 0) -> str:
+        return replace_by(context, regexp, string, repl, count)
+
+    @specs.parameter("string", yaqltypes.String())
+    @specs.name("escapeRegex")
+    def escape_regex(string: str) -> str:
+        return _guard.rx_escape(string)
+
+    @specs.name("isRegex")
+    def is_regex(value: Any) -> bool:
+        return isinstance(value, rx_type)
+
+    for fn in (regex, matches, matches_, match_op_rx, match_op_str, not_match_op_rx, not_match_op_str, search,
+               search_all, split, split_string, replace, replace_string, replace_by, replace_by_string,
+               escape_regex, is_regex):
+        root.register_function(fn)
 
 
 class _ExpressionList:

@@ -137,8 +137,8 @@ def _read(path_or_text: Any, file: str | None) -> tuple[str, str | None]:
                 data = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise fail(f"cannot read workflow file: {exc.strerror or exc}", file) from None
-        except ValueError as exc:  # a NUL in the name
-            raise fail(f"cannot read workflow file: {exc}", file) from None
+        except ValueError:  # a NUL in the name (each CPython version words it differently)
+            raise fail("cannot read workflow file: the file name contains a NUL character", file) from None
     else:
         data = path_or_text
     if isinstance(data, (bytes, bytearray, memoryview)):

@@ -39,10 +39,11 @@ _ACTION_RE = re.compile(
 )
 
 # Statically knowable references to workflow variables.
+# (a name followed by ``(`` is a method call, ``ctx().keys()``; quotes must match, ``ctx('x')``)
 _VAR_PATTERNS = (
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)"),
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
-    re.compile(r"(?<![\w.])ctx\(\s*['\"]?([A-Za-z_]\w*)['\"]?\s*\)"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*(?P<name>[A-Za-z_]\w*)\b(?!\s*\()"),
+    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*(['\"])(?P<name>[A-Za-z_]\w*)\1\s*\]"),
+    re.compile(r"(?<![\w.])ctx\(\s*(['\"]?)(?P<name>[A-Za-z_]\w*)\1\s*\)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
     re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
 )
@@ -51,14 +52,14 @@ _ONE_EXPRESSION = re.compile(r"^\s*(\{\{.*\}\}|<%.*%>)\s*$", re.S)
 _YAQL_ROOT = re.compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
 _YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
 # Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
-_NOT_VARIABLES = frozenset({"get", "items", "keys", "values"})
+_NOT_VARIABLES = frozenset({"get", "items", "keys", "values", "and", "or", "not", "in", "is", "if", "else"})
 
 
 def referenced_variables(source: str) -> set[str]:
     """Names of workflow variables a template reads through ``ctx()`` / ``vars`` / ``workflow``."""
     found: set[str] = set()
     for pattern in _VAR_PATTERNS:
-        found.update(pattern.findall(source))
+        found.update(m.group(m.re.groupindex.get("name", 1)) for m in pattern.finditer(source))
     for block in _YAQL_BLOCK.findall(source):
         for m in _YAQL_ROOT.finditer(block):
             # inside a call (`.select($.n)`) `$` is the current element, not the context
@@ -321,6 +322,28 @@ class _Checker:
                 self.error(loc, f"unknown function '{name}()' in '{field}'{did_you_mean(name, known)}", task,
                            kind="expression")
 
+    _SHELL_ACTIONS = frozenset({"core.local", "core.local_sudo", "core.remote", "core.remote_sudo"})
+    _JINJA_EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+
+    def shell_quoting(self, task: TaskSpec) -> None:
+        """Warn when a string shell ``cmd`` interpolates an expression that is not ``| quote``d
+        (``quote(...)`` in YAQL): a value with a space, ``;`` or ``$(...)`` would be run as shell.
+        A ``cmd`` that is one whole expression, or a list (``[prog, arg, ...]``), is not warned."""
+        cmd = task.input.get("cmd") if isinstance(task.input, Mapping) else None
+        if task.action not in self._SHELL_ACTIONS or not isinstance(cmd, str) or not is_template(cmd):
+            return
+        exprs = [m.group(1).strip() for m in self._JINJA_EXPR.finditer(cmd)]
+        exprs += [m.group(1).strip() for m in _YAQL_BLOCK.finditer(cmd)]
+        if len(exprs) == 1 and cmd.strip() in (f"{{{{ {exprs[0]} }}}}", f"<% {exprs[0]} %>"):
+            return  # the whole command is the value of one expression, not an interpolation
+        bad = [e for e in exprs if not re.search(r"\|\s*quote\s*$", e)
+               and not (e.startswith("quote(") and e.endswith(")"))]
+        if bad:
+            self.warning(task.locs.get("input.cmd", task.locs.get("input", task.loc)),
+                         f"string 'cmd' interpolates {bad[0]!r} without '| quote': a value with spaces or shell "
+                         "characters would be run as shell (use '{{ x | quote }}', or the list form "
+                         "cmd: [prog, arg, ...])", task.name)
+
     def check_task(self, task: TaskSpec) -> None:
         name = task.name
         locs = task.locs
@@ -330,6 +353,7 @@ class _Checker:
                        "workflow file (.yaml)", name)
         self.templates(task.action, locs, "action", name)
         self.check_action(task)
+        self.shell_quoting(task)
         for key, value in task.input.items():
             self.templates(value, locs, f"input.{key}", name)
         if task.when is not None:

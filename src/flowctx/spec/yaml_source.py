@@ -16,6 +16,7 @@ turn the tree into the model.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import yaml
@@ -216,7 +217,7 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                         )
                     except (ValueError, OverflowError, yaml.YAMLError, TypeError) as exc:
                         shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
-                        reason = str(exc).split(":")[0]
+                        reason = _scalar_reason(tag, event.value, exc)
                         raise fail(f"invalid {tag[len(_YAML):]} value {shown!r}: {reason}",
                                     file, event.start_mark.line + 1, event.start_mark.column + 1) from None
                 node: YNode = YScalar(value, tag, event.style, loc_of(event))
@@ -311,3 +312,10 @@ def _hashable(v: Any) -> bool:
 def _key_id(v: Any) -> tuple[str, Any]:
     return (type(v).__name__, v)
 
+
+def _scalar_reason(tag: str, text: str, exc: BaseException) -> str:
+    """Why a scalar could not be read, in flowctx's words (not the wording of one CPython version)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if tag.endswith(":int") and limit and sum(c.isdigit() for c in text) > limit:
+        return f"more than {limit} digits (Python's limit for reading an integer from text)"
+    return str(exc).split(":")[0]

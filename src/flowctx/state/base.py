@@ -16,15 +16,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-#: One journal record, as queued by :class:`flowctx.state.journal.Journal`:
+#: One journal record, as queued by :class:`flowctx.state.journal.Journal`.  Values are encoded
+#: (:func:`flowctx.state.codec.dumps`) when the record is queued, on the engine thread, so a
+#: value that cannot be stored is found at once, never by the flusher:
 #:
 #: * ``("j", pos, kind, seq, data)``: a journal event (``begin``, ``value``, ``cancel``,
-#:   ``rerun``, ``finished``, ``resumed``), ``data`` a JSON-able dict;
+#:   ``rerun``, ``pause``, ``resume``, ``aborted``, ``finished``, ``resumed``), ``data`` JSON
+#:   text of a dict or None;
 #: * ``("t", pos, seq, task, route, key, attempt, status, result, error, started, finished)``:
-#:   one action call's outcome (a task execution: the item index or sub-task name is ``key``);
+#:   one action call's outcome (a task execution: the item index or sub-task name is ``key``;
+#:   ``result`` JSON text, ``error`` text);
 #: * ``("i", seq, task, route, status, error, attempts, items, items_done, started, finished)``:
 #:   a task instance's summary (replaces the previous one for ``seq``);
-#: * ``("x", fields)``: an update of the execution row.
+#: * ``("x", fields)``: an update of the execution row (``output``, ``errors``, ``metrics``,
+#:   ``options`` already JSON text).
 Record = tuple[Any, ...]
 
 

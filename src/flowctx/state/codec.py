@@ -1,19 +1,40 @@
-"""JSON encoding of the values the state store keeps (results, published values, parameters).
+"""JSON encoding of the values the state store keeps (results, published values, parameters,
+output, errors, metrics).
 
-Context values are JSON-like already (frozen mappings are ``dict`` subclasses, frozen sequences
-``tuple`` subclasses, so ``json`` writes them natively).  An action may still return something
-else as an item result; recording must never fail, so ``bytes`` and sets are kept as tagged
-values and anything else as a tagged ``repr`` string (a state file is data: no pickle, nothing
-in it is ever executed on load).
+Every value a workflow context can hold is stored *losslessly*: context values are JSON-like
+(frozen mappings are ``dict`` subclasses, frozen sequences ``tuple`` subclasses, so ``json``
+writes them natively); an ``int`` too long for Python's decimal conversion limit (4,300 digits)
+is kept as a tagged hexadecimal string, and a string with a lone surrogate (not UTF-8) is
+written with ASCII escapes, which read back as the same string.  ``bytes`` and sets are kept as
+tagged values.  Anything else — an arbitrary object, a structure nested deeper than the encoder
+allows, a mapping with non-string keys that JSON would silently turn into strings — is refused
+with :class:`CodecError` (a ``ValueError``): recording a ``repr`` instead would hand a resume a
+different value than the live run had.  A state file is data: no pickle, nothing in it is ever
+executed on load.
+
+:func:`loads` is strict as well: text that is not JSON, or a tagged value whose payload is
+damaged, raises :class:`CodecError`; the state store turns it into one
+:class:`~flowctx.errors.StateError` naming the execution and the field.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Mapping
 from typing import Any
 
 _TAG = "__flowctx_value__"
+
+
+class CodecError(ValueError):
+    """A value the state codec cannot store, or stored text it cannot read."""
+
+
+class _Unstorable(Exception):
+    def __init__(self, obj: Any) -> None:
+        super().__init__(obj)
+        self.obj = obj
 
 
 def _default(obj: Any) -> Any:
@@ -23,37 +44,145 @@ def _default(obj: Any) -> Any:
         return {_TAG: "bytes", "data": base64.b64encode(bytes(obj)).decode("ascii")}
     if isinstance(obj, (set, frozenset)):
         return {_TAG: "set", "data": list(obj)}
-    return {_TAG: "repr", "data": repr(obj)}
+    raise _Unstorable(obj)
 
 
-_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=True)
+_ascii_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=True, check_circular=True)
+_BIG = 4000  # digits: ints with more are stored as hexadecimal (no decimal conversion limit)
+
+
+def _tag_big_ints(value: Any, depth: int = 0) -> Any:
+    """``value`` with every int too long for decimal text replaced by a tagged hex string."""
+    if depth > 10_000:  # pragma: no cover - the encoder refuses such depths first
+        raise RecursionError
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _BIG * 3:  # ~ > 3,600 decimal digits: keep well clear of the limit
+            return {_TAG: "int", "data": format(value, "x") if value >= 0 else "-" + format(-value, "x")}
+        return value
+    if isinstance(value, Mapping):
+        return {k: _tag_big_ints(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tag_big_ints(v, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return {_TAG: "set", "data": [_tag_big_ints(v, depth + 1) for v in value]}
+    return value
+
+
+def _frozen_types() -> tuple[type, ...]:
+    out: list[type] = []
+    from flowctx import _store_py
+
+    out += [_store_py.FrozenDict, _store_py.FrozenList]
+    try:
+        from flowctx import _store
+    except ImportError:  # the pure-Python build
+        pass
+    else:
+        out += [_store.FrozenDict, _store.FrozenList]
+    return tuple(out)
+
+
+_FROZEN: tuple[type, ...] | None = None
+
+
+def _check_keys(value: Any, depth: int = 0) -> None:
+    """Refuse mappings whose keys JSON would change (1 -> "1"): the value would not round-trip.
+    Frozen context values only ever have string keys: they are not walked."""
+    global _FROZEN
+    if _FROZEN is None:
+        _FROZEN = _frozen_types()
+    if isinstance(value, _FROZEN):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise CodecError(f"a mapping key {k!r} is not a string (JSON would store it as {json.dumps(str(k))})")
+            _check_keys(v, depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            _check_keys(v, depth + 1)
 
 
 def dumps(value: Any) -> str:
-    """``value`` as compact JSON text (tagged fallbacks for non-JSON values)."""
+    """``value`` as compact JSON text that :func:`loads` turns back into an equal value;
+    :class:`CodecError` (with a one-line reason) for a value that cannot be stored so."""
     try:
-        return _encoder.encode(value)
-    except (ValueError, TypeError, RecursionError):  # circular structure, non-str keys ...
-        return json.dumps({_TAG: "repr", "data": repr(value)[:100_000]})
+        try:
+            text = _encoder.encode(value)
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc) and "int_max_str_digits" not in str(exc):
+                raise
+            text = _encoder.encode(_tag_big_ints(value))
+    except _Unstorable as exc:
+        raise CodecError(
+            f"a value of type {type(exc.obj).__name__!r} cannot be stored (only JSON-like values: "
+            "None, bool, int, float, str, lists and mappings with string keys)"
+        ) from None
+    except RecursionError:
+        raise CodecError("the value is nested too deeply to be stored") from None
+    except ValueError as exc:  # a circular structure
+        raise CodecError(f"the value cannot be stored ({exc})") from None
+    except TypeError as exc:  # non-str keys of a kind JSON refuses (tuples, objects)
+        raise CodecError(f"the value cannot be stored ({exc})") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escape it (json.loads gives it back)
+            try:
+                text = _ascii_encoder.encode(_tag_big_ints(value))
+            except (ValueError, TypeError, RecursionError, _Unstorable) as exc:  # pragma: no cover
+                raise CodecError(f"the value cannot be stored ({exc})") from None
+    if ":" in text:
+        _check_keys(value)
+    return text
+
+
+def text(value: str | None) -> str | None:
+    """A message (task error) as text SQLite can store: lone surrogates become ``\\udXXX``."""
+    if value is None:
+        return None
+    value = str(value)
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _hook(obj: dict[str, Any]) -> Any:
     if len(obj) == 2 and _TAG in obj and "data" in obj:
         kind = obj[_TAG]
-        if kind == "bytes":
-            return base64.b64decode(obj["data"])
-        if kind == "set":
-            try:
-                return set(obj["data"])
-            except TypeError:  # unhashable members
-                return obj["data"]
-        if kind == "repr":
-            return obj["data"]
+        data = obj["data"]
+        try:
+            if kind == "bytes":
+                return base64.b64decode(data, validate=True)
+            if kind == "int":
+                return -int(data[1:], 16) if data.startswith("-") else int(data, 16)
+            if kind == "set":
+                try:
+                    return set(data)
+                except TypeError:  # unhashable members
+                    return data
+            if kind == "repr":  # written by flowctx < 0.3 for values it could not store
+                return data
+        except (binascii.Error, ValueError, TypeError, AttributeError) as exc:
+            raise CodecError(f"a damaged {kind} value ({exc})") from None
     return obj
 
 
 def loads(text: str | bytes | None) -> Any:
-    """The value :func:`dumps` wrote (``None`` for SQL NULL)."""
+    """The value :func:`dumps` wrote (``None`` for SQL NULL); :class:`CodecError` if ``text``
+    is not what :func:`dumps` writes."""
     if text is None:
         return None
-    return json.loads(text, object_hook=_hook)
+    try:
+        return json.loads(text, object_hook=_hook)
+    except json.JSONDecodeError as exc:
+        raise CodecError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except (TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CodecError(f"not valid JSON ({type(exc).__name__})") from None

@@ -25,10 +25,16 @@ from typing import Any
 
 from flowctx.errors import StateError
 from flowctx.state.base import Record, StateStore
+from flowctx.state.codec import CodecError, dumps, text
 from flowctx.state.metrics import Metrics, TimedRenderer, context_sizes, export_prometheus
 
 
 _RERENDER = object()  # a recorded value that replay renders again (it is the task's result)
+
+
+class UnstorableValue(StateError, ValueError):
+    """A published value or variable the state codec cannot store: the task (or, for a
+    workflow variable, the run) fails with this message instead of poisoning the state file."""
 
 
 class Recorder:
@@ -93,6 +99,12 @@ class Journal(Recorder):
         self._closing = False
         self._leased = False
         self.flush_error: BaseException | None = None
+        #: the first error that makes this run impossible to record (a failed write, a value
+        #: that cannot be encoded); the engine stops the run when it is set (``on_fatal``)
+        self.fatal: StateError | None = None
+        self.fatal_write = False  # True: a write failed (the file holds a prefix: resumable)
+        self.on_fatal: Any = None
+        self._aborted = False
         self._values: dict[tuple[int, str, str], deque[Any]] = {}
         self._outstanding: list[Any] = []
         self._finished = False
@@ -130,6 +142,14 @@ class Journal(Recorder):
                 except StateError:
                     pass
 
+    def abandon(self) -> None:
+        """After a failed write: stop the flusher, try one last write of what is queued (the
+        problem may be gone), give the lease up if possible; never raises."""
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the write failure was already reported
+            pass
+
     # ------------------------------------------------------------ queue
     def _next_pos(self) -> int:
         pos = self._pos
@@ -146,6 +166,10 @@ class Journal(Recorder):
                 self._cond.notify()
             elif n == self.batch_size:
                 self._cond.notify()
+
+    def record(self, kind: str, seq: int | None = None, data: dict[str, Any] | None = None) -> None:
+        """Queue one journal event (``data`` JSON-encoded now)."""
+        self._append(("j", self._next_pos(), kind, seq, None if data is None else dumps(data)))
 
     def flush(self) -> None:
         """Write every queued record now (one transaction)."""
@@ -189,16 +213,55 @@ class Journal(Recorder):
                 if time.monotonic() >= next_beat:
                     self.state.renew_lease(self.execution_id, self.owner)
                     next_beat = time.monotonic() + heartbeat
-            except BaseException as exc:  # noqa: BLE001 - kept; raised by the final flush
+            except BaseException as exc:  # noqa: BLE001 - the run stops (Engine: on_fatal)
                 self.flush_error = exc
-                backoff = min(max(backoff * 2, 0.05), 2.0)
-                next_beat = time.monotonic() + max(heartbeat, backoff)
+                self._write_failed(exc)
+                return  # no retry loop: nothing more runs unrecorded; close() tries once more
+
+    # ------------------------------------------------------------ failures
+    def _set_fatal(self, exc: StateError) -> None:
+        if self.fatal is not None:
+            return
+        self.fatal = exc
+        callback = self.on_fatal
+        if callback is not None:
+            callback(exc)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self.fatal_write = True
+        where = getattr(self.state, "location", "the state store")
+        detail = str(exc) if isinstance(exc, StateError) else f"{type(exc).__name__}: {exc}"
+        self._set_fatal(StateError(
+            f"execution {self.execution_id}: writing the state file failed ({detail}); the run was stopped "
+            f"so that nothing runs unrecorded; {where} holds everything written before the failure: "
+            f"fix the cause, then `flowctx resume {self.execution_id} --state {where}`"
+        ))
+
+    def abort_run(self, conductor: Any, message: str) -> None:
+        """End the run as ``failed`` with ``message`` (a value it produced cannot be stored):
+        running instances end as canceled, nothing new starts.  Recorded (``aborted``), so a
+        resume ends the same way instead of running into the same value again."""
+        self._aborted = True
+        stop_failed(conductor, message)
+        if not self.replaying:
+            self.record("aborted", None, {"message": message})
+
+    def _encode(self, value: Any, what: str) -> str | None:
+        """JSON text for a record (at queue time, on the engine thread: a value the codec cannot
+        store is found here, not later in the flusher).  None when the run was stopped for it."""
+        try:
+            return dumps(value)
+        except CodecError as exc:
+            self._set_fatal(StateError(f"execution {self.execution_id}: {what} cannot be stored in the state file: {exc}"))
+            return None
 
     # ------------------------------------------------------------ conductor hooks
     def began(self, st: Any, inst: Any) -> None:
         if self.replaying:
             return
-        self._append(("j", self._next_pos(), "begin", inst.seq, {"task": st.task, "route": st.route, "order": st.order}))
+        self.record("begin", inst.seq, {"task": st.task, "route": st.route, "order": st.order})
+        if inst.seq < 0:  # never entered the sequence (failed to render / over max_tasks): no row
+            return
         self._append(("i", inst.seq, inst.task, inst.route, "running", None, 0, None, None, inst.started, None))
 
     def call_done(self, call: Any, outcome: Any) -> None:
@@ -206,9 +269,13 @@ class Journal(Recorder):
             return
         self.metrics.outcome(outcome.started, outcome.finished)
         inst = call.instance
+        item = f" (item {call.key})" if call.key is not None else ""
+        result = self._encode(outcome.result, f"the result of task {inst.task!r}{item}")
+        if result is None and outcome.result is not None:
+            return  # the run stops (fatal); nothing half-encoded is queued
         self._append(
             ("t", self._next_pos(), inst.seq, inst.task, inst.route, call.key, call.attempt, outcome.status,
-             outcome.result, outcome.error, outcome.started, outcome.finished)
+             result, text(outcome.error), outcome.started, outcome.finished)
         )
 
     def control(self, kind: str, **data: Any) -> None:
@@ -218,7 +285,7 @@ class Journal(Recorder):
             self.open()
             self._finished = False
             self._append(("x", {"status": "running", "finished": None}))
-        self._append(("j", self._next_pos(), kind, None, data or None))
+        self.record(kind, None, data or None)
 
     def value(self, seq: int, fld: str, name: str, render: Any) -> Any:
         if self._values:
@@ -237,7 +304,13 @@ class Journal(Recorder):
             data["same"] = "result"
         else:
             data["v"] = v
-        self._append(("j", self._next_pos(), "value", seq, data))
+        try:
+            encoded = dumps(data)
+        except CodecError as exc:
+            where = f"task {seqs[seq].task!r}: " if 0 <= seq < len(seqs) else ""
+            label = "variable" if fld == "vars" else "published value"
+            raise UnstorableValue(f"{where}{fld}.{name}: the {label} cannot be stored in the state file: {exc}") from None
+        self._append(("j", self._next_pos(), "value", seq, encoded))
         return v
 
     def event(self, kind: str, inst: Any) -> None:
@@ -274,13 +347,26 @@ class Journal(Recorder):
             self.close()
             return
         self._finished = True
-        self._append(("j", self._next_pos(), "finished", None, {"status": conductor.status}))
+        if self.fatal is None:
+            try:
+                dumps(conductor.output)
+            except CodecError as exc:
+                self._set_fatal(StateError(
+                    f"execution {self.execution_id}: the workflow's output cannot be stored in the state file: {exc}"
+                ))
+        if self.fatal is not None and not self.fatal_write and not self._aborted:
+            self.abort_run(conductor, str(self.fatal))
+        try:
+            errors = dumps(conductor.errors)
+        except CodecError:
+            errors = dumps([{"type": "error", "message": str(e.get("message"))} for e in conductor.errors])
+        self.record("finished", None, {"status": conductor.status})
         now = time.time()
         sizes = context_sizes(conductor)
         mine = self.metrics.as_dict(conductor, conductor.store, durable=True, sizes=sizes)
         self._append(
-            ("x", {"status": conductor.status, "output": conductor.output, "errors": conductor.errors,
-                   "metrics": mine, "finished": now, "updated": now})
+            ("x", {"status": conductor.status, "output": dumps(conductor.output), "errors": errors,
+                   "metrics": dumps(mine), "finished": now, "updated": now})
         )
         try:
             self.close()
@@ -296,10 +382,28 @@ class Journal(Recorder):
         export_prometheus(conductor.status, metrics)
 
 
+def stop_failed(conductor: Any, message: str) -> None:
+    """Make ``conductor`` a finished, failed execution whose error is ``message`` (its running
+    instances end as canceled); the conductor's own cancel does the stopping, unrecorded."""
+    journal = conductor.journal
+    was = getattr(journal, "replaying", False)
+    if journal is not None:
+        journal.replaying = True  # the cancel below is part of this abort, not a cancel request
+    try:
+        conductor.cancel()
+    finally:
+        if journal is not None:
+            journal.replaying = was
+    conductor.status = "failed"
+    conductor.errors.append({"type": "error", "message": message})
+    conductor.output = {}
+    conductor.finished = True
+
+
 def _instance_row(inst: Any) -> Record:
     items = len(inst.items) if inst.items is not None else None
     done = inst.items_done if inst.items is not None else None
-    return ("i", inst.seq, inst.task, inst.route, inst.status, inst.error, max(inst.attempts, 1), items, done,
+    return ("i", inst.seq, inst.task, inst.route, inst.status, text(inst.error), max(inst.attempts, 1), items, done,
             inst.started, inst.finished)
 
 

@@ -144,7 +144,12 @@ class TimedRenderer:
 
 
 # ---------------------------------------------------------------------- Prometheus
-_prom: dict[str, Any] | None = None
+# Finished executions add to counters in one registry: the process-global
+# ``prometheus_client.REGISTRY`` unless an embedder routes them elsewhere with
+# :func:`use_registry` (or passes ``registry=`` to :func:`export_prometheus`).  The metric objects
+# are made once per registry (registering a name twice in one registry is an error).
+_exporters: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(registry) -> (registry, metrics)
+_default_registry: Any = None
 _prom_lock = threading.Lock()
 
 
@@ -156,37 +161,49 @@ def prometheus_available() -> bool:
     return True
 
 
-def _prom_metrics() -> dict[str, Any] | None:
-    global _prom
-    if _prom is not None:
-        return _prom
+def use_registry(registry: Any = None) -> Any:
+    """Send finished executions' counters to ``registry`` (a ``prometheus_client``
+    ``CollectorRegistry``) instead of the process-global one; ``None`` goes back to the global
+    registry.  Returns the registry used before."""
+    global _default_registry
     with _prom_lock:
-        if _prom is not None:
-            return _prom
-        try:
-            from prometheus_client import Counter, Histogram
-        except ImportError:
-            return None
-        _prom = {
-            "executions": Counter("flowctx_executions_total", "Workflow executions finished", ["status"]),
-            "items": Counter("flowctx_items_run_total", "with-items items run"),
-            "clones": Counter("flowctx_context_clones_total", "Context clones made"),
-            "render": Counter("flowctx_render_seconds_total", "Time spent rendering templates"),
-            "action": Counter("flowctx_action_seconds_total", "Time spent in actions"),
-            "queue": Counter("flowctx_queue_wait_seconds_total", "Time outcomes waited in the engine queue"),
-            "flushes": Counter("flowctx_state_flushes_total", "State store write-behind flushes"),
+        previous, _default_registry = _default_registry, registry
+    return previous
+
+
+def _prom_metrics(registry: Any = None) -> dict[str, Any] | None:
+    try:
+        from prometheus_client import REGISTRY, Counter, Histogram
+    except ImportError:
+        return None
+    reg = registry if registry is not None else (_default_registry if _default_registry is not None else REGISTRY)
+    with _prom_lock:
+        known = _exporters.get(id(reg))
+        if known is not None and known[0] is reg:
+            return known[1]
+        metrics = {
+            "executions": Counter("flowctx_executions_total", "Workflow executions finished", ["status"], registry=reg),
+            "items": Counter("flowctx_items_run_total", "with-items items run", registry=reg),
+            "clones": Counter("flowctx_context_clones_total", "Context clones made", registry=reg),
+            "render": Counter("flowctx_render_seconds_total", "Time spent rendering templates", registry=reg),
+            "action": Counter("flowctx_action_seconds_total", "Time spent in actions", registry=reg),
+            "queue": Counter("flowctx_queue_wait_seconds_total", "Time outcomes waited in the engine queue",
+                             registry=reg),
+            "flushes": Counter("flowctx_state_flushes_total", "State store write-behind flushes", registry=reg),
             "flush_latency": Histogram(
                 "flowctx_state_flush_seconds", "State store flush latency (per execution, mean)",
-                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=reg,
             ),
         }
-        return _prom
+        _exporters[id(reg)] = (reg, metrics)
+        return metrics
 
 
-def export_prometheus(status: str, metrics: dict[str, Any]) -> bool:
-    """Add one finished execution's metrics to the process's Prometheus registry (no-op without
-    ``prometheus_client``); returns whether they were exported."""
-    prom = _prom_metrics()
+def export_prometheus(status: str, metrics: dict[str, Any], registry: Any = None) -> bool:
+    """Add one finished execution's metrics to a Prometheus registry (``registry``, else the one
+    :func:`use_registry` set, else the process-global one); a no-op without ``prometheus_client``.
+    Returns whether they were exported."""
+    prom = _prom_metrics(registry)
     if prom is None:
         return False
     prom["executions"].labels(status=status).inc()
@@ -199,3 +216,97 @@ def export_prometheus(status: str, metrics: dict[str, Any]) -> bool:
         prom["flushes"].inc(metrics["flushes"])
         prom["flush_latency"].observe(metrics.get("flush_latency_mean", 0.0))
     return True
+
+
+class ExecutionCollector:
+    """A ``prometheus_client`` collector reporting running executions *live*, read at scrape time
+    (nothing is counted on the engine's hot path): register it in a registry and
+    :meth:`watch` each :class:`~flowctx.engine.runner.Execution`.
+
+    Every sample has the labels ``workflow`` and ``execution_id``; see the README's metrics table.
+    """
+
+    def __init__(self) -> None:
+        self._executions: list[Any] = []
+        self._lock = threading.Lock()
+
+    def watch(self, execution: Any) -> None:
+        with self._lock:
+            self._executions.append(execution)
+
+    def describe(self) -> list[Any]:
+        return []  # samples are made at scrape time; nothing to check at registration
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        labels = ["workflow", "execution_id"]
+        fam = {
+            "info": GaugeMetricFamily("flowctx_execution_info", "1 per watched execution, with its current status",
+                                      labels=[*labels, "status"]),
+            "elapsed": GaugeMetricFamily("flowctx_execution_elapsed_seconds",
+                                         "Seconds since the execution started (this process)", labels=labels),
+            "tasks": GaugeMetricFamily("flowctx_execution_tasks", "Task instances by status",
+                                       labels=[*labels, "status"]),
+            "items": CounterMetricFamily("flowctx_execution_items_run", "with-items items started", labels=labels),
+            "calls": CounterMetricFamily("flowctx_execution_action_calls", "Action calls finished", labels=labels),
+            "action": CounterMetricFamily("flowctx_execution_action_seconds", "Time spent in actions",
+                                          labels=labels),
+            "render": CounterMetricFamily("flowctx_execution_render_seconds", "Time spent rendering templates",
+                                          labels=labels),
+            "renders": CounterMetricFamily("flowctx_execution_renders", "Templates and conditions rendered",
+                                           labels=labels),
+            "queue": CounterMetricFamily("flowctx_execution_queue_wait_seconds",
+                                         "Time action outcomes waited in the engine queue", labels=labels),
+            "clones": CounterMetricFamily("flowctx_execution_context_clones", "Context clones made", labels=labels),
+            "item_ctx": CounterMetricFamily("flowctx_execution_item_contexts", "with-items item contexts made",
+                                            labels=labels),
+            "flushes": CounterMetricFamily("flowctx_execution_state_flushes", "State store flushes (durable runs)",
+                                           labels=labels),
+            "records": CounterMetricFamily("flowctx_execution_state_records",
+                                           "Records written to the state store (durable runs)", labels=labels),
+            "flush_time": CounterMetricFamily("flowctx_execution_state_flush_seconds",
+                                              "Time spent writing to the state store (durable runs)", labels=labels),
+        }
+        with self._lock:
+            executions = list(self._executions)
+        now = time.time()
+        for ex in executions:
+            c = getattr(ex, "conductor", None)
+            if c is None:
+                continue
+            lv = [str(c.spec.name), str(ex.execution_id)]
+            fam["info"].add_metric([*lv, str(c.status)], 1)
+            started = (getattr(c, "system", None) or {}).get("workflow_start")
+            if started:
+                fam["elapsed"].add_metric(lv, max(0.0, now - float(started)))
+            by_status: dict[str, int] = {}
+            for inst in list(c.sequence):
+                if getattr(inst, "is_command", False):
+                    continue
+                by_status[inst.status] = by_status.get(inst.status, 0) + 1
+            for status, n in sorted(by_status.items()):
+                fam["tasks"].add_metric([*lv, str(status)], n)
+            fam["items"].add_metric(lv, c.items_run)
+            rec = getattr(c, "journal", None)
+            m = getattr(rec, "metrics", None)
+            if m is not None:
+                fam["calls"].add_metric(lv, m.calls)
+                fam["action"].add_metric(lv, m.action_time)
+                fam["render"].add_metric(lv, m.render_time)
+                fam["renders"].add_metric(lv, m.renders)
+                fam["queue"].add_metric(lv, m.queue_wait)
+                try:
+                    stats = c.store.store_stats()
+                except Exception:  # noqa: BLE001 - a store without counters
+                    stats = {}
+                if stats:
+                    fam["clones"].add_metric(lv, max(0, stats.get("clones", 0) - m._stats0.get("clones", 0)))
+                    fam["item_ctx"].add_metric(lv, max(0, stats.get("items", 0) - m._stats0.get("items", 0)))
+                if getattr(rec, "durable", False):
+                    fam["flushes"].add_metric(lv, m.flushes)
+                    fam["records"].add_metric(lv, m.records)
+                    fam["flush_time"].add_metric(lv, m.flush_time)
+        for f in fam.values():
+            if f.samples:
+                yield f

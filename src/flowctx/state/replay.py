@@ -68,8 +68,8 @@ def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
             journal.mark_finished()
         else:
             journal.set_outstanding(outstanding)
-            journal._append(("j", journal._next_pos(), "resumed", None,
-                             {"pid": os.getpid(), "outstanding": len(outstanding), "replayed": len(events)}))
+            journal.record("resumed", None,
+                           {"pid": os.getpid(), "outstanding": len(outstanding), "replayed": len(events)})
             journal._append(("x", {"status": "running", "finished": None}))
     except BaseException:
         journal.close()
@@ -121,6 +121,10 @@ def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
         elif kind == "rerun":
             tasks = data.get("tasks") if data else None
             c.rerun([(t[0], int(t[1])) for t in tasks] if tasks else None, reset_items=bool(data and data.get("reset_items")))
+        elif kind == "aborted":  # the run was stopped: a value it produced could not be stored
+            from flowctx.state.journal import stop_failed
+
+            stop_failed(c, str((data or {}).get("message") or "the run was stopped"))
         elif kind == "finished":
             if c.status == "canceled":
                 c.finish_canceled()

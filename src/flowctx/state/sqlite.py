@@ -17,7 +17,12 @@ from typing import Any
 
 from flowctx.errors import StateError
 from flowctx.state.base import Record, StateStore
-from flowctx.state.codec import dumps, loads
+from flowctx.state.codec import CodecError, dumps, loads, text
+
+#: Status values a state file may hold (anything else is damage, never used).
+EXECUTION_STATUSES = frozenset({"running", "paused", "succeeded", "failed", "canceled"})
+CALL_STATUSES = frozenset({"succeeded", "failed", "timeout", "canceled", "running"})
+INSTANCE_STATUSES = CALL_STATUSES | {"skipped"}
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -141,7 +146,9 @@ def _insert_many(c: sqlite3.Connection, prefix: str, rows: Sequence[tuple[Any, .
 
 
 class SQLiteState(StateStore):
-    """State in one SQLite file (created if missing).
+    """State in one SQLite file (created if missing; an existing empty file is refused unless
+    ``init_empty=True``: a 0-byte file where a state file should be is more often a state file
+    that was lost than a new one).
 
     ``batch_size`` / ``flush_interval`` configure write-behind batching (records per transaction,
     seconds before a partial batch is written); ``synchronous`` is SQLite's setting: ``NORMAL``
@@ -158,6 +165,7 @@ class SQLiteState(StateStore):
         synchronous: str = "NORMAL",
         lease_ttl: float = 30.0,
         timeout: float = 10.0,
+        init_empty: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -172,7 +180,7 @@ class SQLiteState(StateStore):
         self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._host = socket.gethostname()
-        self._check_header()
+        self._check_header(init_empty)
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -199,7 +207,7 @@ class SQLiteState(StateStore):
     def location(self) -> str:
         return self.path
 
-    def _check_header(self) -> None:
+    def _check_header(self, init_empty: bool) -> None:
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(len(SQLITE_MAGIC))
@@ -209,6 +217,11 @@ class SQLiteState(StateStore):
             raise StateError(f"{self.path}: is a directory, not a state file") from None
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read the state file ({exc.strerror})") from None
+        if not head and not init_empty and not os.path.exists(self.path + "-wal"):
+            raise StateError(
+                f"{self.path}: an empty file (0 bytes), not a state file (a truncated or lost state file?); it was "
+                "left as it is (to make it a new state file: --init-state, or SQLiteState(path, init_empty=True))"
+            )
         if head and head != SQLITE_MAGIC:
             raise StateError(f"{self.path}: not a flowctx state file (not an SQLite database); it was left as it is")
 
@@ -339,14 +352,17 @@ class SQLiteState(StateStore):
 
     def _insert_execution(self, c: sqlite3.Connection, row: dict[str, Any]) -> None:
         now = time.time()
+        eid = row["id"]
+        enc = {k: self._dump(row.get(k) if k == "output" else (row.get(k) or ([] if k == "errors" else {})), eid, k)
+               for k in ("parameters", "system", "output", "errors", "metrics", "options")}
         try:
             c.execute(
                 "INSERT INTO executions (id, workflow, file, source, parameters, system, status, output, errors,"
                 " metrics, options, created, updated, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    row["id"], row["workflow"], row.get("file"), row["source"], dumps(row.get("parameters") or {}),
-                    dumps(row.get("system") or {}), row.get("status") or "running", dumps(row.get("output")),
-                    dumps(row.get("errors") or []), dumps(row.get("metrics") or {}), dumps(row.get("options") or {}),
+                    eid, row["workflow"], row.get("file"), row["source"], enc["parameters"],
+                    enc["system"], row.get("status") or "running", enc["output"],
+                    enc["errors"], enc["metrics"], enc["options"],
                     row.get("created") or now,
                     row.get("updated") or now, row.get("finished"),
                 ),
@@ -365,7 +381,16 @@ class SQLiteState(StateStore):
             raise StateError(f"no execution {execution_id!r} in {self.path}")
         out = dict(zip(self._ROW, row))
         for k in self._JSON:
-            out[k] = loads(out[k])
+            out[k] = self._load(out[k], execution_id, f"field {k!r}")
+        self._status(out["status"], EXECUTION_STATUSES, execution_id, "field 'status'")
+        if not isinstance(out["source"], str):
+            raise StateError(f"execution {execution_id}: field 'source' in {self.path} is damaged (not text); it was not used")
+        for k, kind in (("parameters", dict), ("system", dict), ("errors", list)):
+            if not isinstance(out[k], kind):
+                raise StateError(
+                    f"execution {execution_id}: field {k!r} in {self.path} is damaged (not a "
+                    f"{'mapping' if kind is dict else 'list'}); it was not used"
+                )
         return out
 
     def list_executions(self) -> list[dict[str, Any]]:
@@ -398,14 +423,9 @@ class SQLiteState(StateStore):
         for rec in records:
             kind = rec[0]
             if kind == "t":
-                _, pos, seq, task, route, key, attempt, status, result, error, started, finished = rec
-                calls.append(
-                    (execution_id, pos, seq, task, route, key, attempt, status, dumps(result),
-                     None if error is None else str(error), started, finished)
-                )
+                calls.append((execution_id, *rec[1:]))
             elif kind == "j":
-                _, pos, jkind, seq, data = rec
-                journal.append((execution_id, pos, jkind, seq, None if data is None else dumps(data)))
+                journal.append((execution_id, *rec[1:]))
             elif kind == "i":
                 insts[rec[1]] = (execution_id, *rec[1:])
             elif kind == "x":
@@ -427,16 +447,39 @@ class SQLiteState(StateStore):
                 list(insts.values()),
             )
             if updates:
-                self._update(c, execution_id, updates)
+                self._update(c, execution_id, updates, encoded=True)
 
-    def _update(self, c: sqlite3.Connection, execution_id: str, fields: dict[str, Any]) -> None:
+    def _update(self, c: sqlite3.Connection, execution_id: str, fields: dict[str, Any], *, encoded: bool = False) -> None:
         fields = dict(fields)
         fields.setdefault("updated", time.time())
         names = [k for k in fields if k in self._ROW and k != "id"]
-        values = [dumps(fields[k]) if k in self._JSON else fields[k] for k in names]
+        values = [
+            self._dump(fields[k], execution_id, k) if k in self._JSON and not encoded else fields[k] for k in names
+        ]
         c.execute(
             f"UPDATE executions SET {', '.join(f'{k} = ?' for k in names)} WHERE id = ?", (*values, execution_id)
         )
+
+    def _dump(self, value: Any, execution_id: str, what: str) -> str:
+        try:
+            return dumps(value)
+        except CodecError as exc:
+            raise StateError(f"execution {execution_id}: {what} cannot be stored in {self.path}: {exc}") from None
+
+    def _load(self, text_: Any, execution_id: str, what: str) -> Any:
+        """A stored JSON value; damage is one StateError naming the execution and the field."""
+        try:
+            return loads(text_)
+        except CodecError as exc:
+            raise StateError(f"execution {execution_id}: {what} in {self.path} is damaged ({exc}); it was not used") from None
+
+    def _status(self, value: Any, allowed: frozenset[str], execution_id: str, what: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise StateError(
+                f"execution {execution_id}: {what} in {self.path} is damaged (status {value!r} is not one of "
+                f"{', '.join(sorted(allowed))}); it was not used"
+            )
+        return value
 
     def update_execution(self, execution_id: str, fields: dict[str, Any]) -> None:
         """Update execution-row fields at once (not batched)."""
@@ -445,20 +488,27 @@ class SQLiteState(StateStore):
 
     def load_events(self, execution_id: str) -> list[tuple[Any, ...]]:
         with self._guard() as c:
-            events = [
-                (pos, kind, seq, loads(data))
-                for pos, kind, seq, data in c.execute(
-                    "SELECT pos, kind, seq, data FROM journal WHERE execution_id = ? ORDER BY pos", (execution_id,)
-                )
-            ]
-            calls = [
-                (pos, "done", seq, (key, attempt, status, loads(result), error, started, finished))
-                for pos, seq, key, attempt, status, result, error, started, finished in c.execute(
-                    "SELECT pos, seq, item_key, attempt, status, result, error, started, finished"
-                    " FROM task_executions WHERE execution_id = ? ORDER BY pos",
-                    (execution_id,),
-                )
-            ]
+            jrows = c.execute(
+                "SELECT pos, kind, seq, data FROM journal WHERE execution_id = ? ORDER BY pos", (execution_id,)
+            ).fetchall()
+            crows = c.execute(
+                "SELECT pos, seq, task, item_key, attempt, status, result, error, started, finished"
+                " FROM task_executions WHERE execution_id = ? ORDER BY pos",
+                (execution_id,),
+            ).fetchall()
+        events = []
+        for pos, kind, seq, data in jrows:
+            value = self._load(data, execution_id, f"journal record {pos} ({kind})")
+            if value is not None and not isinstance(value, dict):
+                raise StateError(f"execution {execution_id}: journal record {pos} ({kind}) in {self.path} is damaged "
+                                 "(not a mapping); it was not used")
+            events.append((pos, kind, seq, value))
+        calls = []
+        for pos, seq, task, key, attempt, status, result, error, started, finished in crows:
+            what = f"the result of task {task!r} (record {pos})"
+            self._status(status, CALL_STATUSES, execution_id, f"the status of task {task!r} (record {pos})")
+            calls.append((pos, "done", seq, (key, attempt, status, self._load(result, execution_id, what), error,
+                                             started, finished)))
         merged = events + calls
         merged.sort(key=lambda e: e[0])
         return merged
@@ -478,7 +528,10 @@ class SQLiteState(StateStore):
                 f"SELECT {', '.join(self._INST)} FROM task_instances WHERE execution_id = ? ORDER BY seq",
                 (execution_id,),
             ).fetchall()
-        return [dict(zip(self._INST, r)) for r in rows]
+        out = [dict(zip(self._INST, r)) for r in rows]
+        for d in out:
+            self._status(d["status"], INSTANCE_STATUSES, execution_id, f"the status of task {d['task']!r} (instance {d['seq']})")
+        return out
 
     def task_executions(self, execution_id: str) -> list[dict[str, Any]]:
         with self._guard() as c:
@@ -489,7 +542,8 @@ class SQLiteState(StateStore):
         out = []
         for r in rows:
             d = dict(zip(self._CALL, r))
-            d["result"] = loads(d["result"])
+            d["result"] = self._load(d["result"], execution_id, f"the result of task {d['task']!r} (record {d['pos']})")
+            self._status(d["status"], CALL_STATUSES, execution_id, f"the status of task {d['task']!r} (record {d['pos']})")
             out.append(d)
         return out
 
@@ -498,7 +552,8 @@ class SQLiteState(StateStore):
             rows = c.execute(
                 "SELECT pos, kind, seq, data FROM journal WHERE execution_id = ? ORDER BY pos", (execution_id,)
             ).fetchall()
-        return [{"pos": p, "kind": k, "seq": s, "data": loads(d)} for p, k, s, d in rows]
+        return [{"pos": p, "kind": k, "seq": s, "data": self._load(d, execution_id, f"journal record {p} ({k})")}
+                for p, k, s, d in rows]
 
     def counts(self, execution_id: str) -> dict[str, int]:
         """Rows stored for one execution, per table (the 'number of changes')."""
@@ -576,11 +631,14 @@ class SQLiteState(StateStore):
         try:
             ex = dict(data["execution"])
             eid = str(ex["id"])
-            journal = [(eid, int(r["pos"]), str(r["kind"]), r.get("seq"), None if r.get("data") is None else dumps(r["data"]))
+            journal = [(eid, int(r["pos"]), str(r["kind"]), r.get("seq"),
+                        None if r.get("data") is None else self._dump(r["data"], eid, f"journal record {r['pos']}"))
                        for r in data.get("journal") or []]
             calls = [
                 (eid, int(r["pos"]), int(r["seq"]), str(r["task"]), int(r["route"]), r.get("item_key"), int(r["attempt"]),
-                 str(r["status"]), dumps(r.get("result")), r.get("error"), r.get("started"), r.get("finished"))
+                 self._status(r["status"], CALL_STATUSES, eid, f"the status of task {r['task']!r}"),
+                 self._dump(r.get("result"), eid, f"the result of task {r['task']!r}"), text(r.get("error")),
+                 r.get("started"), r.get("finished"))
                 for r in data.get("task_executions") or []
             ]
             insts = [tuple([eid] + [r.get(k) for k in self._INST]) for r in data.get("task_instances") or []]
