@@ -33,8 +33,8 @@ def echo(message: Any) -> dict[str, Any]:
     """Return the message: result ``{stdout: message, message: message}``.
 
     ``message`` is required, as in StackStorm's ``core.echo`` (``flowctx validate`` refuses a
-    ``core.echo`` without one).  ``stdout`` is StackStorm's ``core.echo`` result; ``message`` is
-    what the list-form workflows (``task.X.result.message``) read."""
+    call without it).  ``stdout`` is StackStorm's ``core.echo`` result; ``message`` is what the
+    list-form workflows (``task.X.result.message``) read."""
     return {"stdout": message, "message": message}
 
 

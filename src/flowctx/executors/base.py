@@ -25,6 +25,7 @@ from flowctx.actions.base import (
     ActionContext,
     ActionResult,
     Outcome,
+    action_inputs,
 )
 from flowctx.errors import ActionError, FlowctxError
 
@@ -180,6 +181,7 @@ def call_action(func: Callable[..., Any], inputs: Mapping[str, Any], context: Ac
     """
     started = time.time()
     try:
+        inputs = action_inputs(func, inputs)  # plain copies unless the action takes frozen values
         if context is not None:
             value = func(**inputs, action_context=context)
         else:

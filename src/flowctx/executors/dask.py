@@ -246,7 +246,7 @@ def _acquire(distributed: Any, key: tuple[Any, ...], timeout: float) -> Any:
             try:
                 cluster = distributed.LocalCluster(
                     n_workers=key[1], threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                 )
                 client = distributed.Client(cluster, set_as_default=False)
             except Exception as exc:
