@@ -633,7 +633,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     try:
         row = state.get_execution(args.execution_id)
         if row["status"] in _FINISHED:
-            return _nothing_to_resume(args, row, masker_for_stored(row))
+            return _nothing_to_resume(args, row, masker_for_stored(row, kv_secrets(args.kv)))
         owner = _live_owner(state, args.execution_id)
         if owner is not None:  # another process runs it: un-pause it there
             if row["status"] != "paused" and "pause" not in state.open_requests(args.execution_id):
