@@ -24,7 +24,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from flowctx.actions import ActionRegistry, DEFAULT_REGISTRY  # noqa: E402
+from flowctx.actions import DEFAULT_REGISTRY, ActionRegistry  # noqa: E402
 from flowctx.engine.runner import Engine  # noqa: E402
 from flowctx.executors.dask import DaskExecutor  # noqa: E402
 from flowctx.executors.process import ProcessExecutor  # noqa: E402

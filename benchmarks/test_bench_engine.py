@@ -40,19 +40,18 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 from typing import Any
 
 import jinja2
 import pytest
 
+from _workflows import FANOUT_WORKFLOW
 from flowctx.actions import frozen_inputs
 from flowctx.cli.bench import machine, make_results
 from flowctx.engine.runner import Engine
 from flowctx.spec import load_workflow
-
-from _workflows import FANOUT_WORKFLOW
 
 WORKFLOW = FANOUT_WORKFLOW
 SPEC = load_workflow(WORKFLOW)  # loaded once; every timed run gets the parsed spec
@@ -81,19 +80,19 @@ def _store(name: str) -> ModuleType:
     return importlib.import_module("flowctx._store" if name == "cython" else "flowctx._store_py")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_blob(mb: int) -> dict[str, Any]:
     return make_results(mb * RESULTS_PER_MB) if mb else {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _blob(store_name: str, mb: int) -> Any:
     """The blob frozen once per store: the action returns it as it is, so no run pays for freezing
     5 MB (a real action's result would be frozen once, O(size), when the task completes)."""
     return _store(store_name).freeze(_raw_blob(mb))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _items(n: int) -> list[str]:
     return [f"host-{i:05d}" for i in range(n)]
 

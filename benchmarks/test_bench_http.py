@@ -17,9 +17,9 @@ from flowctx.actions import DEFAULT_REGISTRY
 from flowctx.actions.http import POOL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_http_pool import _KeepAlive  # noqa: E402
-
 from http.server import ThreadingHTTPServer  # noqa: E402
+
+from test_http_pool import _KeepAlive  # noqa: E402
 
 CALLS = 200
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import importlib
 import time
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from _workflows import FANOUT_WORKFLOW
 from flowctx.cli.bench import machine, make_results
 from flowctx.engine.runner import Engine
 from flowctx.spec import load_workflow
-
-from _workflows import FANOUT_WORKFLOW
 from flowctx.state import SQLiteState
 
 WORKFLOW = FANOUT_WORKFLOW
@@ -47,7 +46,7 @@ def _store(name: str) -> ModuleType:
     return importlib.import_module("flowctx._store" if name == "cython" else "flowctx._store_py")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _blob(name: str) -> Any:
     return _store(name).freeze(make_results(RESULTS))
 

@@ -355,8 +355,9 @@ def test_http_connection_refused_is_a_clear_error():
 
 
 def test_http_verify_ssl_false_builds_an_unverified_context():
-    from flowctx.actions.http import _ssl_context
     import ssl
+
+    from flowctx.actions.http import _ssl_context
 
     assert _ssl_context(False).verify_mode == ssl.CERT_NONE
     assert _ssl_context(True).verify_mode == ssl.CERT_REQUIRED

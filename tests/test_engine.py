@@ -620,7 +620,6 @@ output:
 def _mock_registry() -> ActionRegistry:
     reg = ActionRegistry()
     import flowctx.actions  # noqa: F401  registers core.*
-
     from flowctx.actions.registry import DEFAULT_REGISTRY
 
     for spec in DEFAULT_REGISTRY:

@@ -11,7 +11,6 @@ from flowctx.errors import TemplateError
 from flowctx.render import Renderer, TaskScope, default_renderer
 
 
-
 @pytest.fixture(scope="module")
 def r() -> Renderer:
     return Renderer()

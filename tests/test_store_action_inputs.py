@@ -128,7 +128,7 @@ def test_read_only_annotations_opt_in_per_parameter(backend: ModuleType) -> None
 
 
 def test_string_annotations_and_plain_values(backend: ModuleType) -> None:
-    def f(a: "Mapping[str, int]", b: "collections.abc.Sequence[int]", c: "MutableMapping[str, int]", d: "list[int]") -> None:  # noqa: F821
+    def f(a: Mapping[str, int], b: collections.abc.Sequence[int], c: MutableMapping[str, int], d: list[int]) -> None:  # noqa: F821
         pass
 
     v = backend.freeze({"x": [1]})

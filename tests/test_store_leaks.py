@@ -83,7 +83,7 @@ def test_freeze_and_write_cycles_leave_memory_flat(backend: ModuleType) -> None:
     value = {"a": [1, {"b": "c"}], "d": None}
 
     def run(n: int) -> None:
-        for i in range(n // 50):
+        for _ in range(n // 50):
             ctx.set_var("x", value)
             ctx.clone()
             ctx.set_task_result("t", value)

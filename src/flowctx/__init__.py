@@ -8,7 +8,8 @@ compiled module an ImportError instead of a fallback.
 """
 from __future__ import annotations
 
-from flowctx._backend import BACKEND, store as _store
+from flowctx._backend import BACKEND
+from flowctx._backend import store as _store
 from flowctx.errors import ActionError, FlowctxError, StateError, TemplateError, WorkflowError
 from flowctx.render import Renderer, TaskScope
 

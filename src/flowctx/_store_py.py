@@ -18,9 +18,15 @@ nothing read back from the store can be mutated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, ValuesView
-from typing import Any, NoReturn, SupportsIndex, final
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
+
+if TYPE_CHECKING:
+    # Statically a Mapping, as the stub declares; at run time a plain class registered with
+    # Mapping below (no ABC mixins: every method is its own).
+    _MappingBase = Mapping[str, Any]
+else:
+    _MappingBase = object
 
 __all__ = [
     "Context",
@@ -45,7 +51,7 @@ def _no_class_assignment(self: object, value: object) -> NoReturn:
     raise TypeError(f"'{type(self).__name__}' object is read-only: its __class__ cannot be changed")
 
 
-class FrozenDict:
+class FrozenDict(_MappingBase):
     """A read-only mapping with ``str`` keys whose values are all frozen.
 
     Not a ``dict`` subclass: ``dict.__setitem__(frozen, ...)``, ``dict.update(frozen, ...)`` and
@@ -152,7 +158,7 @@ class FrozenDict:
     def update(self, *args: Any, **kwargs: Any) -> NoReturn:
         _readonly(self)
 
-    __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
+    __class__ = property(lambda self: type(self), _no_class_assignment)
 
     # ------------------------------------------------------------------ copy, pickle, repr
     def __reduce__(self) -> tuple[Any, ...]:
@@ -172,9 +178,9 @@ class FrozenDict:
 # from the class, ``object.__setattr__(frozen, "_d", ...)`` has nothing to set (AttributeError).
 # ``__slots__`` goes too (the layout stays): the class then looks like the compiled extension
 # type, a mapping with no visible storage (``mypy.stubtest`` checks one stub against both).
-_get_d = FrozenDict.__dict__["_d"].__get__
-_set_d = FrozenDict.__dict__["_d"].__set__
-del FrozenDict._d
+_get_d: Callable[[FrozenDict], dict[str, Any]] = FrozenDict.__dict__["_d"].__get__
+_set_d: Callable[[FrozenDict, dict[str, Any]], None] = FrozenDict.__dict__["_d"].__set__
+delattr(FrozenDict, "_d")
 del FrozenDict.__slots__
 Mapping.register(FrozenDict)
 
@@ -186,7 +192,7 @@ def _wrap(d: dict[str, Any]) -> FrozenDict:
     return self
 
 
-class FrozenList(tuple):  # type: ignore[type-arg]
+class FrozenList(tuple[Any, ...]):
     """A read-only sequence whose items are all frozen.
 
     A ``tuple`` subclass (tuples have no mutators, so no unbound builtin method can change one)
@@ -221,7 +227,8 @@ class FrozenList(tuple):  # type: ignore[type-arg]
             return list(tuple.__getitem__(self, index))
         return tuple.__getitem__(self, index)
 
-    def __add__(self, other: object, /) -> list[Any]:
+    # list results on purpose (see the class docstring), as the stub declares: not tuple-compatible
+    def __add__(self, other: object, /) -> list[Any]:  # type: ignore[override]
         if isinstance(other, (list, tuple)):
             return [*self, *other]
         return NotImplemented
@@ -231,12 +238,12 @@ class FrozenList(tuple):  # type: ignore[type-arg]
             return [*other, *self]
         return NotImplemented
 
-    def __mul__(self, n: SupportsIndex, /) -> list[Any]:
+    def __mul__(self, n: SupportsIndex, /) -> list[Any]:  # type: ignore[override]  # a list, as above
         if not hasattr(type(n), "__index__"):
             return NotImplemented
         return list(self) * n
 
-    __rmul__ = __mul__
+    __rmul__ = __mul__  # type: ignore[assignment]  # a list, as above
 
     # Equal to a list with equal items (as well as to a tuple), so that a stored list still
     # compares equal to the list it was made from, in user code and in templates.
@@ -252,7 +259,7 @@ class FrozenList(tuple):  # type: ignore[type-arg]
 
     __hash__ = tuple.__hash__
 
-    __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
+    __class__ = property(lambda self: type(self), _no_class_assignment)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenList, (list(self),))
@@ -696,7 +703,7 @@ def _check_key(what: str, name: object) -> None:
 
 def _check_index(index: object) -> int:
     if type(index) is int:
-        return index  # type: ignore[return-value]
+        return index
     if isinstance(index, bool) or not isinstance(index, int):
         raise TypeError(f"index must be an int, not {type(index).__name__!r}")
     return int(index)

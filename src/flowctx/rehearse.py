@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -271,7 +271,7 @@ def compare(data: Mapping[str, Any], c: Conductor) -> list[str]:
     return out
 
 
-def _compare_errors(expected: list[Mapping[str, Any]], got: list[Mapping[str, Any]]) -> str | None:
+def _compare_errors(expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]]) -> str | None:
     if len(expected) != len(got):
         return f"expected {len(expected)} error(s), got {len(got)}: {got}"
     for i, (e, g) in enumerate(zip(expected, got)):

@@ -178,7 +178,8 @@ def action_inputs(func: Callable[..., Any], inputs: Mapping[str, Any]) -> Mappin
 def _thaw() -> Callable[[Any], Any]:
     from flowctx._backend import store  # the compiled thaw when there is one; any frozen value
 
-    return store.thaw
+    thaw: Callable[[Any], Any] = store.thaw
+    return thaw
 
 
 def to_plain(value: Any) -> Any:

@@ -61,7 +61,7 @@ def _seconds(value: Any, what: str) -> float:
 
 @action("core.sleep")
 @in_engine_process
-def sleep(seconds: Any = 1, action_context: ActionContext | None = None) -> dict[str, Any]:
+def sleep(seconds: Any = 1, action_context: ActionContext | None = None) -> dict[str, Any] | ActionResult:
     """Wait ``seconds`` (stops early when the task is canceled or times out)."""
     duration = _seconds(seconds, "core.sleep: 'seconds'")
     if action_context is None:

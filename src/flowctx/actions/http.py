@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client as httplib
 import json as _json
-import socket
 import ssl
 import threading
 import time
@@ -301,7 +300,7 @@ def http(
                 host = new_host
         else:
             raise ActionError(f"core.http: {what} redirected more than {MAX_REDIRECTS} times")
-    except (_Timeout, socket.timeout, TimeoutError):
+    except (_Timeout, TimeoutError):
         return ActionResult(TIMEOUT, None, f"core.http: {what} timed out{after}")
     except _TooLarge:
         return ActionResult(FAILED, None, f"core.http: {what}: the response is larger than max_bytes ({max_bytes} bytes)")

@@ -88,11 +88,12 @@ class ActionSpec:
         for name, p in sig.parameters.items():
             if name == CONTEXT_PARAM:
                 continue
-            kind = {
+            kinds: dict[inspect._ParameterKind, str] = {
                 p.VAR_KEYWORD: "var_keyword",
                 p.VAR_POSITIONAL: "var_positional",
                 p.POSITIONAL_ONLY: "positional_only",
-            }.get(p.kind, "keyword")
+            }
+            kind = kinds.get(p.kind, "keyword")
             required = p.default is p.empty and kind in ("keyword", "positional_only")
             out.append(ParamInfo(name, required, None if p.default is p.empty else p.default, kind))
         return out
@@ -314,7 +315,8 @@ def import_reference(ref: str) -> Callable[..., Any]:
             raise ActionError(f"cannot import action {ref!r}: module {module_name!r} has no attribute {attr!r}") from None
     if not callable(obj):
         raise ActionError(f"action {ref!r} is not callable (it is a {type(obj).__name__})")
-    return obj
+    fn: Callable[..., Any] = obj
+    return fn
 
 
 def _did_you_mean(name: str, names: list[str]) -> str:

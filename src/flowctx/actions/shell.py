@@ -192,9 +192,10 @@ def local(
                 stream.close()
 
     code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    stderr = _text(err)
     result = {
         "stdout": _text(out),
-        "stderr": _text(err),
+        "stderr": stderr,
         "return_code": code,
         "succeeded": code == 0 and stopped is None,
         "failed": code != 0 or stopped is not None,
@@ -204,7 +205,7 @@ def local(
     if stopped == "canceled":
         return ActionResult(FAILED, result, "core.local: canceled (its process group was killed)")
     if code != 0:
-        last = result["stderr"].splitlines()[-1].strip() if result["stderr"] else ""
+        last = stderr.splitlines()[-1].strip() if stderr else ""
         detail = f": {last[:200]}" if last else ""
         return ActionResult(FAILED, result, f"core.local: command exited with code {code}{detail}")
     return result

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowctx.errors import FlowctxError
-from flowctx.kv import MASK
+from flowctx.kv import MASK, KVStore
 
 __all__ = ["import_actions", "Masker", "secret_parameters", "load_config", "MASK"]
 
@@ -145,7 +145,7 @@ def masker_for_stored(row: Mapping[str, Any], extra: Iterable[Any] = ()) -> Mask
     return Masker.for_run(spec, params, extra)
 
 
-def open_kv_option(path: str | None) -> Any:
+def open_kv_option(path: str | None) -> KVStore:
     """The :class:`~flowctx.kv.KVStore` of a ``--kv`` option (the default store when None); a
     ``--kv`` file that does not exist is an error (a typo would otherwise read as "no keys")."""
     from flowctx.kv import open_kv

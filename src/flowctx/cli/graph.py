@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flowctx.errors import FlowctxError
-
 from flowctx.spec.loader import load_workflow
 from flowctx.spec.model import ENGINE_COMMANDS, TaskSpec, Transition, WorkflowSpec
 

@@ -640,7 +640,11 @@ def handle_signals() -> Callable[[], None]:
         old = signal.signal(signal.SIGTERM, on_term)
     except (ValueError, OSError):  # pragma: no cover - not the main interpreter
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, old)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, old)
+
+    return restore
 
 
 def wait_for(ex: Any, *, stderr: Any = None) -> tuple[Any, int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Limits", "LimitError", "plain", "bounded_repr"]
+__all__ = ["Limits", "LimitError", "plain"]
 
 
 class LimitError(Exception):

@@ -17,9 +17,9 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import regex as _regex
 

@@ -138,8 +138,8 @@ def context_problems(spec: WorkflowSpec, extra: set[str] | frozenset[str] = froz
             for target in tr.targets:
                 if target in walked or (target not in tasks and target not in ENGINE_COMMANDS):
                     continue
-                t = tasks.get(target)
-                if t is None or t.join is None:
+                target_spec = tasks.get(target)
+                if target_spec is None or target_spec.join is None:
                     queue.append((target, branch))
                 else:
                     joined[target] = joined.get(target, set()) | branch
@@ -206,10 +206,10 @@ def unreachable_joins(tasks: Mapping[str, TaskSpec]) -> list[str]:
                 edge_splits[key] = set(splits)
                 queue.append((name, nxt, list(splits)))
     bad = []
-    for name, splits in splits_of.items():
+    for name, split_set in splits_of.items():
         if tasks[name].join is None:
             continue
-        if any(splits != splits_of.get(p, set()) for p in prevs[name]):
+        if any(split_set != splits_of.get(p, set()) for p in prevs[name]):
             bad.append(name)
     return bad
 

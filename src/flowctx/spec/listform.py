@@ -76,7 +76,7 @@ class ListFormBuilder(Builder):
                                "title"), "parameters schema")
             req = node.get("required")
             if isinstance(req, YSeq):
-                required_list = {i.value for i in req.items if isinstance(i, YScalar)}  # type: ignore[misc]
+                required_list = {i.value for i in req.items if isinstance(i, YScalar)}
             elif req is not None:
                 self.error(req, f"'required' must be a list of parameter names, got {type_name(req)}")
             props = props_node

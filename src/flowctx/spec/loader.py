@@ -182,7 +182,8 @@ def load_workflow(path_or_text: Any, *, file: str | None = None, validate: bool 
     except Exception as exc:  # pragma: no cover - a loader bug must still surface as WorkflowError
         raise fail(f"internal error while loading the workflow: {type(exc).__name__}: {exc}", file) from exc
     if validate:
-        from flowctx.spec.validate import raise_for_problems, validate as _validate
+        from flowctx.spec.validate import raise_for_problems
+        from flowctx.spec.validate import validate as _validate
 
         raise_for_problems(_validate(spec), spec)
     return spec

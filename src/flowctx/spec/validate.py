@@ -25,9 +25,9 @@ from typing import Any
 
 from flowctx.errors import TemplateError, WorkflowError
 from flowctx.spec import flow, references
-from flowctx.spec.shapes import did_you_mean, is_template
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.problems import Kind, Problem
+from flowctx.spec.shapes import did_you_mean, is_template
 
 __all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
 

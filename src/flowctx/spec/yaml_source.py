@@ -17,7 +17,7 @@ turn the tree into the model.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -106,7 +106,7 @@ def type_name(node: YNode | None) -> str:
         return "a mapping"
     if isinstance(node, YSeq):
         return "a list"
-    v = node.value
+    v = cast(YScalar, node).value  # the one other kind of node
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -118,6 +118,12 @@ def type_name(node: YNode | None) -> str:
     if isinstance(v, str):
         return "a string"
     return type(v).__name__
+
+
+def _at(event: yaml.Event) -> tuple[int, int]:
+    """1-based line and column where a parser event starts (the parser always sets the mark)."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
 def fail(message: str, file: str | None, line: int | None = None, column: int | None = None) -> WorkflowError:
@@ -170,14 +176,14 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                 if documents > 1:
                     raise fail(
                         "a workflow file holds one YAML document, found a second one",
-                        file, event.start_mark.line + 1, event.start_mark.column + 1,
+                        file, *_at(event),
                     )
                 continue
             if isinstance(event, yaml.AliasEvent):
-                target = anchors.get(event.anchor)
+                target = anchors.get(event.anchor or "")  # an alias event always names its anchor
                 if target is None:
                     raise fail(f"unknown YAML alias '*{event.anchor}'", file,
-                                event.start_mark.line + 1, event.start_mark.column + 1)
+                                *_at(event))
                 total += target.size
                 alias_nodes += target.size
                 alias_bytes += target.weight
@@ -186,26 +192,26 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                         f"YAML aliases expand too much: more than {MAX_ALIAS_NODES} nodes or "
                         f"{MAX_ALIAS_BYTES} characters added through aliases (this one, '*{event.anchor}', "
                         f"brings the total to {alias_nodes} nodes, {alias_bytes} characters)",
-                        file, event.start_mark.line + 1, event.start_mark.column + 1,
+                        file, *_at(event),
                     )
                 if total > MAX_NODES:
                     raise fail(
                         f"document too large: more than {MAX_NODES} nodes once aliases are expanded"
-                        " (YAML alias bomb?)", file, event.start_mark.line + 1, event.start_mark.column + 1,
+                        " (YAML alias bomb?)", file, *_at(event),
                     )
                 attach(target)
                 continue
             total += 1
             if total > MAX_NODES:
                 raise fail(f"document too large: more than {MAX_NODES} nodes", file,
-                            event.start_mark.line + 1, event.start_mark.column + 1)
+                            *_at(event))
             if isinstance(event, yaml.ScalarEvent):
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = parser.resolve(yaml.ScalarNode, event.value, event.implicit)
                 if tag not in _SCALAR_TAGS and tag != _MERGE_TAG:
                     raise fail(f"YAML tag '{_short_tag(event.tag)}' is not allowed (workflow files hold plain "
-                                "data)", file, event.start_mark.line + 1, event.start_mark.column + 1)
+                                "data)", file, *_at(event))
                 if tag == _MERGE_TAG:
                     value: Any = "<<"
                 elif tag == _STR_TAG:
@@ -213,13 +219,16 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                 else:
                     try:
                         value = parser.construct_object(
-                            yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style),
+                            # the C parser's marks are yaml._yaml.Mark, not the pure one the stub names; only
+                            # used in error text
+                            yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,  # type: ignore[arg-type]
+                                            event.style),
                         )
                     except (ValueError, OverflowError, yaml.YAMLError, TypeError) as exc:
                         shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
                         reason = _scalar_reason(tag, event.value, exc)
                         raise fail(f"invalid {tag[len(_YAML):]} value {shown!r}: {reason}",
-                                    file, event.start_mark.line + 1, event.start_mark.column + 1) from None
+                                    file, *_at(event)) from None
                 node: YNode = YScalar(value, tag, event.style, loc_of(event))
                 if event.anchor:
                     anchors[event.anchor] = node
@@ -229,10 +238,10 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                 is_seq = isinstance(event, yaml.SequenceStartEvent)
                 if event.tag not in (_SEQ_TAGS if is_seq else _MAP_TAGS):
                     raise fail(f"YAML tag '{_short_tag(event.tag)}' is not allowed (workflow files hold plain "
-                                "data)", file, event.start_mark.line + 1, event.start_mark.column + 1)
+                                "data)", file, *_at(event))
                 if len(stack) >= MAX_DEPTH:
                     raise fail(f"document nested deeper than {MAX_DEPTH} levels", file,
-                                event.start_mark.line + 1, event.start_mark.column + 1)
+                                *_at(event))
                 stack.append([YSeq(loc_of(event)) if is_seq else YMap(loc_of(event)), event.anchor, None])
                 continue
             if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):

@@ -285,7 +285,10 @@ def main():
 
 
 
-def convert_composition(path=os.path.join(WORK, "compose.json")):
+COMPOSE_JSON = os.path.join(WORK, "compose.json")
+
+
+def convert_composition(path=COMPOSE_JSON):
     recs = json.load(open(path))
     by_mod = collections.defaultdict(list)
     cov = {}

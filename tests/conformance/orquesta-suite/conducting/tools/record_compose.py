@@ -1,6 +1,8 @@
 """pytest plugin: record the execution graph Orquesta composes in each composition test
 (fixture name -> nodes / adjacency), for flowctx's graph-shape cases."""
-import json, os
+import json
+import os
+
 import pytest
 from orquesta.tests.unit import base
 

@@ -6,14 +6,12 @@ queries) with its return value or exception, and after every call a snapshot of 
 Usage: cd /work/orquesta && RECORD_OUT=/path/out.json python -m pytest -p record_plugin ...
 (with this directory on PYTHONPATH).  Written for flowctx's conformance data (parity-data).
 """
-import copy
 import functools
 import inspect
 import json
 import os
 
 import pytest
-
 from orquesta import conducting, events, requests
 
 WORK = os.environ.get("CONDUCTING_WORK", "/tmp/conducting-traces")  # traces and coverage (not kept in the repository)

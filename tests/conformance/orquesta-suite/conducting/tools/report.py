@@ -75,7 +75,7 @@ def _key(problem):
 
 def classify(cid, first):
     text = f"id:{cid} | {first}"  # a pattern may name case ids (id:...) or match the difference
-    for key, title, rx in CLASSES:
+    for key, _title, rx in CLASSES:
         if re.search(rx, text):
             return key
     return "other"

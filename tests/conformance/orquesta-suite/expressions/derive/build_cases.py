@@ -9,12 +9,9 @@ expression is evaluated by Orquesta's evaluators as a cross-check (`orquesta_exp
 import copy
 import json
 import os
-import re
 import sys
 
 import yaml
-
-from orquesta import exceptions as oexc
 from orquesta.expressions import base as expr_base
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -372,7 +369,7 @@ def sibling_cases():
         data = dict(variables)
         if item is not None:
             data["__current_item"] = item
-        ok, val = outcome_of(lambda: expr_base.evaluate(statement, copy.deepcopy(data)))
+        ok, val = outcome_of(lambda statement=statement, data=data: expr_base.evaluate(statement, copy.deepcopy(data)))
         c = {"kind": "evaluate", "statement": statement, "variables": variables,
              "valid": not expr_base.validate(statement).get("errors"), "origin": "sibling: " + what,
              "expect": {"value": val} if ok else {"error": "evaluation", "orquesta_exception": val}}
