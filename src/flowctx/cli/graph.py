@@ -47,7 +47,7 @@ NOT_RUN = "not run"
 PICTURES = ("svg", "png")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "graph",
         help="print the task graph (Mermaid or Graphviz dot)",

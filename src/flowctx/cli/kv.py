@@ -30,7 +30,7 @@ value on display, it does not encrypt it.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = sub.add_parser(
         "kv",

@@ -19,7 +19,7 @@ A spec with rerun_of/rerun_tasks continues the final state of another spec.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "rehearse",
         help="test workflows with mocked action outcomes",

@@ -69,7 +69,7 @@ or workflow (nothing ran), 130 interrupted (Ctrl-C cancels the run cleanly; twic
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run a workflow",

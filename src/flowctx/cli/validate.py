@@ -28,7 +28,7 @@ exit status: 0 if no file has an error, 1 otherwise (with --strict, warnings cou
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check workflow files and print every problem",

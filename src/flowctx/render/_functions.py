@@ -102,7 +102,8 @@ class Limits:
         """``str(value)`` for output, frozen containers shown as plain dicts/lists, size-checked."""
         t = type(value)
         if t is str:
-            return value
+            text: str = value
+            return text
         if t is int or t is float or t is bool or value is None:
             return str(value)  # Python itself refuses int -> str beyond 4300 digits
         if isinstance(value, str):
@@ -182,7 +183,7 @@ class Limits:
         if len(fmt) + self.approx_size(args, budget) + self.approx_size(kwargs or {}, budget) > budget:
             raise self.fail("formatting")
 
-    def check_str_method(self, name: str, s: str | bytes, args: tuple, kwargs: Mapping) -> None:
+    def check_str_method(self, name: str, s: str | bytes | bytearray, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         """Pre-check the str/bytes methods whose result can be much larger than their input."""
         n = len(s)
         if name in ("center", "ljust", "rjust", "zfill"):
@@ -268,7 +269,7 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         total = [len(text)]
 
         def repl(m: Any) -> str:
-            out = m.expand(replacement)
+            out: str = m.expand(replacement)
             total[0] += len(out) - (m.end() - m.start())
             if total[0] > limits.max_size:
                 raise limits.fail("regex_replace()")

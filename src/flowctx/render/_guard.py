@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import types
@@ -83,7 +84,8 @@ def remaining_time() -> float:
     now = time.monotonic()
     if not deadline:
         s.deadline = deadline = now + _limit_of(s)
-    return deadline - now
+    remaining: float = deadline - now
+    return remaining
 
 
 def time_limit_error(where: str = "") -> LimitError:
@@ -103,10 +105,10 @@ def check_deadline(where: str = "") -> None:
 #: refused before they are compiled.
 MAX_PATTERN_COST = 50_000
 
-try:  # Python 3.11+
-    from re import _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+if sys.version_info >= (3, 11):
+    from re import _parser as _sre_parse
+else:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse
 
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 
@@ -184,11 +186,13 @@ def rx_match(pattern: Any, string: str, flags: int = 0) -> Any:
 
 def rx_sub(pattern: Any, repl: Any, string: str, count: int = 0, flags: int = 0) -> str:
     p = pattern if not isinstance(pattern, str) else rx_compile(pattern, flags)
-    return _timed(p.sub, repl, string, count)
+    out: str = _timed(p.sub, repl, string, count)
+    return out
 
 
 def rx_split(pattern: Any, string: str, maxsplit: int = 0) -> list[Any]:
-    return _timed(pattern.split, string, maxsplit)
+    parts: list[Any] = _timed(pattern.split, string, maxsplit)
+    return parts
 
 
 def rx_finditer(pattern: Any, string: str) -> Any:
@@ -345,7 +349,7 @@ _SAME = frozenset(
 )
 
 
-def str_method_bound(name: str, s: str | bytes | bytearray, args: tuple, kwargs: Mapping[str, Any]) -> int | None:
+def str_method_bound(name: str, s: str | bytes | bytearray, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
     """Upper bound of the size a str/bytes method returns, for methods that may grow (else None)."""
     n = len(s)
     if name in _CASE:
@@ -425,7 +429,7 @@ def frozen_types() -> tuple[type, ...]:
     return store_types() + (CtxView, Tasks)
 
 
-def mutating_call(obj: Any, args: tuple) -> str | None:
+def mutating_call(obj: Any, args: tuple[Any, ...]) -> str | None:
     """Why calling ``obj(*args)`` could write into a stored or builtin container (else None).
 
     * an unbound method or slot of any builtin type (``dict.update``, ``dict[0].update``,

@@ -68,7 +68,7 @@ def _private(key: object) -> bool:
     return type(key) is str and key.startswith("__")
 
 
-class CtxView(Mapping):  # type: ignore[type-arg]
+class CtxView(Mapping[str, Any]):
     """Read-only view of variables over parameters (what ``ctx()`` returns); nothing is copied.
 
     Private names (``__x``) are hidden, as in Orquesta's ``ctx()``.
@@ -114,7 +114,7 @@ class CtxView(Mapping):  # type: ignore[type-arg]
         return repr(dict(self))
 
 
-class RouteStatuses(Mapping):  # type: ignore[type-arg]
+class RouteStatuses(Mapping[str, Any]):
     """Task statuses as seen from one route of a workflow that split (Orquesta's rule).
 
     ``entries`` are the task runs in the order they started, each with ``task``, ``route`` and
@@ -153,7 +153,8 @@ class RouteStatuses(Mapping):  # type: ignore[type-arg]
                     here = set(self._routes[prev])
         if st is MISSING:
             raise KeyError(name)
-        return st
+        status: str = st
+        return status
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -169,7 +170,7 @@ class RouteStatuses(Mapping):  # type: ignore[type-arg]
         return f"<statuses on route {self.route}: {dict(self)!r}>"
 
 
-class Tasks(Mapping):  # type: ignore[type-arg]
+class Tasks(Mapping[str, Any]):
     """``task`` / ``tasks``: task records by name; callable (``task('t1')``) and attribute access."""
 
     __slots__ = ("_scope",)
@@ -178,7 +179,8 @@ class Tasks(Mapping):  # type: ignore[type-arg]
         self._scope = scope
 
     def _results(self) -> Mapping[str, Any]:
-        return self._scope.ctx.task_results
+        results: Mapping[str, Any] = self._scope.ctx.task_results
+        return results
 
     def __getitem__(self, name: str) -> Any:
         return self._results()[name]
