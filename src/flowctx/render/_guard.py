@@ -106,7 +106,7 @@ def check_deadline(where: str = "") -> None:
 MAX_PATTERN_COST = 50_000
 
 if sys.version_info >= (3, 11):
-    from re import _parser as _sre_parse
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]  # private, not in typeshed
 else:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse
 
