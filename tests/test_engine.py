@@ -1500,3 +1500,45 @@ def test_conductor_resuming_status_until_something_starts(backend: ModuleType) -
     assert c.status == "resuming"
     (b,) = c.start_ready()
     assert c.status == "running" and b.task == "b"
+
+
+def test_conductor_canceling_until_the_calls_in_flight_report(backend: ModuleType) -> None:
+    # test_workflow_conductor_cancel / _with_items_cancel: `canceling` while calls run (a
+    # with-items task is `canceling` too), `canceled` once their outcomes arrived; an outcome
+    # that arrives while canceling is recorded, and nothing after it starts
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: c}]
+  b:
+    with:
+      items: "{{ [1, 2, 3] }}"
+      concurrency: 2
+    action: core.noop
+  c:
+    action: core.noop
+output:
+  - n: 1
+"""
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    a, b = c.start_ready()
+    (ca,) = c.calls_for(a)
+    cb = c.calls_for(b)
+    assert len(cb) == 2
+    c.cancel()
+    assert c.status == "canceling" and b.status == "canceling" and a.status == "running"
+    c.call_done(ca, Outcome("succeeded", None))
+    assert a.status == "succeeded" and c.status == "canceling" and c.next_tasks() == []
+    c.call_done(cb[0], Outcome("canceled", None))
+    assert c.calls_for(b) == []  # no more items while canceling
+    c.call_done(cb[1], Outcome("canceled", None))
+    assert c.status == "canceled" and b.status == "canceled"
+    c.finish_canceled()
+    assert c.task_sequence() == ["a", "b"] and c.output == {"n": 1} and c.errors == []

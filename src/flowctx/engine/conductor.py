@@ -32,6 +32,7 @@ FAILING = "failing"
 WF_SUCCEEDED = "succeeded"
 WF_FAILED = "failed"
 WF_CANCELED = "canceled"
+CANCELING = "canceling"  # cancel requested, calls still in flight (Orquesta's status)
 PAUSED = "paused"
 PAUSING = "pausing"  # pause requested, tasks still running
 RESUMING = "resuming"  # resumed or rerun, until a task starts (Orquesta's transient status)
@@ -499,7 +500,7 @@ class Conductor:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
         item is in flight, and an item failure ends it then with the items not run left out."""
-        if inst.done or self.status in (WF_CANCELED, PAUSING, PAUSED):
+        if inst.done or self.status in (WF_CANCELED, CANCELING, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
@@ -685,13 +686,14 @@ class Conductor:
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
-            # Orquesta logs an error as each item fails, with that item's result (the same
-            # message each time: items failing alike are one entry, as there)
-            inst.fail_err = self._log_failed(inst, outcome.result, None)
+            if not (outcome.status == CANCELED and self._canceling()):
+                # Orquesta logs an error as each item fails, with that item's result (the same
+                # message each time: items failing alike are one entry, as there)
+                inst.fail_err = self._log_failed(inst, outcome.result, None)
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
-        if inst.in_flight == 0 and (inst.item_failed or finished_all):
+        if inst.in_flight == 0 and (inst.item_failed or finished_all or inst.status == CANCELING):
             self._finish_items(inst)
         elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
             inst.status = self.statuses[inst.task] = PAUSED
@@ -704,11 +706,14 @@ class Conductor:
         (an item before it that never ran is None; items after it are not listed)."""
         assert inst.items is not None
         n = len(inst.items)
-        if inst.item_failed:
+        if inst.item_failed or inst.status == CANCELING:
             n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
-            status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
-            inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items()))
+            if inst.status == CANCELING:
+                status = CANCELED
+            else:
+                status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
+            inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items())) or None
         else:
             status = SUCCEEDED
         result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
@@ -765,14 +770,18 @@ class Conductor:
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
         fail_err = None
+        if self._canceling():  # a call that was in flight when the run was canceled: recorded,
+            self._emit("finish", inst)  # no transitions, no error for its `canceled`
+            if failed and inst.status != CANCELED:
+                self._log_failed(inst, inst.result, inst.error)
+            inst.term = True
+            self._check_canceled()
+            return
         if failed:
             fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
                 self._log_failed(inst, inst.result, inst.error)
             )
         self._emit("finish", inst)
-        if self.status == WF_CANCELED:
-            inst.term = True
-            return
         ctx = inst.ctx.clone()
         stamps = dict(inst.stamps)
         try:
@@ -1195,25 +1204,63 @@ class Conductor:
                     self.failure = err
         self.output = out
 
-    def cancel(self) -> None:
-        """Stop: nothing new starts; running instances end as canceled."""
-        if self.finished:
+    def cancel(self, *, now: bool = False) -> None:
+        """Stop: nothing new starts.  While calls are still in flight the status is
+        ``canceling`` (a with-items task's too) and their outcomes are recorded as they arrive
+        (the driver asks them to stop); ``canceled`` once none is left.  ``now=True`` ends every
+        running instance as canceled at once (a run stopped for good, e.g. a state-file abort)."""
+        if now and not self.finished:
+            if self.status not in (CANCELING, WF_CANCELED) and self.journal is not None:
+                self.journal.control("cancel")
+            for inst in self.active():
+                inst.pending.clear()
+                self._cancel_now(inst)
+            self.staged.clear()
+            self._planned.clear()
+            self._joins.clear()
+            self._paused_from = None
+            self.status = WF_CANCELED
+            return
+        if self.finished or self.status in (CANCELING, WF_CANCELED):
             return
         if self.journal is not None:
             self.journal.control("cancel")
-        self.status = WF_CANCELED
+        self.status = CANCELING
+        self._paused_from = None
         self.staged.clear()
         self._planned.clear()
         self._joins.clear()
         for inst in self.active():
-            inst.status = CANCELED
-            inst.finished = time.time()
-            inst.term = True
-            self.statuses[inst.task] = CANCELED
+            if inst.status == RETRYING:
+                continue  # Orquesta: a task waiting for its retry is not active
+            if inst.in_flight > 0:
+                if inst.items is not None:
+                    inst.status = self.statuses[inst.task] = CANCELING
+                continue
+            inst.pending.clear()  # nothing in flight: canceled now
+            self._cancel_now(inst)
+        self._check_canceled()
+
+    def _canceling(self) -> bool:
+        return self.status in (CANCELING, WF_CANCELED)
+
+    def _cancel_now(self, inst: TaskInstance) -> None:
+        inst.status = CANCELED
+        inst.finished = time.time()
+        inst.term = True
+        self._active.pop(inst.seq, None)
+        self.statuses[inst.task] = CANCELED
+
+    def _check_canceled(self) -> None:
+        if self.status == CANCELING and not any(i.status != RETRYING for i in self.active()):
+            self.status = WF_CANCELED
 
     def finish_canceled(self) -> None:
-        """A canceled run ends: its output is rendered too (Orquesta); errors there are logged
-        and the status stays canceled."""
+        """A canceled run ends (what is still active ends as canceled): its output is rendered
+        too (Orquesta); errors there are logged and the status stays canceled."""
+        for inst in self.active():
+            self._cancel_now(inst)
+        self.status = WF_CANCELED
         self.finished = True
         self._render_output()
 
