@@ -69,6 +69,7 @@ class Staged:
     is_join: bool = False
     join_required: int = 1
     keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
+    entry: TaskInstance | None = None  # a rerun's sequence entry, made when the rerun was asked
 
 
 @dataclass(eq=False)
@@ -187,6 +188,7 @@ class Conductor:
         self._retry_specs: dict[str, Any] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
         self._last_completed: TaskInstance | None = None
+        self._led_to_render_failure: set[int] = set()  # ids of instances whose successor failed to render
         self._paused_from: str | None = None  # running / failing: the status a resume restores
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
@@ -332,8 +334,10 @@ class Conductor:
             self._joins_ran.add(key)
 
     def _render_failed(self, st: Staged, inst: TaskInstance, exc: FlowctxError) -> None:
-        """Orquesta: the error names the task and route; the task never enters the sequence."""
+        """Orquesta: the error names the task and route; the task never enters the sequence (and
+        the instances that staged it are not terminal: their branch did not end there)."""
         self._unstage(st)
+        self._led_to_render_failure.update(id(src) for src in st.sources)
         inst.status = FAILED
         inst.error = str(exc)
         inst.started = inst.finished = time.time()
@@ -350,12 +354,17 @@ class Conductor:
                 self.journal.began(st, inst)
             self._too_many(inst)
             return inst
-        inst.seq = len(self.sequence)
         self._task_count += 1
         if self.status == RESUMING:
             self.status = RUNNING
         inst.started = time.time()
-        self.sequence.append(inst)
+        entry = st.entry
+        if entry is not None and 0 <= entry.seq < len(self.sequence) and self.sequence[entry.seq] is entry:
+            inst.seq = entry.seq  # the rerun's entry (Orquesta adds it when the rerun is asked)
+            self.sequence[inst.seq] = inst
+        else:
+            inst.seq = len(self.sequence)
+            self.sequence.append(inst)
         self._active[inst.seq] = inst
         if self.journal is not None:
             self.journal.began(st, inst)
@@ -1151,6 +1160,8 @@ class Conductor:
                 # completion that ended the workflow (Orquesta marks that one terminal too)
                 if id(inst) in to_commands and inst is not self._last_completed:
                     continue
+                if id(inst) in self._led_to_render_failure:
+                    continue
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
         self._render_output()
@@ -1280,7 +1291,9 @@ class Conductor:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
                 if not inst.done:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {inst.status}")
-                targets.append(inst)
+                if inst not in targets:
+                    targets.append(inst)
+            targets = self._collapse_reruns(targets)
         else:
             targets = [
                 i for i in self.sequence
@@ -1302,6 +1315,11 @@ class Conductor:
             if any(src is inst for st in self.staged for src in st.sources):
                 inst.term = False
         for inst in targets:
+            for seq in self._downstream(inst) - {inst.seq}:  # the branch runs again: what it
+                old = self.sequence[seq]  # reached before is no longer where it ends (Orquesta)
+                old.term = False
+                old.superseded = True
+        for inst in targets:
             # a new sequence entry, as in Orquesta (a with-items task too: without reset_items it
             # keeps the results of the items that succeeded and runs the others)
             inst.term = False
@@ -1315,7 +1333,31 @@ class Conductor:
                 st.keep_items = {
                     i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
                 }
+            if inst.items is None:  # Orquesta enters a rerun task in the sequence at once (no status)
+                st.entry = TaskInstance(
+                    seq=len(self.sequence), task=inst.task, route=inst.route, spec=inst.spec, ctx=inst.ctx,
+                    status=None,  # type: ignore[arg-type]
+                )
+                self.sequence.append(st.entry)
             self.staged.append(st)
+
+    def _collapse_reruns(self, targets: list[TaskInstance]) -> list[TaskInstance]:
+        """Orquesta: a requested task that only ran after another requested one (its entries
+        are a subset of the other's downstream entries) is dropped — rerunning the first reaches
+        it again; rerunning both would run that branch twice."""
+        if len(targets) < 2:
+            return targets
+        downstream = {t.seq: self._downstream(t) for t in targets}
+        return [t for t in targets if any(downstream[t.seq] - downstream[o.seq] for o in targets)]
+
+    def _downstream(self, t: TaskInstance) -> set[int]:
+        """Sequence numbers of ``t`` and of every entry that ran after it on its branch."""
+        reach = {t.seq}
+        for inst in self.sequence[t.seq + 1:]:
+            srcs = [inst.source] if inst.is_command else (inst.staged_from.sources if inst.staged_from else [])
+            if any(src is not None and src.seq in reach for src in srcs):
+                reach.add(inst.seq)
+        return reach
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:
