@@ -568,6 +568,10 @@ class Conductor:
         inst.in_flight -= 1
         if inst.done:
             return []
+        if outcome.status == CANCELED and not self._canceling() and not self.finished:
+            self.cancel()  # Orquesta: a canceled task execution cancels the workflow
+            if inst.done:
+                return []
         retry = self._retry_call(call, outcome)
         if retry is not None:
             inst.in_flight += 1
@@ -715,7 +719,8 @@ class Conductor:
         (an item before it that never ran is None; items after it are not listed)."""
         assert inst.items is not None
         n = len(inst.items)
-        if inst.item_failed or inst.status == CANCELING:
+        all_ran = inst.items_done >= n and not inst.item_failed
+        if inst.item_failed or (inst.status == CANCELING and not all_ran):
             n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
             if inst.status == CANCELING:
@@ -779,13 +784,10 @@ class Conductor:
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
         fail_err = None
-        if self._canceling():  # a call that was in flight when the run was canceled: recorded,
-            self._emit("finish", inst)  # no transitions, no error for its `canceled`
-            if failed and inst.status != CANCELED:
+        if self._canceling():  # a call in flight when the run was canceled: recorded, its
+            failed = False  # transitions evaluated (nothing starts), no workflow failure (Orquesta)
+            if inst.status != CANCELED and _outcome_is_failure(inst.status):
                 self._log_failed(inst, inst.result, inst.error)
-            inst.term = True
-            self._check_canceled()
-            return
         if failed:
             fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
                 self._log_failed(inst, inst.result, inst.error)
@@ -824,6 +826,7 @@ class Conductor:
         if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
         self._check_paused()
+        self._check_canceled()
 
     def _tick(self) -> int:
         self._clock += 1
@@ -1071,10 +1074,9 @@ class Conductor:
         failed it, the reason :attr:`ExecutionResult.reason` reports."""
         if self.failure is None and err is not None:
             self.failure = err
-        if self.status in (RUNNING, RESUMING):
-            self.status = FAILING
-        elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
-            self._paused_from = FAILING
+        if self.status in (RUNNING, RESUMING, PAUSING, PAUSED):
+            self.status = FAILING  # a failure ends a pause too (Orquesta: failed wins over pausing)
+            self._paused_from = None
 
     def _base_status(self) -> str:
         """The status under a pause (running / failing), else the status (resuming: running)."""

@@ -555,6 +555,12 @@ class Engine:
                 if fatal:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
+                if paused and c.status not in ("pausing", "paused"):
+                    paused = False  # the pause ended without resume (a failure while pausing)
+                    for delay, call in held:
+                        call.delay = delay
+                        submit(call)
+                    held.clear()
                 if inflight == 0 and not timers:
                     if paused:
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
