@@ -1542,3 +1542,54 @@ output:
     assert c.status == "canceled" and b.status == "canceled"
     c.finish_canceled()
     assert c.task_sequence() == ["a", "b"] and c.output == {"n": 1} and c.errors == []
+
+
+def test_a_canceled_task_execution_cancels_the_workflow(backend: ModuleType) -> None:
+    # test_workflow_conductor::test_get_next_tasks_when_this_task_canceled: a task execution that
+    # ends canceled (an executor's or a rehearsal mock's outcome; actions cannot return it) cancels
+    # the workflow: nothing after it starts, the output is rendered
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\noutput:\n  - done: yes\ntasks:\n  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("canceled", None, "stopped"))
+    assert c.status == "canceled" and a.status == "canceled" and c.next_tasks() == []
+    c.finish_canceled()
+    assert c.task_sequence() == ["a"] and c.output == {"done": True} and c.errors == []
+
+
+def test_a_failure_while_pausing_fails_the_run(backend: ModuleType) -> None:
+    # test_workflow_conductor_pause_and_resume::test_pause_and_failed_with_task_transition_error
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next:
+      - when: "{{ 1 / 0 }}"
+        do: b
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    deadline = time.monotonic() + 5
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    res = ex.wait(5)
+    assert res.status == "failed" and res.sequence == ["a"]
+    assert res.errors[0]["task_transition_id"] == "b__t0"
