@@ -1593,3 +1593,21 @@ tasks:
     res = ex.wait(5)
     assert res.status == "failed" and res.sequence == ["a"]
     assert res.errors[0]["task_transition_id"] == "b__t0"
+
+
+def test_cli_run_max_tasks(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from flowctx.cli import main
+
+    wf = tmp_path / "loop.yaml"
+    wf.write_text(
+        "version: 1.0\ntasks:\n  s: {action: core.noop, next: [{do: a}]}\n"
+        "  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop, next: [{do: a}]}\n"
+    )
+    assert main(["run", "--json", "--max-tasks", "7", str(wf)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and len(out["tasks"]) == 7
+    assert "limit of 7 task instances" in out["reason"]
+    with pytest.raises(SystemExit):
+        main(["run", "--max-tasks", "0", str(wf)])
