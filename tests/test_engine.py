@@ -196,7 +196,7 @@ output:
   - x: "{{ ctx().x }}"
 """
     res = engine(backend, {"t.mutate": mutate}).run(wf)
-    assert res.output == {"r": "frozen", "x": 1}
+    assert res.output == {"r": "mutated", "x": 1}  # a plain copy of its own: mutable, not aliased
 
 
 # ---------------------------------------------------------------- failure handling

@@ -27,7 +27,7 @@ from typing import Any
 
 from flowctx.errors import FlowctxError
 
-__all__ = ["KVEntry", "KVStore", "default_kv_path", "open_kv", "private_file", "MASK"]
+__all__ = ["KVEntry", "KVStore", "default_kv_path", "open_kv", "MASK"]
 
 MASK = "********"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -216,8 +216,7 @@ class KVStore:
     def _init_sqlite(self) -> None:
         from flowctx.state import SQLiteState
 
-        private_file(self.path)  # a new state file: only its owner may read it
-        SQLiteState(self.path).close()  # creates the state schema / refuses a foreign or damaged file
+        SQLiteState(self.path).close()  # creates the state schema (a new file with mode 0600) / refuses a foreign or damaged file
         with self._sql() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS flowctx_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
@@ -236,19 +235,6 @@ class KVStore:
             raise KVError(f"{self.path}: key-value store error: {exc}") from None
         finally:
             conn.close()
-
-
-def private_file(path: str) -> None:
-    """Create a new (empty) file with mode 0600 — used for state files and stores that hold
-    secrets in clear.  An existing file keeps its mode; SQLite gives its ``-wal`` / ``-shm`` /
-    ``-journal`` files the mode of the database file.  A path that cannot be created is left
-    for the caller's own open to report."""
-    if os.path.exists(path):
-        return
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError:
-        pass
 
 
 def _is_sqlite(path: str) -> bool:
