@@ -69,7 +69,6 @@ class Staged:
     is_join: bool = False
     join_required: int = 1
     keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
-    entry: TaskInstance | None = None  # a rerun's sequence entry, made when the rerun was asked
 
 
 @dataclass(eq=False)
@@ -358,13 +357,8 @@ class Conductor:
         if self.status == RESUMING:
             self.status = RUNNING
         inst.started = time.time()
-        entry = st.entry
-        if entry is not None and 0 <= entry.seq < len(self.sequence) and self.sequence[entry.seq] is entry:
-            inst.seq = entry.seq  # the rerun's entry (Orquesta adds it when the rerun is asked)
-            self.sequence[inst.seq] = inst
-        else:
-            inst.seq = len(self.sequence)
-            self.sequence.append(inst)
+        inst.seq = len(self.sequence)
+        self.sequence.append(inst)
         self._active[inst.seq] = inst
         if self.journal is not None:
             self.journal.began(st, inst)
@@ -1335,12 +1329,8 @@ class Conductor:
                 st.keep_items = {
                     i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
                 }
-            if inst.items is None:  # Orquesta enters a rerun task in the sequence at once (no status)
-                st.entry = TaskInstance(
-                    seq=len(self.sequence), task=inst.task, route=inst.route, spec=inst.spec, ctx=inst.ctx,
-                    status=None,  # type: ignore[arg-type]
-                )
-                self.sequence.append(st.entry)
+            # (Orquesta also enters the task in its sequence now, with no status; flowctx enters
+            # it when it starts: until then it is this staged instance)
             self.staged.append(st)
 
     def _collapse_reruns(self, targets: list[TaskInstance]) -> list[TaskInstance]:
