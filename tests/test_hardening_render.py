@@ -264,6 +264,14 @@ AMPLIFIERS = [
     "{% set ns = namespace(d={}) %}{% for i in range(300) %}{% set ns.d = dict(ns.d, **{i|string: 'y' * 999999}) %}{% endfor %}",
     "{{ dict.fromkeys(range(1000), 'y' * 9000) | length }}",
     "{{ [['y' * 600000], ['y' * 600000]] | sum(start=[]) | length }}",
+    "{{ zip(" + ", ".join(["range(100000)"] * 12) + ") | length }}",
+    # Markup (inside an explicit autoescape block): its Python-level methods escape their arguments
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.center(100000000) }}{% endautoescape %}",
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.join(['<' * 300000]) }}{% endautoescape %}",
+    "{% autoescape true %}{% set m %}x{% endset %}{{ m.replace('x', '<' * 300000) }}{% endautoescape %}",
+    # nested format specs are resolved first, then checked
+    "{{ '{0:{1}}'.format('x', '>999999999') }}",
+    "{{ '{0:{w}}'.format('x', w=2000000) }}",
 ]
 
 YAQL_AMPLIFIERS = [
@@ -279,6 +287,7 @@ YAQL_AMPLIFIERS = [
     "<% range(26).aggregate($1 * $1, 3) > 0 %>",
     "<% shiftBitsLeft(1, 100000000) > 0 %>",
     "<% str(range(100000).select(['yyyyyyyyyyyyyyyyyyyy', 'yyyyyyyyyyyyyyyyyy']).toList()) %>",
+    "<% let(x => range(50000).toList()) -> zip(" + ", ".join(["$x"] * 25) + ") %>",
 ]
 
 _PEAK_LIMIT = 40 * 1024 * 1024  # the payloads would allocate 100 MB to 1 GB without the checks
@@ -325,6 +334,9 @@ def test_amplifiers_below_the_cap_still_work(r: Renderer, ctx: Any) -> None:
     assert r.render_template("{{ [[1], [2, 3]] | sum(start=[]) }}", ctx) == [1, 2, 3]
     assert r.render_template("{{ 'x' | e | e }}", ctx) == "x"
     assert type(r.render_template("{{ 'x' | safe }}", ctx)) is str
+    assert r.render_template("{{ '{}|{}'.format(vars.shared, vars.xs) }}", ctx) == "{'owner': 'me', 'list': [1, 2]}|[1, 2]"
+    assert r.render_template("{{ zip([1, 2], [3, 4]) }}", ctx) == [[1, 3], [2, 4]]
+    assert r.render_template("{{ '{0:{1}}|{x:>{w}}'.format('a', '>3', x='b', w=2) }}", ctx) == "  a| b"
 
 
 def test_yaql_below_the_cap_still_works(r: Renderer, ctx: Any) -> None:
@@ -395,6 +407,35 @@ def test_yaql_regex_under_the_time_limit(r_quick: Renderer, ctx: Any, payload: s
     pytest.importorskip("yaql")
     with pytest.raises(TemplateError, match="time limit"):
         r_quick.render_template(payload, ctx)
+
+
+REGEX_COMPILE_BOMBS = ["(?:a{65535}){65535}", "a{1000000}", "(?:(?:a{100}){100}){100}", "(" * 3000 + "a" + ")" * 3000]
+
+
+@pytest.mark.parametrize("pattern", REGEX_COMPILE_BOMBS, ids=lambda p: p[:20])
+def test_regex_compile_is_bounded(r: Renderer, ctx: Any, pattern: str) -> None:
+    """The engine unrolls fixed repeats at compile time (not interruptible): refused beforehand."""
+    c = ctx.clone()
+    c.set_var("pat", pattern)
+    for src in ["{{ regex_search('aaa', vars.pat) }}", "{{ regex_replace('aaa', vars.pat, 'x') }}"]:
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template(src, c)
+    if pytest.importorskip("yaql"):
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template("<% regex($.pat).matches('aaa') %>", c)
+        with pytest.raises(TemplateError, match="regular expression"):
+            r.render_template("<% 'aaa' =~ $.pat %>", c)
+
+
+def test_regex_keeps_re_syntax(r: Renderer, ctx: Any) -> None:
+    assert r.render_template("{{ regex_search('abab', '(?P<x>ab)(?P=x)') }}", ctx) is True
+    assert r.render_template("{{ regex_search('ab', '(?<=a)b') }}", ctx) is True
+    assert r.render_template("{{ regex_search('ab', '(a)\\1') }}", ctx) is False
+    assert r.render_template("{{ regex_match('a' * 20000, 'a{20000}') }}", ctx) is True
+    c = ctx.clone()
+    c.set_var("pat", r"\p{L}")
+    with pytest.raises(TemplateError):  # not Python re syntax (Orquesta would refuse it too)
+        r.render_template("{{ regex_search('a', vars.pat) }}", c)
 
 
 def test_yaql_regex_functions_keep_their_meaning(r: Renderer, ctx: Any) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config
+from flowctx.cli._common import Masker, import_actions, load_config, make_renderer, open_kv_option
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -592,12 +592,10 @@ def make_engine(
     """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
     from flowctx.engine.runner import Engine
 
-    config = getattr(args, "config_values", None)  # --config and --kv, as run() read them
-    keystore = getattr(args, "kv_values", None)
-    if "renderer" not in kwargs and (config is not None or keystore is not None):
-        from flowctx.render import Renderer
-
-        kwargs["renderer"] = Renderer(config=config, keystore=keystore)
+    if "renderer" not in kwargs:  # --config and --kv, as run() read them
+        renderer = make_renderer(getattr(args, "config_values", None), getattr(args, "kv_values", None))
+        if renderer is not None:
+            kwargs["renderer"] = renderer
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
@@ -711,7 +709,6 @@ def _stdout_is_terminal() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowctx.kv import open_kv
     from flowctx.spec import load_workflow
 
     import_actions(args.action_modules)
@@ -721,9 +718,7 @@ def run(args: argparse.Namespace) -> int:
     params = gather_parameters(spec, args)
     check_answers(args, spec)  # report bad --answer values before anything runs
     args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
-    if args.kv and not os.path.exists(args.kv):
-        raise FlowctxError(f"--kv {args.kv}: no such file (create it with `flowctx kv set KEY VALUE --kv {args.kv}`)")
-    kv = open_kv(args.kv)
+    kv = open_kv_option(args.kv)
     args.kv_values = kv.values() or None  # None: the shared default renderer (its kv() knows no key)
     masker = Masker.for_run(spec, params, kv.secret_values())
     metrics_server = start_metrics_server(args) if args.metrics_port is not None else None

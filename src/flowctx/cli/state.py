@@ -16,7 +16,14 @@ import sys
 import time
 from typing import Any
 
-from flowctx.cli._common import import_actions, masker_for_stored
+from flowctx.cli._common import (
+    import_actions,
+    kv_secrets,
+    load_config,
+    make_renderer,
+    masker_for_stored,
+    open_kv_option,
+)
 from flowctx.cli.run import executor_name, executor_options
 
 EXAMPLES = """\
@@ -125,6 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--task", metavar="TASK", help="show one task: its inputs (as the run rendered them), "
                    "result, error, attempts and, for core.local, stdout / stderr, per call")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.add_argument("--kv", metavar="FILE",
+                   help="mask the secret values of this key-value store too (default: the default store)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -171,6 +180,8 @@ def _driving_args(p: argparse.ArgumentParser) -> None:
                    help="answer core.inquiry in task TASK (as for `flowctx run`; adds to or replaces "
                    "the answers the original run was given)")
     p.add_argument("--answers-file", metavar="FILE", help="a YAML or JSON mapping TASK -> answer for core.inquiry")
+    p.add_argument("--config", metavar="FILE", help="the workflow's `config` / `pack.config` (as for run)")
+    p.add_argument("--kv", metavar="FILE", help="the key-value store st2kv() / kv() read (as for run)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -280,8 +291,8 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def describe(state: Any, execution_id: str) -> dict[str, Any]:
-    """What ``flowctx show --json`` prints for one execution."""
+def describe(state: Any, execution_id: str, secrets: list[Any] | None = None) -> dict[str, Any]:
+    """What ``flowctx show --json`` prints for one execution (``secrets``: more values to mask)."""
     row = state.get_execution(execution_id)
     lease = state.lease(execution_id)
     calls = state.task_executions(execution_id)
@@ -302,7 +313,7 @@ def describe(state: Any, execution_id: str) -> dict[str, Any]:
         t["calls"] = ncalls.get(inst["seq"], 0)
         t["duration"] = None if not inst["finished"] or not inst["started"] else (inst["started"], inst["finished"])
         tasks.append(t)
-    masker = masker_for_stored(row)
+    masker = masker_for_stored(row, secrets or ())
     out = {k: v for k, v in row.items() if k != "source"}
     out["parameters"] = masker.parameters(row.get("parameters"))
     out["output"] = masker.value(row.get("output"))
@@ -435,11 +446,13 @@ def _show_task(args: argparse.Namespace, info: dict[str, Any]) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    secrets = kv_secrets(args.kv)
     state = _open(args.state)
     try:
         if getattr(args, "task", None):
-            return _show_task(args, describe_task(state, args.execution_id, args.task))
-        info = describe(state, args.execution_id)
+            masker = masker_for_stored(state.get_execution(args.execution_id), secrets or ())
+            return _show_task(args, masker.value(describe_task(state, args.execution_id, args.task)))
+        info = describe(state, args.execution_id, secrets)
     finally:
         state.close()
     if args.json:
@@ -561,10 +574,14 @@ def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
     from flowctx.cli.run import failure_reason, make_responder, settle_actions, wait_for
     from flowctx.engine import Engine
 
+    config = load_config(args.config) if args.config else None
+    kv = open_kv_option(args.kv)
     state = _open(args.state)
     try:
         row = state.get_execution(args.execution_id)
-        masker = masker_for_stored(row)
+        masker = masker_for_stored(row, kv.secret_values())
+        if rerun is None and row["status"] in _FINISHED:
+            return _nothing_to_resume(args, row, masker)
         options = row.get("options") or {}
         modules = list(args.action_modules)
         if not modules:
@@ -578,7 +595,8 @@ def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
             state.update_execution(args.execution_id, {"options": {**options, "answers": responder.answers}})  # type: ignore[attr-defined]
         engine = Engine(
             actions=DEFAULT_REGISTRY, executor=args.executor, max_workers=args.workers, state=state,
-            executor_options=executor_options(args), responder=responder,
+            executor_options=executor_options(args), renderer=make_renderer(config, kv.values() or None),
+            responder=responder,
         )
         t = time.time()
         ex = engine.resume(args.execution_id, background=True, rerun=rerun,
@@ -611,11 +629,14 @@ def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from flowctx.errors import StateError
 
+    kv = open_kv_option(args.kv)  # bad options are usage errors (exit 2) whatever the execution's state
+    if args.config:
+        load_config(args.config)
     state = _open(args.state)
     try:
         row = state.get_execution(args.execution_id)
         if row["status"] in _FINISHED:
-            return _nothing_to_resume(args, row, masker_for_stored(row))
+            return _nothing_to_resume(args, row, masker_for_stored(row, kv.secret_values()))
         owner = _live_owner(state, args.execution_id)
         if owner is not None:  # another process runs it: un-pause it there
             if row["status"] != "paused" and "pause" not in state.open_requests(args.execution_id):

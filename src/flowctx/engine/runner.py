@@ -185,7 +185,8 @@ class Execution:
             interrupt()
 
     def pause(self) -> None:
-        """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
+        """Pause: nothing new starts; running actions finish (status ``pausing``), then the
+        status is ``paused``; a retry or delay waiting to run waits for :meth:`resume`."""
         self._events.put(("pause",))
 
     def resume(self) -> None:
@@ -452,7 +453,7 @@ class Engine:
         seq = itertools.count()
         inflight = 0
         paused = False
-        status_before_pause = c.status
+        pause_recorded = False  # the durable journal was told "paused" (a CLI in another process waits for it)
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
@@ -516,7 +517,7 @@ class Engine:
                     break
 
         def handle(ev: tuple[Any, ...]) -> None:
-            nonlocal inflight, paused
+            nonlocal inflight, paused, pause_recorded
             kind = ev[0]
             if kind == "done":
                 _, token, call, outcome = ev
@@ -537,8 +538,9 @@ class Engine:
                 held.clear()
                 paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
-                if not paused:
+                if not paused and not c.finished:
                     paused = True
+                    c.pause()
                     now = time.monotonic()
                     for deadline, _, call in timers:  # waiting calls keep the delay they had left
                         held.append((max(0.0, deadline - now), call))
@@ -546,10 +548,10 @@ class Engine:
                     timers.clear()
             elif kind == "resume":
                 paused = False
-                if c.status == PAUSED:
-                    c.status = status_before_pause
-                    if getattr(journal, "durable", False):
-                        journal.status_changed("running")
+                c.resume()
+                if pause_recorded:
+                    journal.status_changed("running")
+                    pause_recorded = False
                 waiting = list(held)
                 held.clear()
                 for delay, call in waiting:
@@ -566,11 +568,11 @@ class Engine:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
-                    if paused and c.status in ("running", "failing"):
-                        status_before_pause = c.status
-                        c.status = PAUSED
-                        if getattr(journal, "durable", False):
-                            journal.status_changed(PAUSED)
+                    if paused:
+                        c.mark_paused()  # nothing runs: `pausing` becomes `paused`
+                        if c.status == PAUSED and not pause_recorded and getattr(journal, "durable", False):
+                            journal.status_changed(PAUSED)  # another process may wait for it
+                            pause_recorded = True
                     elif not paused and c.is_idle():
                         break
                 if local and events.empty():

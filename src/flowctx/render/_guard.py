@@ -98,9 +98,63 @@ def check_deadline(where: str = "") -> None:
 
 
 # ---------------------------------------------------------------------- regular expressions
+#: The ``regex`` engine compiles a fixed repeat by unrolling it (``(?:a{65535}){65535}`` would
+#: take hours, and compiling cannot be interrupted): patterns whose unrolled size passes this are
+#: refused before they are compiled.
+MAX_PATTERN_COST = 50_000
+
+try:  # Python 3.11+
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+
+
+def _pattern_cost(seq: Any) -> int:
+    total = 0
+    for op, av in seq:
+        name = str(op)
+        if name in _REPEATS:
+            lo, _hi, sub = av
+            total += _pattern_cost(sub) * max(1, lo) + 1
+        elif name == "SUBPATTERN":
+            total += _pattern_cost(av[-1]) + 1
+        elif name == "BRANCH":
+            total += sum(_pattern_cost(b) for b in av[1]) + 1
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _pattern_cost(av[1]) + 1
+        elif name == "ATOMIC_GROUP":
+            total += _pattern_cost(av) + 1
+        elif name == "GROUPREF_EXISTS":
+            total += _pattern_cost(av[1]) + (_pattern_cost(av[2]) if av[2] else 0) + 1
+        else:
+            total += 1
+        if total > MAX_PATTERN_COST:
+            return total
+    return total
+
+
+def check_pattern(pattern: str, flags: int = 0) -> None:
+    """Refuse a pattern that is not valid ``re`` syntax or whose compiled size is unbounded."""
+    try:
+        parsed = _sre_parse.parse(pattern, flags & ~_regex.V0)
+        cost = _pattern_cost(parsed)
+    except RecursionError:
+        raise LimitError("regular expression nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # re.error is a ValueError subclass
+        raise RegexError(str(exc)) from None
+    if cost > MAX_PATTERN_COST:
+        raise LimitError(f"regular expression too large (its repeats unroll to more than {MAX_PATTERN_COST} steps)")
+
+
 @lru_cache(maxsize=512)
 def rx_compile(pattern: str, flags: int = 0) -> Any:
-    """``regex`` pattern in its ``re``-compatible mode (V0); cached."""
+    """``regex`` pattern in its ``re``-compatible mode (V0), checked first (check_pattern); cached.
+
+    The syntax accepted is Python's ``re`` syntax (what Orquesta accepts); matching runs on the
+    ``regex`` engine because only it can be interrupted (``timeout=``)."""
+    check_pattern(pattern, flags)
     return _regex.compile(pattern, flags | _regex.V0)
 
 
@@ -154,6 +208,7 @@ def rx_escape(string: str) -> str:
 
 
 IGNORECASE = _regex.IGNORECASE
+assert IGNORECASE == 2 and _regex.MULTILINE == 8 and _regex.DOTALL == 16  # same values as stdlib re
 MULTILINE = _regex.MULTILINE
 DOTALL = _regex.DOTALL
 PATTERN_TYPE = type(_regex.compile("."))
@@ -361,20 +416,13 @@ _DESCRIPTORS = (
 )
 
 
-@lru_cache(maxsize=1)
 def frozen_types() -> tuple[type, ...]:
-    """The store's frozen container types (both backends) and the read-only views over them."""
-    from flowctx import _store_py
+    """The store's frozen container types (flowctx._backend.frozen_types) and the read-only
+    views the renderer hands out over them (``ctx()``, ``task``)."""
+    from flowctx._backend import frozen_types as store_types
     from flowctx.render._scope import CtxView, Tasks
 
-    out: list[type] = [_store_py.FrozenDict, _store_py.FrozenList, CtxView, Tasks]
-    try:
-        from flowctx import _store  # type: ignore[attr-defined]
-
-        out += [_store.FrozenDict, _store.FrozenList]
-    except ImportError:  # pragma: no cover - compiled store missing
-        pass
-    return tuple(out)
+    return store_types() + (CtxView, Tasks)
 
 
 def mutating_call(obj: Any, args: tuple) -> str | None:

@@ -170,6 +170,8 @@ class _BoundedFormat:
         bound = self.factor * max(width, _guard.value_bound(value, conv, precision, lim, lim.max_size - self.total + 1))
         if self.total + bound > lim.max_size:
             raise lim.fail("formatting")
+        if isinstance(value, _guard.frozen_types()):
+            value = plain(value)  # shown as a plain dict / list, like ``{{ x }}``
         out = super().format_field(value, format_spec)  # type: ignore[misc]
         self.total += len(out)
         return out
@@ -326,10 +328,15 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             out = __context.call(__obj, *args, **kwargs)
             __self.limits.check_value(out if __obj is not Namespace else dict(*args, **kwargs), "dict()")
             return out
-        if type(__obj) is _BuiltinMethod:
+        t = type(__obj)
+        if t is _BuiltinMethod or t is _Method:  # str methods, and Markup's Python-level ones
             owner = getattr(__obj, "__self__", None)
             if isinstance(owner, (str, bytes, bytearray)):
                 name = __obj.__name__
+                if isinstance(owner, Markup):
+                    # Markup methods escape their arguments (up to 6x) before the str method runs
+                    lim = __self.limits
+                    lim.check_len(6 * (len(owner) + lim.approx_size(args) + lim.approx_size(kwargs)), f"{name}()")
                 if name in ("format", "format_map") and isinstance(owner, str):
                     # a raw str.format however it got here: the sandboxed, size-counted one
                     return __self.wrap_str_format(__obj)(*args, **kwargs)

@@ -9,7 +9,6 @@ as they are.  Results that still hold frozen store values are returned without c
 from __future__ import annotations
 
 import collections.abc  # noqa: F401  (yaql 3.x uses collections.abc without importing it)
-import itertools
 import re
 import threading
 from collections.abc import Mapping

@@ -51,6 +51,7 @@ def rebuild(engine: Any, execution_id: str, state: StateStore, *, rerun: Any = N
     conductor = Conductor(
         spec, row["parameters"], renderer=engine.renderer, store=engine.store, system=row["system"],
         copy_items=getattr(engine, "copy_items", False), on_event=None,
+        max_tasks=None,  # replay follows the journal (a start the cap refused is recorded as -1)
     )
     journal = Journal(state, execution_id, conductor)
     journal.open()  # the lease first: a second resume is refused before it does anything
@@ -85,6 +86,7 @@ def rebuild(engine: Any, execution_id: str, state: StateStore, *, rerun: Any = N
         journal.close()
         raise
     conductor.on_event = getattr(engine, "on_event", None)
+    conductor.max_tasks = getattr(engine, "max_tasks", conductor.max_tasks)
     return conductor
 
 
@@ -135,7 +137,7 @@ def replay(conductor: Any, events: list[tuple[Any, ...]], *, seen: dict[tuple[in
                 issue()
                 dirty = False
             st = _find_staged(c, data, seq, pos)
-            inst = c.begin(st)
+            inst = c.begin(st, journal_seq=seq)
             if inst.seq != seq:
                 raise _mismatch(pos, f"task {data['task']!r} started as instance {inst.seq}, journal says {seq}")
             dirty = True
