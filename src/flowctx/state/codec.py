@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,22 +38,12 @@ class _Unstorable(Exception):
         self.obj = obj
 
 
-def _compiled_thaw() -> tuple[tuple[type, ...], Any]:
-    try:
-        from flowctx import _store
-    except ImportError:  # the pure-Python build
-        return (), None
-    return (_store.FrozenDict,), _store.thaw
-
-
-_COMPILED_MAPPING, _THAW = _compiled_thaw()
-
-
 def _default(obj: Any) -> Any:
-    if _COMPILED_MAPPING and isinstance(obj, _COMPILED_MAPPING):
+    cls = type(obj)
+    if cls.__name__ == "FrozenDict" and cls.__module__ == "flowctx._store":
         # not a dict subclass, so json's C encoder cannot walk it: thaw the whole subtree in C
         # at once (~2 ms per MB) instead of one dict() copy per mapping from here (~3x slower)
-        return _THAW(obj)
+        return sys.modules["flowctx._store"].thaw(obj)
     if isinstance(obj, Mapping):
         return dict(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
