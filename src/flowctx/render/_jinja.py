@@ -254,6 +254,10 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             return obj is dict and attr == "fromkeys"
         if isinstance(obj, types.GenericAlias):
             return False
+        if attr in _guard._MUTATORS and isinstance(obj, _guard.frozen_types()):
+            # the store's frozen types are no dict / list (the sandbox's mutable-type check does
+            # not see them), and their refused mutators are not for templates to read either
+            return False
         return super().is_safe_attribute(obj, attr, value)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
