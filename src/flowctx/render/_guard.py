@@ -406,6 +406,7 @@ _MUTATORS = frozenset(
         "__setslice__", "__delslice__",
     }
 )
+MUTATOR_NAMES = _MUTATORS
 _DESCRIPTORS = (
     types.MethodDescriptorType,
     types.WrapperDescriptorType,

@@ -254,6 +254,8 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             return obj is dict and attr == "fromkeys"
         if isinstance(obj, types.GenericAlias):
             return False
+        if attr in _guard.MUTATOR_NAMES and isinstance(obj, _guard.frozen_types()):
+            return False  # the store's frozen types are not MutableMappings: name their mutators here
         return super().is_safe_attribute(obj, attr, value)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
