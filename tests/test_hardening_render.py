@@ -605,6 +605,8 @@ def test_quote_filter(r: Renderer, ctx: Any) -> None:
     for value in ["a b; rm -rf /", "it's", "$(id)", "`id`", "", "plain", "a\nb"]:
         assert r.render_template("{{ v | quote }}", _with(ctx, "v", value)) == shlex.quote(value)
     assert r.render_template("{{ 5 | quote }}", ctx) == "5"
+    assert r.render_template("{{ quote(vars.s ~ ' x') }}", ctx) == "'abc x'"  # a function too, like every helper
+    assert "quote" in r.function_names("jinja")
     assert r.render_template("{{ vars.xs | quote }}", ctx) == "'[1, 2]'"
     assert r.render_template("echo {{ vars.s | quote }}", ctx) == "echo abc"
 
@@ -613,6 +615,7 @@ def test_quote_in_yaql(r: Renderer, ctx: Any) -> None:
     pytest.importorskip("yaql")
     assert r.render_template("<% quote(\"it's; id\") %>", ctx) == shlex.quote("it's; id")
     assert r.render_template("echo <% quote($.s) %>", ctx) == "echo abc"
+    assert "quote" in r.function_names("yaql")
 
 
 def _run(backend: ModuleType, tmp_path: Path, body: str, params: dict[str, Any]) -> Any:

@@ -54,7 +54,7 @@ _FALSE_TEXT = frozenset({"", "false", "0", "none", "null", "no", "off"})
 _RESERVED_FUNCS = frozenset(
     {"ctx", "result", "succeeded", "failed", "completed", "timed_out", "task_status", "json", "zip",
      "to_json_string", "from_json_string", "to_yaml_string", "from_yaml_string", "regex_match",
-     "regex_search", "regex_replace", "now", "uuid", "range", "dict", "namespace", "loop", "true",
+     "regex_search", "regex_replace", "now", "uuid", "quote", "range", "dict", "namespace", "loop", "true",
      "false", "none", "True", "False", "None"}
 )
 _VAR_NAMESPACES = frozenset({"vars", "variables", "workflow"})

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import types
 from collections.abc import Mapping
 from functools import update_wrapper
@@ -430,11 +429,6 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
             limits.check_value([start, items], "sum")
         return sum(items, start)
 
-    def quote(value: Any) -> str:
-        text = value if isinstance(value, str) else to_str(value)
-        limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote")
-        return shlex.quote(text)
-
     def lazy(name: str) -> Any:
         # map / select / reject ... are generators: what they yield is counted (capped_iter)
         f = orig[name]
@@ -576,7 +570,6 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         "title": _case("title"),
         "capitalize": _case("capitalize"),
         "sum": sum_,
-        "quote": quote,
         "center": center,
         "indent": indent,
         "format": format_,
