@@ -47,6 +47,7 @@ from typing import Any
 import jinja2
 import pytest
 
+from flowctx.actions import frozen_inputs
 from flowctx.cli.bench import machine, make_results
 from flowctx.engine.runner import Engine
 from flowctx.spec import load_workflow
@@ -221,6 +222,43 @@ def test_render_floor(benchmark: Any, floor: str) -> None:
 
     out = _per_item(benchmark, run, FLOOR_ITEMS, floor, _FLOOR)
     assert out == items[-1]
+
+
+# --------------------------------------------------------------------------- action inputs
+INPUTS_WORKFLOW = load_workflow(FANOUT_WORKFLOW.replace('value: "{{ item() }}"', 'value: "{{ ctx().big }}"'))
+INPUTS_ITEMS = 20
+
+
+def _take(value: Any) -> Any:
+    return len(value)
+
+
+@frozen_inputs
+def _take_frozen(value: Any) -> Any:
+    return len(value)
+
+
+@pytest.mark.parametrize("mode", ["copy", "frozen_inputs"])
+@pytest.mark.parametrize("store_name", [pytest.param("cython", marks=pytest.mark.compiled), "python"])
+def test_action_inputs(benchmark: Any, store_name: str, mode: str) -> None:
+    """What handing a 1 MB context value to a Python action costs per call: by default the
+    action gets a plain copy (``actions.base.action_inputs`` thaws it in the calling thread or
+    worker); ``frozen_inputs=True`` hands over the frozen value itself."""
+    benchmark.group = f"action inputs: 1 MB input, {INPUTS_ITEMS} items ({store_name})"
+    blob = _blob(store_name, 1)
+    engine = Engine(
+        actions={"bench.work": _take if mode == "copy" else _take_frozen, "bench.blob": lambda: blob},
+        executor="inline",
+        store=_store(store_name),
+    )
+    params = {"items": _items(INPUTS_ITEMS)}
+
+    def run() -> Any:
+        return engine.run(INPUTS_WORKFLOW, params)
+
+    res = _per_item(benchmark, run, INPUTS_ITEMS, (f"inputs-{mode}-{store_name}", INPUTS_ITEMS, 1), _PER_ITEM)
+    assert res.status == "succeeded", res.reason
+    assert res.task("fan").result == [RESULTS_PER_MB] * INPUTS_ITEMS
 
 
 # --------------------------------------------------------------------------- ratios

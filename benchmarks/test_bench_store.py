@@ -190,11 +190,20 @@ def test_gc_collect(benchmark: Any, backend: ModuleType, size: str) -> None:
         ctx = _big_context(backend.__name__, backend.Context)
     benchmark.extra_info["tracked_objects"] = len(gc.get_objects())
     gc.enable()
+    _cpu_timer(benchmark)
     timed(benchmark, gc.collect, budget=1.0)
     assert ctx.get_task_result("task1999") is None or ctx.get_task_result("task1999")["task"] == "task-1999"
 
 
 ITEMS_PER_ROUND = 1000
+
+
+def _cpu_timer(benchmark: Any) -> None:
+    """Time with this process's CPU time: the GC cases compare means (full collections are rare
+    events a minimum skips), and a mean of wall-clock time on a shared machine mostly measures
+    the other jobs."""
+    benchmark._timer = time.process_time
+    benchmark.extra_info["timer"] = "time.process_time"
 
 
 @pytest.mark.parametrize("size", ["empty", "20MB"])
@@ -222,6 +231,7 @@ def test_per_item_gc(benchmark: Any, backend: ModuleType, size: str) -> None:
             kept.append((c, {"index": i, "result": [c.get_var("out")]}))
         return kept
 
+    _cpu_timer(benchmark)
     out = timed(benchmark, fan_out, budget=1.0)
     assert len(out) == ITEMS_PER_ROUND and out[-1][0].get_var("out")["host"] == f"host-{ITEMS_PER_ROUND - 1}"
     if size == "20MB":

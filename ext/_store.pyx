@@ -25,8 +25,9 @@ Python code runs inside them).  The process-wide counters are updated atomically
 free-threaded builds.  Values are frozen before the handle is touched, and a frozen value is
 immutable, so reading one needs no lock.
 """
-from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy
-from cpython.ref cimport PyObject
+from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithError, PyDict_Update, PyDict_Contains, PyDict_Copy, PyDict_Next
+from cpython.ref cimport PyObject, Py_INCREF
+from cpython.object cimport PyTypeObject
 from collections.abc import Mapping
 cimport cython
 
@@ -53,6 +54,22 @@ cdef extern from *:
         if (PyObject_GC_IsTracked(o)) PyObject_GC_UnTrack(o);
     }
 
+    /* a ``cls`` (tuple subtype) instance holding the items of the list ``items`` */
+    static PyObject *flowctx_tuple_new(PyObject *cls, PyObject *items) {
+        PyObject *args = PyTuple_Pack(1, items);
+        PyObject *r;
+        if (args == NULL) return NULL;
+        r = PyTuple_Type.tp_new((PyTypeObject *)cls, args, NULL);
+        Py_DECREF(args);
+        return r;
+    }
+
+    static int flowctx_set_tp_new(PyObject *t, newfunc f) {
+        ((PyTypeObject *)t)->tp_new = f;
+        PyType_Modified((PyTypeObject *)t);
+        return 0;
+    }
+
     static int flowctx_make_immutable(PyObject *t) {
     #ifdef Py_TPFLAGS_IMMUTABLETYPE
         ((PyTypeObject *)t)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
@@ -66,6 +83,9 @@ cdef extern from *:
     void FLOWCTX_STORE0(long long x) nogil
     void flowctx_untrack(object o)
     int flowctx_make_immutable(object t) except -1
+    ctypedef PyObject* (*newfunc)(PyTypeObject*, PyObject*, PyObject*) except NULL
+    object flowctx_tuple_new(object cls, list items)
+    int flowctx_set_tp_new(object t, newfunc f) except -1
 
 __all__ = [
     "Context",
@@ -239,15 +259,7 @@ class FrozenList(tuple):
     __slots__ = ()
 
     def __new__(cls, iterable=()):
-        cdef list items = []
-        cdef Py_ssize_t i = 0
-        for v in iterable:
-            items.append(_freeze(v, f"value[{i}]", 1))
-            i += 1
-        fl = _tuple_new(cls, items)
-        if cls is FrozenList:
-            flowctx_untrack(fl)
-        return fl
+        return _frozen_list_of(cls, iterable)
 
     append = _readonly
     extend = _readonly
@@ -296,6 +308,9 @@ class FrozenList(tuple):
 
     __hash__ = tuple.__hash__
 
+    def __reduce__(self):
+        return (FrozenList, (list(self),))
+
     def __copy__(self):
         return self
 
@@ -306,15 +321,48 @@ class FrozenList(tuple):
         return f"FrozenList({list(self)!r})"
 
 
+cdef object _frozen_list_of(object cls, object iterable):
+    """``cls(iterable)`` with every item frozen (the only way a FrozenList is built)."""
+    cdef list items = []
+    cdef Py_ssize_t i = 0
+    for v in iterable:
+        items.append(_freeze(v, f"value[{i}]", 1))
+        i += 1
+    fl = flowctx_tuple_new(cls, items)
+    if cls is FrozenList:
+        flowctx_untrack(fl)
+    return fl
+
+
+cdef PyObject* _frozen_list_tp_new(PyTypeObject* cls, PyObject* args, PyObject* kwds) except NULL:
+    # FrozenList's tp_new: a C function (not the generic slot calling __new__), so that
+    # ``tuple.__new__(FrozenList, [[]])`` is refused ("not safe") instead of building a frozen
+    # list around a mutable one; ``FrozenList(x)`` comes here, ``FrozenList.__new__`` (pickle's
+    # way) to the same _frozen_list_of.
+    cdef tuple a = <tuple>args
+    cdef object iterable = ()
+    if kwds is not NULL and len(<dict>kwds):
+        if len(<dict>kwds) != 1 or "iterable" not in <dict>kwds or len(a):
+            raise TypeError("FrozenList() takes at most 1 argument, 'iterable'")
+        iterable = (<dict>kwds)["iterable"]
+    elif len(a) > 1:
+        raise TypeError(f"FrozenList() takes at most 1 argument ({len(a)} given)")
+    elif len(a) == 1:
+        iterable = a[0]
+    fl = _frozen_list_of(<object>cls, iterable)
+    Py_INCREF(fl)
+    return <PyObject*>fl
+
+
+flowctx_set_tp_new(FrozenList, _frozen_list_tp_new)
 flowctx_make_immutable(FrozenList)
-_tuple_new = tuple.__new__
 _tuple_getitem = tuple.__getitem__
 _tuple_eq = tuple.__eq__
 _tuple_ne = tuple.__ne__
 
 
 cdef inline object _new_list(list items):
-    fl = _tuple_new(FrozenList, items)
+    fl = flowctx_tuple_new(FrozenList, items)
     flowctx_untrack(fl)
     return fl
 
@@ -390,18 +438,55 @@ cpdef object thaw(object value):
     Any mapping becomes a ``dict`` and any list or tuple a ``list`` (the other backend's frozen
     values included); other values are returned as they are.
     """
+    return _thaw(value)
+
+
+cdef object _thaw(object value):
     cdef type cls = type(value)
     if value is None or cls is str or cls is int or cls is float or cls is bool:
         return value
     if cls is FrozenDict:
-        return {k: thaw(v) for k, v in (<FrozenDict>value)._d.items()}
+        return _thaw_dict((<FrozenDict>value)._d)
+    if cls is FrozenList or cls is list or cls is tuple:
+        return _thaw_seq(value)
     if isinstance(value, dict):
-        return {k: thaw(v) for k, v in (<dict>value).items()}
+        return _thaw_dict(<dict>value)
     if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
+        return [_thaw(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
+        return {k: _thaw(v) for k, v in value.items()}
     return value
+
+
+cdef dict _thaw_dict(dict d):
+    cdef dict out = {}
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef Py_ssize_t pos = 0
+    cdef type cls
+    while PyDict_Next(d, &pos, &k, &v):
+        cls = type(<object>v)
+        if cls is str or cls is int or cls is float or cls is bool or <object>v is None:
+            PyDict_SetItem(out, <object>k, <object>v)
+        else:
+            PyDict_SetItem(out, <object>k, _thaw(<object>v))
+    return out
+
+
+cdef list _thaw_seq(object seq):
+    # a list, a tuple or a FrozenList (a tuple): copied item by item into a new list
+    cdef tuple t = tuple(seq) if type(seq) is list else <tuple>seq
+    cdef Py_ssize_t i, n = len(t)
+    cdef list out = [None] * n
+    cdef object v
+    cdef type cls
+    for i in range(n):
+        v = t[i]
+        cls = type(v)
+        if not (cls is str or cls is int or cls is float or cls is bool or v is None):
+            v = _thaw(v)
+        out[i] = v
+    return out
 
 
 cdef FrozenDict _EMPTY = FrozenDict()

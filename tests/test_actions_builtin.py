@@ -89,7 +89,8 @@ def test_noop_accepts_anything(backend):
 def test_echo_returns_stdout(backend):
     message = backend.freeze({"nested": [1, 2]})
     assert act("core.echo")(message=message) == {"stdout": message, "message": message}
-    assert act("core.echo")() == {"stdout": "", "message": ""}
+    with pytest.raises(TypeError):  # message is required (as in st2's core.echo): validate refuses its absence
+        act("core.echo")()
 
 
 def test_fail_fails_with_its_message():

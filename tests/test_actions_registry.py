@@ -305,7 +305,7 @@ def test_actions_command_lists_parameters_and_first_doc_line(capsys):
     out = capsys.readouterr().out
     assert "core.local(cmd, cwd=None, env=None, timeout=None)" in out
     assert "    Run a shell command; result {stdout, stderr, return_code, succeeded, failed}." in out
-    assert "core.echo(message='')" in out
+    assert "core.echo(message)" in out
     assert "core.noop(**kwargs)" in out
     assert "action_context" not in out
 

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -209,7 +210,17 @@ def test_actions_replacing_a_built_in_is_never_silent(tmp_path: Path, capsys: py
     assert json.loads(out)["output"] == {"out": "mocked hi"}  # warned, and the replacement is used
 
 
-def interrupted_copy(tmp_path: Path, backend: ModuleType, dead: float = 0.0) -> tuple[str, str]:
+STEPS_WF = """\
+version: 1.0
+tasks:
+  fan:
+    with: {items: "{{ range(3) }}", concurrency: 1}
+    action: ops.step i="{{ item() }}"
+"""
+
+
+def interrupted_copy(tmp_path: Path, backend: ModuleType, dead: float = 0.0, workflow: str = STEPS_WF,
+                     renderer: Any = None) -> tuple[str, str]:
     """A durable run stopped after its first item: a consistent copy of its database with the
     lease orphaned; with ``dead``, every recorded time is moved ``dead`` seconds into the past
     (the process "died" that long ago)."""
@@ -226,16 +237,10 @@ def interrupted_copy(tmp_path: Path, backend: ModuleType, dead: float = 0.0) -> 
             gate.wait(10)
         return i
 
-    wf = write(tmp_path, "steps.yaml", """\
-        version: 1.0
-        tasks:
-          fan:
-            with: {items: "{{ range(3) }}", concurrency: 1}
-            action: ops.step i="{{ item() }}"
-        """)
+    wf = write(tmp_path, "steps.yaml", workflow)
     db = str(tmp_path / "live.db")
     st = SQLiteState(db, batch_size=1, flush_interval=0.0)
-    ex = Engine(actions={"ops.step": step}, store=backend, state=st).start(wf)
+    ex = Engine(actions={"ops.step": step}, store=backend, state=st, renderer=renderer).start(wf)
     try:
         deadline = time.monotonic() + 20
         while len(st.task_executions(ex.execution_id)) < 1:
@@ -297,6 +302,33 @@ def test_list_and_show_durations_leave_out_the_time_the_process_was_dead(
     assert "resumed 1x" in capsys.readouterr().out
 
 
+def test_resume_reads_the_key_value_store_and_config_again(
+    backend: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowctx import Renderer
+
+    wf = STEPS_WF + """\
+    next: [{do: greet}]
+  greet:
+    action: core.echo message="{{ kv('greeting') }} from {{ config.site }}"
+    next: [{publish: [{said: "{{ result().message }}"}]}]
+output: [{said: "{{ ctx().said }}"}]
+"""
+    values = {"greeting": "hello"}
+    db, eid = interrupted_copy(tmp_path, backend, workflow=wf,
+                               renderer=Renderer(keystore=values, config={"site": "lab"}))
+    kv = str(tmp_path / "kv.json")
+    assert main(["kv", "set", "greeting", "hello", "--kv", kv]) == 0
+    config = write(tmp_path, "config.yaml", "site: lab\n")
+    DEFAULT_REGISTRY.register("ops.step", lambda i: i)
+    capsys.readouterr()
+    assert main(["resume", eid, "--state", db, "--kv", kv, "--config", config, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"] == {"said": "hello from lab"}
+    assert main(["resume", eid, "--state", db, "--kv", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--kv" in err and "no such file" in err
+
+
 # ============================================================ 12.9 secrets
 SECRET_WF = """\
 ref: t.secret
@@ -356,6 +388,27 @@ def test_secret_parameters_are_masked_in_everything_displayed(
     capsys.readouterr()
     assert main(["show", eid, "--state", other]) == 0
     assert token not in capsys.readouterr().out
+
+
+def test_secret_key_values_are_masked_in_show_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kv = str(tmp_path / "kv.json")
+    assert main(["kv", "set", "api_token", "tok-abcdef-123", "--secret", "--kv", kv]) == 0
+    capsys.readouterr()
+    wf = write(tmp_path, "k.yaml", """\
+        version: 1.0
+        tasks:
+          t:
+            action: core.echo message="token {{ kv('api_token') }}"
+            next: [{publish: [{said: "{{ result().message }}"}]}]
+        output: [{said: "{{ ctx().said }}"}]
+        """)
+    db = str(tmp_path / "runs.db")
+    assert main(["run", wf, "--kv", kv, "--state", db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["output"] == {"said": "token ********"}
+    assert main(["show", doc["execution_id"], "--state", db, "--kv", kv]) == 0
+    out = capsys.readouterr().out
+    assert "tok-abcdef-123" not in out and "token ********" in out
 
 
 # ============================================================ 12.10 the seed examples, --config
@@ -617,6 +670,16 @@ def test_metrics_port_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert f"--metrics-port {busy}: cannot listen on 127.0.0.1:{busy}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", wf, "--metrics-port", "70000"])
+
+
+def test_metrics_port_without_prometheus_client_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wf = write(tmp_path, "n.yaml", "version: 1.0\ntasks:\n  t: {action: core.noop}\n")
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if not installed
+    assert main(["run", wf, "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "flowctx: error: --metrics-port needs prometheus_client: pip install 'flowctx[metrics]'\n"
 
 
 def test_embedders_choose_the_prometheus_registry(backend: ModuleType) -> None:

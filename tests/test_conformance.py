@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -17,12 +16,6 @@ SHARED = os.environ.get("FLOWCTX_CONFORMANCE_DIR") or os.path.join(HERE, "confor
 SPECS = sorted(glob.glob(os.path.join(SHARED, "orquesta", "specs", "*.yaml")))
 MORE = sorted(glob.glob(os.path.join(SHARED, "orquesta-more", "specs", "*.yaml")))
 NEGATIVE = "rehearsals__sequential_failure.yaml"
-# orquesta-more specs that need more than the engine: their workflows give `action` as an
-# expression, which the loader of this branch rejects before the run (the spec helper's change)
-MORE_NEEDS_LOADER = {
-    "error__start_task_action_expression.yaml",
-    "error__start_tasks_multiple_action_and_input.yaml",
-}
 
 
 def test_suite_is_present() -> None:
@@ -41,18 +34,7 @@ def test_orquesta_spec(backend: ModuleType, spec_file: str) -> None:
         assert result.ok, "\n".join(result.mismatches)
 
 
-def _more_params() -> list[Any]:
-    out = []
-    for p in MORE:
-        name = os.path.basename(p)
-        marks = []
-        if name in MORE_NEEDS_LOADER:
-            marks.append(pytest.mark.xfail(strict=True, reason="the loader rejects `action` given as an expression"))
-        out.append(pytest.param(p, id=name[:-5], marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("spec_file", _more_params())
+@pytest.mark.parametrize("spec_file", MORE, ids=[os.path.basename(p)[:-5] for p in MORE])
 def test_orquesta_more_spec(backend: ModuleType, spec_file: str) -> None:
     result = Rehearsal(store=backend).run_file(spec_file)
     assert result.ok, "\n".join(result.mismatches)

@@ -196,7 +196,7 @@ output:
   - x: "{{ ctx().x }}"
 """
     res = engine(backend, {"t.mutate": mutate}).run(wf)
-    assert res.output == {"r": "frozen", "x": 1}
+    assert res.output == {"r": "mutated", "x": 1}  # a plain copy of its own: mutable, not aliased
 
 
 # ---------------------------------------------------------------- failure handling
@@ -883,7 +883,7 @@ version: 1.0
 output:
   - x: 1
   - y: "<% ctx().x + 1 %>"
-  - bad: "{{ ctx().nope.deeper }}"
+  - bad: "{{ ctx().x / 0 }}"
   - z: "{{ ctx().y * 10 }}"
 tasks:
   a:
@@ -953,34 +953,27 @@ tasks:
     assert flaky.calls[None] == 3 and res.task("a").attempts == 3
 
 
-def _with_action(wf: str, task: str, action: str) -> Any:
-    """``wf`` with task ``task``'s action replaced by ``action`` (an expression the loader of
-    this branch does not accept yet: the spec helper adds that)."""
-    import dataclasses
-
-    spec = load_workflow(wf)
-    tasks = dict(spec.tasks)
-    tasks[task] = dataclasses.replace(tasks[task], action=action)
-    return dataclasses.replace(spec, tasks=tasks)
-
-
 ACTION_EXPR = """
 version: 1.0
 input:
   - func
 tasks:
   a:
-    action: core.noop
+    action: ACTION
     input:
       message: hi
 """
 
 
-@pytest.mark.parametrize("expr", ["<% ctx().func %>", "{{ ctx().func }}", "{{ ctx('func') | trim }}"])
+def _with_action(action: str) -> str:
+    return ACTION_EXPR.replace("ACTION", f"'{action}'")
+
+
+@pytest.mark.parametrize("expr", ["<% ctx().func %>", "{{ ctx().func }}", '{{ ctx("func") | trim }}'])
 def test_action_given_as_an_expression_is_rendered_at_run_time(backend: ModuleType, expr: str) -> None:
     # st2 relies on it (Orquesta TaskSpec.render evaluates `action`)
     seen: list[str] = []
-    spec = _with_action(ACTION_EXPR, "a", expr)
+    spec = _with_action(expr)
     actions = {"t.one": lambda message: seen.append(f"one:{message}"), "t.two": lambda message: seen.append(f"two:{message}")}
     assert engine(backend, actions).run(spec, {"func": "t.two"}).succeeded
     assert engine(backend, actions).run(spec, {"func": "t.one"}).succeeded
@@ -988,7 +981,7 @@ def test_action_given_as_an_expression_is_rendered_at_run_time(backend: ModuleTy
 
 
 def test_action_expression_naming_an_unknown_action_fails_the_task(backend: ModuleType) -> None:
-    spec = _with_action(ACTION_EXPR, "a", "<% ctx().func %>")
+    spec = _with_action("<% ctx().func %>")
     res = engine(backend).run(spec, {"func": "no.such_action"})
     assert res.status == "failed"
     assert res.task("a").status == "failed"
@@ -997,11 +990,11 @@ def test_action_expression_naming_an_unknown_action_fails_the_task(backend: Modu
 
 def test_action_expression_that_fails_or_gives_no_name(backend: ModuleType) -> None:
     # test_workflow_conductor_error_handling::test_get_start_tasks_with_task_action_error
-    spec = _with_action(ACTION_EXPR, "a", "<% ctx().func.nope %>")
+    spec = _with_action("<% ctx().func.nope %>")
     res = engine(backend).run(spec, {"func": "core.noop"})
     assert res.status == "failed" and res.sequence == []
     assert [(e["task_id"], e["route"]) for e in res.errors] == [("a", 0)]
-    res = engine(backend).run(_with_action(ACTION_EXPR, "a", "{{ ctx().func }}"), {"func": None})
+    res = engine(backend).run(_with_action("{{ ctx().func }}"), {"func": None})
     assert res.status == "failed" and "not an action name" in res.errors[0]["message"]
 
 
@@ -1169,9 +1162,9 @@ tasks:
   task1:
     action: core.noop
     next:
-      - when: "{{ ctx().nope.x }}"
+      - when: "{{ 1 / 0 }}"
         do: task2
-      - publish: [{a: 1}, {b: "{{ ctx().nope.y }}"}]
+      - publish: [{a: 1}, {b: "{{ ctx().a / 0 }}"}]
         do: [task3, task4]
   task2: {action: core.noop}
   task3: {action: core.noop}
@@ -1189,8 +1182,8 @@ tasks:
 def test_failing_input_default_or_vars_entry_is_a_failed_run(backend: ModuleType) -> None:
     # test_workflow_conductor_error_handling::test_workflow_input_seq_ref_error / _vars_error
     for wf, where in (
-        ("version: 1.0\ninput:\n  - n: <% ctx().nope.x %>\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
-        ("version: 1.0\nvars:\n  - n: <% ctx().nope.x %>\n  - m: 1\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
+        ("version: 1.0\ninput:\n  - n: '{{ 1 / 0 }}'\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
+        ("version: 1.0\nvars:\n  - n: '{{ 1 / 0 }}'\n  - m: 1\ntasks:\n  a: {action: core.noop}\n", "<string>:3:"),
     ):
         res = engine(backend).run(wf)
         assert res.status == "failed" and res.sequence == []
@@ -1372,3 +1365,138 @@ tasks:
     assert res.status == "failed"
     assert calls == ["b"]
     assert res.reason == "task 'a2' failed: RuntimeError: a2 broke"
+
+
+def test_pausing_while_a_task_runs_then_paused(backend: ModuleType) -> None:
+    # test_workflow_conductor_pause_and_resume::test_pause_and_resume_from_workflow: `pausing`
+    # while a task still runs, `paused` once it ended, `running` again on resume
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next: [{do: b}]
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    deadline = time.monotonic() + 5
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "pausing"
+    release.set()
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "paused"
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded" and res.sequence == ["a", "b"]
+
+
+def test_durable_resume_replays_render_failures_and_the_task_cap(backend: ModuleType, tmp_path: Any) -> None:
+    # a task that failed to render and a start the cap refused never enter the sequence; the
+    # journal records them (sequence number -1) so a resume rebuilds the same run
+    import sqlite3
+
+    from flowctx.state.sqlite import SQLiteState
+
+    gate = threading.Event()
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: [b, c]}]
+  b:
+    action: t.slow
+  c:
+    action: core.echo message="{{ 1 / 0 }}"
+  d:
+    action: t.slow
+"""
+    src, dst = str(tmp_path / "s.db"), str(tmp_path / "copy.db")
+    ex = Engine(actions={"t.slow": lambda: gate.wait(5)}, store=backend, state=SQLiteState(src)).start(wf)
+    deadline = time.monotonic() + 5
+    while ex.status == "running" and time.monotonic() < deadline:  # `failing`: c failed to render
+        time.sleep(0.01)
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    gate.set()
+    original = ex.wait(5)
+    assert original.status == "failed" and original.sequence == ["a", "d"]
+    with sqlite3.connect(dst) as c:
+        c.execute("UPDATE leases SET expires = 0 WHERE execution_id = ?", (ex.execution_id,))
+    res = Engine(actions={"t.slow": lambda: None}, store=backend).resume(ex.execution_id, SQLiteState(dst))
+    assert (res.status, res.sequence, res.errors) == (original.status, original.sequence, original.errors)
+
+    loop = "version: 1.0\ntasks:\n  s: {action: core.noop, next: [{do: a}]}\n" \
+        "  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop, next: [{do: a}]}\n"
+    path = str(tmp_path / "m.db")
+    capped = Engine(store=backend, state=SQLiteState(path), max_tasks=10).run(loop)
+    assert capped.status == "failed" and len(capped.sequence) == 10
+    again = Engine(store=backend).resume(capped.execution_id, SQLiteState(path))
+    assert (again.status, again.sequence) == (capped.status, capped.sequence)
+
+
+def test_with_items_task_pauses_with_the_workflow(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_pause_and_resume::
+    # test_pause_workflow_with_items_concurrency_and_active: the task is `pausing` while its
+    # items in flight run, `paused` after (no further item starts), and runs the rest on resume
+    started: list[int] = []
+    release = threading.Event()
+
+    def work(key: int) -> int:
+        started.append(key)
+        if key < 2:
+            release.wait(5)
+        return key
+
+    ex = engine(backend, {"t.work": work}, max_workers=4).start(ITEMS.replace("CONCURRENCY", "2"))
+    deadline = time.monotonic() + 5
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ex.pause()
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "pausing" and ex.conductor.sequence[0].status == "pausing"
+    release.set()
+    while ex.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ex.status == "paused" and ex.conductor.sequence[0].status == "paused"
+    assert sorted(started) == [0, 1]
+    ex.resume()
+    res = ex.wait(5)
+    assert res.status == "succeeded", res.reason
+    assert sorted(started) == [0, 1, 2, 3] and res.task("t").result == [0, 1, 2, 3]
+
+
+def test_conductor_resuming_status_until_something_starts(backend: ModuleType) -> None:
+    # test_workflow_conductor::test_get_next_tasks_when_graph_paused: `resuming` after a resume,
+    # `running` once a task starts
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    spec = load_workflow("version: 1.0\ntasks:\n  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop}\n")
+    c = Conductor(spec, {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.pause()
+    assert c.status == "pausing"
+    from flowctx.actions.base import Outcome
+
+    c.call_done(call, Outcome("succeeded", None))
+    assert c.status == "paused" and c.next_tasks() == []
+    c.resume()
+    assert c.status == "resuming"
+    (b,) = c.start_ready()
+    assert c.status == "running" and b.task == "b"

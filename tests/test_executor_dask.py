@@ -48,7 +48,7 @@ output:
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
         silence_logs=50,
     )
     c = distributed.Client(cluster, set_as_default=False)
@@ -235,3 +235,53 @@ def test_cli_with_items_on_separate_scheduler_and_workers(separate_cluster, tmp_
     cwds = {r["cwd"] for r in results}
     assert cwds <= {str(tmp_path / "worker0"), str(tmp_path / "worker1")}, cwds  # ran in the workers
     assert len({r["pid"] for r in results}) >= 1
+
+
+def test_a_lost_worker_fails_its_calls_naming_the_worker(backend, tmp_path) -> None:
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+            silence_logs=50,
+        )
+        client = distributed.Client(cluster, set_as_default=False)
+        try:
+            import_action_module(str(ACTIONS))
+            pidfile = tmp_path / "worker.pid"
+            ex = DaskExecutor(client)
+            box: list[Any] = []
+            from wfactions import sleep as sleep_action
+
+            ex.submit(sleep_action, {"seconds": 60, "pidfile": str(pidfile)}, on_done=box.append)
+            ex.flush()
+            deadline = time.monotonic() + 60
+            while not pidfile.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the worker process itself
+            while not box and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert box and box[0].status == "failed"
+            assert "the Dask worker running it was lost" in box[0].error
+            assert "tcp://127.0.0.1:" in box[0].error
+            ex.shutdown()
+        finally:
+            client.close()
+            cluster.close()
+
+
+def test_durable_run_on_dask(client, actions_loaded, backend, tmp_path) -> None:
+    from flowctx.state import SQLiteState
+
+    wf = tmp_path / "fan.yaml"
+    wf.write_text(FANOUT)
+    db = str(tmp_path / "runs.db")
+    res = Engine(actions=DEFAULT_REGISTRY, executor=DaskExecutor(client), store=backend, state=db).run(str(wf), {"n": 15})
+    assert res.succeeded, res.reason
+    st = SQLiteState(db)
+    try:
+        rows = [r for r in st.task_executions(res.execution_id) if r["task"] == "fan" and r["status"] == "succeeded"]
+        assert sorted(r["item_key"] for r in rows) == list(range(15))
+        assert st.get_execution(res.execution_id)["status"] == "succeeded"
+    finally:
+        st.close()

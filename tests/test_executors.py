@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flowctx.actions import DEFAULT_REGISTRY, ActionContext, ActionResult, Outcome
+from flowctx.actions import DEFAULT_REGISTRY, ActionContext, ActionResult, Outcome, frozen_inputs
 from flowctx.errors import ActionError
 from flowctx.executors import (
     InlineExecutor,
@@ -35,6 +35,11 @@ def square(x: int) -> int:
 
 
 def describe(value: Any) -> dict[str, Any]:
+    return {"type": type(value).__name__, "value": value, "pid": os.getpid()}
+
+
+@frozen_inputs
+def describe_frozen(value: Any) -> dict[str, Any]:
     return {"type": type(value).__name__, "value": value, "pid": os.getpid()}
 
 
@@ -149,7 +154,9 @@ def test_thread_executor_runs_calls(threads, backend):
     outcome, _, rec = run(threads, describe, {"value": backend.freeze({"a": [1]})})
     assert outcome.status == "succeeded"
     assert outcome.result["value"] == {"a": [1]}
-    assert outcome.result["type"] == "FrozenDict"  # frozen inputs arrive as they are (zero-copy)
+    assert outcome.result["type"] == "dict"  # a plain copy per call (actions.base.action_inputs)
+    frozen, _, _ = run(threads, describe_frozen, {"value": backend.freeze({"a": [1]})})
+    assert frozen.result["type"] == "FrozenDict"  # opted in: frozen inputs arrive as they are (zero-copy)
     failed, _, _ = run(threads, boom, {})
     assert failed.status == "failed" and failed.error == "ValueError: boom"
     exited, _, _ = run(threads, exits, {})
@@ -297,8 +304,10 @@ def test_process_executor_runs_in_worker_processes_with_pickled_frozen_inputs(pr
     assert outcome.status == "succeeded", outcome.error
     assert outcome.result["pid"] != os.getpid()
     assert outcome.result["pid"] in processes.worker_pids()
-    assert outcome.result["type"] == "FrozenDict"
+    assert outcome.result["type"] == "dict"  # thawed in the worker, after the frozen value was pickled
     assert outcome.result["value"] == {"a": [1, {"b": 2}]}
+    frozen, _, _ = run(processes, describe_frozen, {"value": value})
+    assert frozen.result["type"] == "FrozenDict" and frozen.result["value"] == {"a": [1, {"b": 2}]}
     assert run(processes, square, {"x": 12})[0].result == 144
 
 

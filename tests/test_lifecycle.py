@@ -42,10 +42,13 @@ def env_for(backend: ModuleType, **extra: str) -> dict[str, str]:
 
 def snapshot(src: str, dst: str, eid: str) -> None:
     """A consistent copy of a live database (what a crash now would leave), its lease orphaned."""
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+    from contextlib import closing
+
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as b:
         a.backup(b)
-    with sqlite3.connect(dst) as c:
+    with closing(sqlite3.connect(dst)) as c:
         c.execute("UPDATE leases SET expires = 0 WHERE execution_id = ?", (eid,))
+        c.commit()
 
 
 # ============================================================== 11.7 values the codec must keep
@@ -494,3 +497,346 @@ def test_children_die_with_a_sigkilled_engine(backend: ModuleType, tmp_path: Any
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not wait_gone(kids), f"left running after SIGKILL: {wait_gone(kids, 0)} of {kids}"
+
+
+# ============================================================== 12.11 / 11.13 executors and the exit
+def _cli(backend: ModuleType, tmp_path: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flowctx", *args], capture_output=True, text=True,
+                          env=env_for(backend), cwd=str(tmp_path), timeout=timeout)
+
+
+SLOW_MODULE = '''
+import os, time
+from flowctx import action
+
+
+@action("t.slow")
+def slow(marker: str, seconds: float = 30) -> str:
+    time.sleep(seconds)
+    open(marker, "w").close()  # only if the process was still alive to get here
+    return "late"
+
+
+@action("t.interrupt")
+def interrupt() -> None:
+    raise KeyboardInterrupt
+'''
+
+
+def test_an_abandoned_python_action_does_not_hold_up_the_exit(backend: ModuleType, tmp_path: Any) -> None:
+    (tmp_path / "slowmod.py").write_text(SLOW_MODULE)
+    marker = tmp_path / "finished"
+    (tmp_path / "wf.yaml").write_text(f"""
+ref: t.to
+tasks:
+  - name: one
+    action: t.slow
+    input: {{marker: "{marker}", seconds: 20}}
+    timeout: 0.3
+""")
+    proc = _cli(backend, tmp_path, "run", "wf.yaml", "--actions", "slowmod.py")
+    assert proc.returncode == 1
+    assert "flowctx: workflow failed: task 'one' timeout: timed out after 0.3s" in proc.stderr
+    assert not marker.exists()  # the process exited while the abandoned action still slept
+
+
+def test_inline_executor_enforces_timeouts_and_survives_keyboard_interrupt(backend: ModuleType, tmp_path: Any) -> None:
+    pidfile = tmp_path / "pid"
+    wf = f"""
+ref: t.inline
+tasks:
+  - name: cmd
+    action: core.local
+    input: {{cmd: "echo $$ > {pidfile}; exec sleep 30"}}
+    timeout: 0.5
+    on_timeout: ki
+  - name: ki
+    action: t.interrupt
+    on_failure: after
+  - name: after
+    action: core.echo
+    input: {{message: still-running}}
+"""
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    ex = Engine(actions={"t.interrupt": interrupt}, store=backend, executor="inline").start(wf)
+    res = ex.wait(60)
+    assert [(t.task, t.status) for t in res.tasks] == [("cmd", "timeout"), ("ki", "failed"), ("after", "succeeded")]
+    assert res.task("cmd").error == "timed out after 0.5s"
+    assert res.task("ki").error == "KeyboardInterrupt"
+    assert not wait_gone({int(pidfile.read_text())}), "the timed-out command is still running"
+
+
+def test_inline_executor_cancel_stops_the_running_command(backend: ModuleType, tmp_path: Any) -> None:
+    import time
+
+    pidfile = tmp_path / "pid"
+    wf = f"""
+version: 1.0
+tasks:
+  cmd:
+    with: "{{{{ range(3) }}}}"
+    action: core.local
+    input:
+      cmd: "echo $$ >> {pidfile}; exec sleep 30"
+"""
+    ex = Engine(store=backend, executor="inline").start(wf)
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        time.sleep(0.02)
+    ex.cancel()
+    res = ex.wait(60)
+    assert res.status == "canceled"
+    pids = {int(p) for p in pidfile.read_text().split()}
+    assert len(pids) == 1  # the later items never started
+    assert not wait_gone(pids)
+
+
+# ============================================================== 12.4 durable sub-workflows and inquiries
+CHILD = """
+version: 1.0
+input: [n, side]
+tasks:
+  fan:
+    with:
+      items: "{{ range(ctx().n) }}"
+      concurrency: 4
+    action: t.mark i="{{ item() }}" side="{{ ctx().side }}"
+output:
+  - total: "{{ task('fan').result | sum }}"
+"""
+
+MIDDLE = """
+version: 1.0
+input: [side]
+tasks:
+  deeper:
+    action: child.yaml n=32 side="{{ ctx().side }}"
+output:
+  - total: "{{ task('deeper').result.total }}"
+"""
+
+PARENT = """
+version: 1.0
+input: [side]
+tasks:
+  sub:
+    action: middle.yaml side="{{ ctx().side }}"
+    next:
+      - do: ask
+  ask:
+    action: core.inquiry
+    input:
+      prompt: ship it?
+output:
+  - total: "{{ task('sub').result.total }}"
+  - answer: "{{ task('ask').result }}"
+"""
+
+MARK_MODULE = '''
+import os, time
+from flowctx import action
+
+
+@action("t.mark")
+def mark(i: int, side: str) -> int:
+    time.sleep(float(os.environ.get("FLOWCTX_TEST_SLEEP", "0.03")))
+    with open(side, "a") as fh:
+        fh.write(f"{i}\\n")
+    return i
+'''
+
+
+def _tree(tmp_path: Any) -> None:
+    (tmp_path / "child.yaml").write_text(CHILD)
+    (tmp_path / "middle.yaml").write_text(MIDDLE)
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    (tmp_path / "markmod.py").write_text(MARK_MODULE)
+
+
+def test_sub_workflows_are_durable_children_and_answers_are_kept(backend: ModuleType, tmp_path: Any) -> None:
+    import signal
+    import time
+
+    _tree(tmp_path)
+    side = tmp_path / "side.txt"
+    db = str(tmp_path / "s.db")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctx", "run", "parent.yaml", "--state", db, "--actions", "markmod.py",
+         "-p", f"side={side}", "--answer", "ask=yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(backend), cwd=str(tmp_path),
+    )
+    deadline = time.monotonic() + 60
+
+    def stored() -> int:
+        if not os.path.exists(db):  # (connecting would create an empty file before the run does)
+            return 0
+        from contextlib import closing
+
+        try:  # closed at once: a connection left open across the kill and resume confuses SQLite
+            with closing(sqlite3.connect(db)) as c:
+                return int(c.execute("SELECT count(*) FROM task_executions WHERE task = 'fan' AND status = 'succeeded'")
+                           .fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    while stored() < 8:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    st = SQLiteState(db)
+    rows = {r["id"]: r for r in st.list_executions()}
+    (parent,) = [i for i, r in rows.items() if r["workflow"] == "parent"]
+    (grandchild,) = [i for i, r in rows.items() if r["workflow"] == "child"]
+    assert grandchild.startswith(parent + ".")  # a durable child at every depth
+    assert st.get_execution(grandchild)["options"]["parent"] in rows
+    recorded = {c["item_key"] for c in st.task_executions(grandchild) if c["status"] == "succeeded"}
+    assert len(recorded) >= 4
+    ran_before = [int(x) for x in side.read_text().split()]
+    st.close()
+    # resume without --actions (the sub-workflow's module was recorded) and without --answer
+    # (the answer given to `run` was kept)
+    res = _cli(backend, tmp_path, "resume", parent, "--state", db, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["output"] == {"total": sum(range(32)), "answer": "yes"}
+    ran = [int(x) for x in side.read_text().split()]
+    again = ran[len(ran_before):]
+    assert not set(again) & recorded, "items the sub-workflow had recorded ran again"
+    assert sorted(set(ran)) == list(range(32))
+    st = SQLiteState(db)
+    assert [c["item_key"] for c in st.task_executions(grandchild) if c["status"] == "succeeded"].__len__() == 32
+
+
+def test_resume_and_rerun_take_answers(backend: ModuleType, tmp_path: Any) -> None:
+    _tree(tmp_path)
+    side = tmp_path / "side.txt"
+    db = str(tmp_path / "s.db")
+    env = {"FLOWCTX_TEST_SLEEP": "0"}
+    first = subprocess.run(
+        [sys.executable, "-m", "flowctx", "run", "parent.yaml", "--state", db, "--actions", "markmod.py",
+         "-p", f"side={side}"], capture_output=True, text=True, env=env_for(backend, **env), cwd=str(tmp_path), timeout=120,
+    )
+    assert first.returncode == 1 and "core.inquiry needs a responder" in first.stderr
+    (eid,) = [r["id"] for r in SQLiteState(db).list_executions() if r["workflow"] == "parent"]
+    proc = _cli(backend, tmp_path, "rerun", eid, "--state", db, "--task", "ask", "--answer", "ask=later", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"] == {"total": sum(range(32)), "answer": "later"}
+    assert len(side.read_text().split()) == 32  # the rerun did not run the sub-workflow again
+    # the answer given to rerun was kept too: asking again needs no --answer
+    proc = _cli(backend, tmp_path, "rerun", eid, "--state", db, "--task", "ask", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"]["answer"] == "later"
+
+
+# ============================================================== 16.2 / 16.5 durable executions from the CLI
+CONTROL_WF = """
+version: 1.0
+input: [dir]
+tasks:
+  a:
+    with:
+      items: "{{ range(40) }}"
+      concurrency: 1
+    action: core.local cmd="sleep 0.2; echo item {{ item() }}"
+    next:
+      - do: b
+  b:
+    action: core.local cmd="echo out-b; echo err-b >&2; test -f {{ ctx().dir }}/fixed"
+"""
+
+
+def _start_durable(backend: ModuleType, tmp_path: Any) -> tuple[subprocess.Popen[str], str, str]:
+    import time
+
+    (tmp_path / "wf.yaml").write_text(CONTROL_WF)
+    db = str(tmp_path / "s.db")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowctx", "run", "wf.yaml", "--state", db, "-p", f"dir={tmp_path}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(backend), cwd=str(tmp_path),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline
+        if os.path.exists(db):
+            try:
+                st = SQLiteState(db)
+                rows = st.list_executions()
+                if rows and st.task_executions(rows[0]["id"]):
+                    st.close()
+                    return proc, db, rows[0]["id"]
+                st.close()
+            except StateError:
+                pass
+        time.sleep(0.05)
+
+
+def test_pause_resume_cancel_another_process_run(backend: ModuleType, tmp_path: Any) -> None:
+    proc, db, eid = _start_durable(backend, tmp_path)
+    try:
+        p = _cli(backend, tmp_path, "pause", eid, "--state", db)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith(f"execution {eid} paused (in process {proc.pid} on ")
+        st = SQLiteState(db)
+        done = len(st.task_executions(eid))
+        assert st.get_execution(eid)["status"] == "paused"
+        assert _cli(backend, tmp_path, "pause", eid, "--state", db).stdout.startswith(f"execution {eid} is already paused")
+        assert len(st.task_executions(eid)) == done  # nothing new started while paused
+        r = _cli(backend, tmp_path, "resume", eid, "--state", db)
+        assert r.returncode == 0 and r.stdout.startswith(f"execution {eid} resumed (in process {proc.pid}"), r.stderr
+        c = _cli(backend, tmp_path, "cancel", eid, "--state", db)
+        assert c.returncode == 0 and c.stdout.startswith(f"execution {eid} canceled (in process {proc.pid}"), c.stderr
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "flowctx: workflow canceled" in err
+        assert st.get_execution(eid)["status"] == "canceled"
+        assert len(st.task_executions(eid)) < 41
+        for verb in ("pause", "cancel"):
+            again = _cli(backend, tmp_path, verb, eid, "--state", db)
+            assert (again.returncode, again.stderr) == (
+                2, f"flowctx: error: execution {eid} already finished (canceled): nothing to {verb}\n")
+        unknown = _cli(backend, tmp_path, "pause", "nope", "--state", db)
+        assert (unknown.returncode, unknown.stderr) == (2, f"flowctx: error: no execution 'nope' in {db}\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_cancel_of_an_interrupted_run_and_rerun_and_show_task(backend: ModuleType, tmp_path: Any) -> None:
+    import signal
+
+    proc, db, eid = _start_durable(backend, tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    p = _cli(backend, tmp_path, "pause", eid, "--state", db)
+    assert p.returncode == 2 and f"execution {eid} is not running in any process (interrupted)" in p.stderr
+    rr = _cli(backend, tmp_path, "rerun", eid, "--state", db)
+    assert rr.returncode == 2 and "has not finished (interrupted); rerun is for a finished execution" in rr.stderr
+    res = _cli(backend, tmp_path, "resume", eid, "--state", db)
+    assert res.returncode == 1 and "flowctx: workflow failed: task 'b'" in res.stderr  # no `fixed` file yet
+    show = _cli(backend, tmp_path, "show", eid, "--state", db, "--task", "b")
+    assert show.returncode == 0, show.stderr
+    text = show.stdout
+    assert "task b (instance 1): failed, 1 attempt(s)" in text
+    assert f'inputs: {{"cmd": "echo out-b; echo err-b >&2; test -f {tmp_path}/fixed"}}' in text
+    assert "stdout:\n      out-b\n" in text and "stderr:\n      err-b\n" in text and "return code: 1" in text
+    items = json.loads(_cli(backend, tmp_path, "show", eid, "--state", db, "--task", "a", "--json").stdout)
+    (inst,) = items["instances"]
+    assert inst["items"] == 40 and {c["item"] for c in inst["calls"]} == set(range(40))
+    assert inst["calls"][7]["inputs"] == {"cmd": "sleep 0.2; echo item 7"}
+    assert inst["calls"][7]["result"]["stdout"] == "item 7"
+    (tmp_path / "fixed").write_text("")
+    rr = _cli(backend, tmp_path, "rerun", eid, "--state", db, "--task", "b")
+    assert rr.returncode == 0, rr.stderr
+    assert SQLiteState(db).get_execution(eid)["status"] == "succeeded"
+    missing = _cli(backend, tmp_path, "show", eid, "--state", db, "--task", "zzz")
+    assert missing.returncode == 2 and "has no task 'zzz' that ran (tasks that ran: a, b)" in missing.stderr
+    # an interrupted run can be canceled in place
+    (tmp_path / "two").mkdir()
+    proc2, db2, eid2 = _start_durable(backend, tmp_path / "two")
+    proc2.send_signal(signal.SIGKILL)
+    proc2.communicate(timeout=30)
+    c = _cli(backend, tmp_path, "cancel", eid2, "--state", db2)
+    assert c.returncode == 0 and "canceled (it was interrupted; nothing was running)" in c.stdout, c.stderr
+    assert SQLiteState(db2).get_execution(eid2)["status"] == "canceled"

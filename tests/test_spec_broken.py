@@ -489,11 +489,12 @@ parameters:
 tasks:
   - name: t1
     action: core.echo
+    input: {message: "{{ item }}"}
     with_items: "{{ parameters.xs }}"
     batch_size: -2
 """,
         [
-            "broken.yaml:9:17: error: 'batch_size' must be at least 1, got -2 [t1]",
+            "broken.yaml:10:17: error: 'batch_size' must be at least 1, got -2 [t1]",
         ],
     ),
     (

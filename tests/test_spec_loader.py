@@ -76,7 +76,11 @@ def test_conformance_workflow_loads_and_validates(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _gap(ORQUESTA + [REHEARSAL]), ids=lambda p: p.name)
 def test_orquesta_files_have_no_warnings(path: Path) -> None:
-    assert [str(p) for p in validate(load_workflow(path))] == []
+    problems = [str(p) for p in validate(load_workflow(path))]
+    if path.name == "rollback-retry.yaml":  # cmd="rm -rf <% ctx().file %>": unquoted shell interpolation
+        assert problems and all("interpolates" in p and "without '| quote'" in p for p in problems), problems
+    else:
+        assert problems == []
 
 
 def test_attune_complete_workflow_refused_for_its_dangling_handler() -> None:
@@ -457,5 +461,6 @@ def test_validate_checks_inputs_of_registered_actions() -> None:
     spec = load_workflow("version: 1.0\ntasks:\n  a:\n    action: core.echo\n    input: {mesage: hi}\n", validate=False)
     problems = [str(p) for p in validate(spec)]
     assert problems == [
-        "<string>:5:5: error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]"
-    ] or problems[0].endswith("error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]")
+        "<string>:4:13: error: missing required input 'message' of action 'core.echo' [a]",
+        "<string>:5:21: error: unexpected input 'mesage' for action 'core.echo' (its parameters: message) [a]",
+    ]

@@ -76,9 +76,11 @@ def test_truncated_database(backend: ModuleType, tmp_path: Any, fraction: float)
 def test_damaged_pages_are_found_before_resuming(backend: ModuleType, tmp_path: Any) -> None:
     path = str(tmp_path / "state.db")
     eid = good_db(backend, path)
-    size = os.path.getsize(path)
-    with open(path, "r+b") as fh:  # scribble over the last pages (journal rows), keep page 1 intact
-        fh.seek(size - 3000)
+    with sqlite3.connect(path) as c:  # the page holding the call rows (and its page size)
+        root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'task_executions'").fetchone()[0]
+        page = c.execute("PRAGMA page_size").fetchone()[0]
+    with open(path, "r+b") as fh:  # scribble over the rows' cell area, keep page 1 intact
+        fh.seek(root * page - 3000)
         fh.write(b"\xa5" * 3000)
     before = digest(path)
     with pytest.raises(StateError) as info:

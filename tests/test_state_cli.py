@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import textwrap
 import time
@@ -173,7 +174,8 @@ def test_resume_refused_while_running(backend: ModuleType, actions_module: Modul
             time.sleep(0.01)
         assert main(["resume", ex.execution_id, "--state", db]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"flowctx: error: execution {ex.execution_id} is already being run by process {os.getpid()}")
+        assert err == (f"flowctx: error: execution {ex.execution_id} is running in process {os.getpid()} on "
+                       f"{socket.gethostname()} and is not paused: nothing to resume\n")
         assert main(["list", "--state", db]) == 0
         assert f"pid {os.getpid()}" in capsys.readouterr().out
     finally:

@@ -187,3 +187,100 @@ def test_yaql(renderer: Renderer, ctx: Any, source: str, expected: Any) -> None:
     pytest.importorskip("yaql")
     assert renderer.render_template(source, ctx) == expected
     unchanged(ctx)
+
+
+# --------------------------------------------------------------------------- no way to mutate
+class Forged(tuple):
+    __slots__ = ()
+
+
+def _mutations(backend: ModuleType, m: Any, n: Any) -> list[Any]:
+    return [
+        lambda: dict.__setitem__(m, "x", 1),
+        lambda: dict.update(m, x=1),
+        lambda: dict.clear(m),
+        lambda: dict.pop(m, "k"),
+        lambda: dict.setdefault(m, "x", 1),
+        lambda: dict.__delitem__(m, "k"),
+        lambda: dict.__ior__(m, {"x": 1}),
+        lambda: list.append(n, 1),
+        lambda: list.extend(n, [1]),
+        lambda: list.__setitem__(n, 0, 1),
+        lambda: list.sort(n),
+        lambda: list.clear(n),
+        lambda: object.__setattr__(m, "_d", {}),
+        lambda: object.__setattr__(n, "x", 1),
+        lambda: setattr(m, "__class__", dict),
+        lambda: object.__setattr__(n, "__class__", Forged),
+        lambda: setattr(n, "__class__", type("Sub", (backend.FrozenList,), {"__slots__": ()})),
+        lambda: m.__init__({"x": 1}),
+    ]
+
+
+def test_no_unbound_builtin_method_mutates_a_frozen_value(backend: ModuleType, ctx: Any) -> None:
+    m, n = ctx.get_var("m"), ctx.get_var("n")
+    for attempt in _mutations(backend, m, n):
+        try:
+            attempt()
+        except (TypeError, AttributeError):
+            pass
+        assert dict(m) == {"k": 1, "l": [1, {"x": None}]} and list(n) == [3, 1, 2]
+        assert type(m) is backend.FrozenDict and type(n) is backend.FrozenList
+    unchanged(ctx)
+
+
+def test_frozen_containers_are_built_frozen(backend: ModuleType) -> None:
+    for value in (backend.FrozenDict({"a": []}), backend.FrozenDict(a=[{"b": []}]), backend.FrozenDict([("a", {})])):
+        inner = value["a"]
+        assert type(inner) in (backend.FrozenList, backend.FrozenDict)
+    fl = backend.FrozenList([[1], {"a": []}])
+    assert type(fl[0]) is backend.FrozenList and type(fl[1]["a"]) is backend.FrozenList
+    assert type(backend.FrozenList.__new__(backend.FrozenList, [[1]])[0]) is backend.FrozenList
+    # freeze() and set_var reuse a frozen container as it is: it can only hold frozen values
+    shared = backend.FrozenDict({"a": [1]})
+    ctx = backend.Context()
+    ctx.set_var("v", shared)
+    assert ctx.get_var("v") is shared and backend.freeze(shared) is shared
+    with pytest.raises(TypeError, match="unsupported type"):
+        backend.FrozenDict({"a": {1, 2}})
+    with pytest.raises(TypeError, match="mapping keys must be str"):
+        backend.FrozenDict({1: 2})
+
+
+@pytest.mark.compiled
+def test_compiled_frozen_list_cannot_be_forged_around_a_mutable_value() -> None:
+    import flowctx._store as compiled  # fails (never skips) without a build
+
+    with pytest.raises(TypeError, match="not safe"):
+        tuple.__new__(compiled.FrozenList, [[1]])
+    with pytest.raises(TypeError, match="immutable type"):
+        compiled.FrozenList.__eq__ = lambda self, other: True  # type: ignore[method-assign]
+    with pytest.raises(TypeError):
+        compiled.FrozenDict.get = None  # type: ignore[method-assign]
+
+
+@pytest.mark.compiled
+def test_compiled_frozen_values_are_untracked_by_the_gc() -> None:
+    import gc
+
+    import flowctx._store as compiled
+
+    value = compiled.freeze({"a": [1, {"b": [2, [3]]}], "c": {"d": "x"}})
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        assert not gc.is_tracked(v), v
+        if isinstance(v, compiled.FrozenDict):
+            stack.extend(v.values())
+        elif isinstance(v, compiled.FrozenList):
+            stack.extend(v)
+    # nor are the private items dicts: 2,000 entries of nested dicts and lists add no tracked object
+    gc.collect()
+    before = len(gc.get_objects())
+    big = compiled.freeze({f"k{i}": {"v": [i, {"w": [i]}]} for i in range(2000)})
+    assert len(gc.get_objects()) - before < 50 and len(big) == 2000
+    ctx = compiled.Context(variables={"big": [[i] for i in range(1000)]})
+    assert not gc.is_tracked(ctx.get_var("big")) and not gc.is_tracked(ctx.get_var("big")[7])
+    assert not gc.is_tracked(compiled.FrozenList([[1]])) and not gc.is_tracked(compiled.FrozenDict(a=[1]))
+    sub = type("Sub", (compiled.FrozenList,), {})([1])  # a subclass (may have a __dict__): tracked
+    assert gc.is_tracked(sub) and type(compiled.freeze(sub)) is compiled.FrozenList

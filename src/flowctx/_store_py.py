@@ -254,6 +254,9 @@ class FrozenList(tuple):  # type: ignore[type-arg]
 
     __class__ = property(lambda self: type(self), _no_class_assignment)  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
     def __copy__(self) -> FrozenList:
         return self
 
@@ -594,15 +597,23 @@ class Context:
         return new
 
     # ----------------------------------------------------------------- export / size
+    def _fields(self) -> tuple[Any, ...]:
+        # A consistent snapshot of the handle; later writes through it copy (never in place),
+        # so the snapshot can be read without the lock.
+        with _lock:
+            self._owned = 0
+            return (self._params, self._vars, self._results, self._system, self._item, self._index)
+
     def export(self) -> dict[str, Any]:
         """Return the whole context as plain JSON-compatible dicts and lists."""
+        p, v, r, y, item, index = self._fields()
         return {
-            "parameters": thaw(self._params),
-            "variables": thaw(self._vars),
-            "task_results": thaw(self._results),
-            "system": thaw(self._system),
-            "item": thaw(self._item),
-            "index": self._index,
+            "parameters": thaw(p),
+            "variables": thaw(v),
+            "task_results": thaw(r),
+            "system": thaw(y),
+            "item": thaw(item),
+            "index": index,
         }
 
     @classmethod
@@ -629,7 +640,7 @@ class Context:
         """Keys and approximate bytes per namespace, computed on demand (O(bytes))."""
         out: dict[str, Any] = {}
         total = 0
-        for ns, d in zip(_NAMESPACES, (self._params, self._vars, self._results, self._system)):
+        for ns, d in zip(_NAMESPACES, self._fields()[:4]):
             b = _approx_bytes(d)
             out[ns] = {"keys": len(d), "bytes": b}
             total += b
@@ -640,14 +651,7 @@ class Context:
     def __eq__(self, other: object, /) -> bool:
         if not isinstance(other, Context):
             return NotImplemented
-        return (
-            self._params == other._params
-            and self._vars == other._vars
-            and self._results == other._results
-            and self._system == other._system
-            and self._item == other._item
-            and self._index == other._index
-        )
+        return self._fields() == other._fields()
 
     def __ne__(self, other: object, /) -> bool:
         eq = self.__eq__(other)

@@ -216,7 +216,7 @@ class KVStore:
     def _init_sqlite(self) -> None:
         from flowctx.state import SQLiteState
 
-        SQLiteState(self.path).close()  # a new state file is made with mode 0600  # creates the state schema / refuses a foreign or damaged file
+        SQLiteState(self.path).close()  # creates the state schema (a new file with mode 0600) / refuses a foreign or damaged file
         with self._sql() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS flowctx_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, "

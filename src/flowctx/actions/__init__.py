@@ -6,6 +6,8 @@ from flowctx.actions.base import (
     ActionContext,
     ActionResult,
     Outcome,
+    action_inputs,
+    frozen_inputs,
     in_engine_process,
     runs_in_engine_process,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "Outcome",
     "ParamInfo",
+    "action_inputs",
+    "frozen_inputs",
     "action",
     "import_action_module",
     "import_reference",

@@ -8,10 +8,19 @@
 
 An action that declares a parameter named ``action_context`` receives an :class:`ActionContext`
 (cancellation event, the workflow's directory, an inquiry responder ...).
+
+Inputs arrive as plain, mutable ``dict`` / ``list`` values, copied for each call
+(:func:`action_inputs`); an action marked with :func:`frozen_inputs`
+(``@flowctx.action(name, frozen_inputs=True)``) gets the context's frozen values without a copy,
+and so does a parameter annotated ``Mapping[...]`` or ``Sequence[...]``.
 """
 from __future__ import annotations
 
+import inspect
 import threading
+import typing
+import weakref
+from collections import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +101,84 @@ class Outcome:
     error: str | None = None
     started: float = 0.0
     finished: float = 0.0
+
+
+# ------------------------------------------------------------------ what actions receive
+_FROZEN_INPUTS_ATTR = "__flowctx_frozen_inputs__"
+_ALL = "*"
+
+
+def frozen_inputs(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an action to receive its inputs as the context's frozen values, without a copy
+    (``@flowctx.action("pack.name", frozen_inputs=True)`` does this): for large read-only data.
+    Without it an action gets plain, mutable ``dict`` / ``list`` copies, made per call."""
+    setattr(func, _FROZEN_INPUTS_ATTR, True)
+    return func
+
+
+def _read_only_annotation(annotation: Any) -> bool:
+    """``Mapping[...]`` / ``Sequence[...]`` (collections.abc or typing), evaluated or a string."""
+    if isinstance(annotation, str):
+        head = annotation.strip().strip("'\"").split("[", 1)[0].strip()
+        return head.rsplit(".", 1)[-1] in ("Mapping", "Sequence")
+    origin = typing.get_origin(annotation) or annotation
+    return origin is abc.Mapping or origin is abc.Sequence
+
+
+def _frozen_params(func: Callable[..., Any]) -> frozenset[str]:
+    """The inputs ``func`` takes frozen: all (``_ALL``) when marked with :func:`frozen_inputs`,
+    else those whose parameter is annotated ``Mapping`` / ``Sequence`` (read-only views)."""
+    if getattr(func, _FROZEN_INPUTS_ATTR, False):
+        return frozenset({_ALL})
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(p.name for p in params if p.annotation is not p.empty and _read_only_annotation(p.annotation))
+
+
+_decisions: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+_decisions_lock = threading.Lock()
+
+
+def _decision(func: Callable[..., Any]) -> frozenset[str]:
+    try:
+        return _decisions[func]
+    except KeyError:
+        pass
+    except TypeError:  # not weak-referenceable (a builtin, some callables): decide every call
+        return _frozen_params(func)
+    found = _frozen_params(func)
+    with _decisions_lock:
+        _decisions[func] = found
+    return found
+
+
+def action_inputs(func: Callable[..., Any], inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The inputs to call ``func`` with: plain, mutable copies of every container (a new copy
+    per call, so nothing an action does to its inputs reaches the context, a retry or another
+    item), except for the inputs ``func`` opted to take frozen (see :func:`frozen_inputs`).
+
+    Called by the executors' ``call_action`` where the action runs (in the worker process for
+    the process and Dask executors, so frozen values travel once and are thawed there).
+    """
+    keep = _decision(func)
+    if _ALL in keep:
+        return inputs
+    thaw = _thaw()
+    out = {}
+    for name, value in inputs.items():
+        if name in keep or value is None or isinstance(value, (str, int, float)):
+            out[name] = value
+        else:
+            out[name] = thaw(value)
+    return out
+
+
+def _thaw() -> Callable[[Any], Any]:
+    from flowctx._backend import store  # the compiled thaw when there is one; any frozen value
+
+    return store.thaw
 
 
 def to_plain(value: Any) -> Any:

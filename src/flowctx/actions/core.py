@@ -29,11 +29,12 @@ def noop(**kwargs: Any) -> None:
 @action("core.echo")
 @in_engine_process
 @inline
-def echo(message: Any = "") -> dict[str, Any]:
+def echo(message: Any) -> dict[str, Any]:
     """Return the message: result ``{stdout: message, message: message}``.
 
-    ``stdout`` is StackStorm's ``core.echo`` result; ``message`` is what the list-form workflows
-    (``task.X.result.message``) read."""
+    ``message`` is required, as in StackStorm's ``core.echo`` (``flowctx validate`` refuses a
+    call without it).  ``stdout`` is StackStorm's ``core.echo`` result; ``message`` is what the
+    list-form workflows (``task.X.result.message``) read."""
     return {"stdout": message, "message": message}
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from flowctx.actions.base import frozen_inputs as mark_frozen_inputs
 from flowctx.errors import ActionError
 
 ENTRY_POINT_GROUP = "flowctx.actions"
@@ -170,12 +171,20 @@ class ActionRegistry:
             self._actions[name] = spec
         return spec
 
-    def action(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: ``@registry.action("pack.name")``; returns the function unchanged."""
+    def action(self, name: str, *, frozen_inputs: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: ``@registry.action("pack.name")``; returns the function unchanged.
+
+        ``frozen_inputs=True``: the action gets the context's frozen, read-only values without a
+        copy (for large read-only inputs); by default it gets plain, mutable copies per call.
+        """
         if callable(name):  # used bare as @registry.action: a mistake worth a clear message
             raise ActionError("use @action('pack.name') with the action's name, not bare @action")
+        if not isinstance(frozen_inputs, bool):
+            raise ActionError(f"frozen_inputs must be True or False, got {frozen_inputs!r}")
 
         def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+            if frozen_inputs:
+                mark_frozen_inputs(func)
             self.register(name, func)
             return func
 
@@ -318,15 +327,18 @@ def _did_you_mean(name: str, names: list[str]) -> str:
 DEFAULT_REGISTRY = ActionRegistry()
 
 
-def action(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def action(name: str, *, frozen_inputs: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a function as action ``name`` on the default registry::
 
         @flowctx.action("mypack.greet")
         def greet(name: str, greeting: str = "hello") -> str:
             '''Greet someone.'''
             return f"{greeting} {name}"
+
+    The action receives plain, mutable copies of its inputs (per call); with
+    ``frozen_inputs=True`` it receives the context's frozen values without a copy.
     """
-    return DEFAULT_REGISTRY.action(name)
+    return DEFAULT_REGISTRY.action(name, frozen_inputs=frozen_inputs)
 
 
 def import_action_module(name: str) -> Any:

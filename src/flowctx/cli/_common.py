@@ -132,16 +132,49 @@ class Masker:
         )
 
 
-def masker_for_stored(row: Mapping[str, Any]) -> Masker:
-    """The masker of a stored execution: its workflow source says which parameters are secret."""
+def masker_for_stored(row: Mapping[str, Any], extra: Iterable[Any] = ()) -> Masker:
+    """The masker of a stored execution: its workflow source says which parameters are secret;
+    ``extra``: more secret values (the key-value store's)."""
     from flowctx.spec import load_workflow
 
     params = row.get("parameters") or {}
     try:
         spec = load_workflow(row.get("source") or "", validate=False)
-    except Exception:  # noqa: BLE001 - an unreadable source: mask nothing we cannot name
-        return Masker()
-    return Masker.for_run(spec, params)
+    except Exception:  # noqa: BLE001 - an unreadable source: mask the values we were given
+        return Masker(extra)
+    return Masker.for_run(spec, params, extra)
+
+
+def open_kv_option(path: str | None) -> Any:
+    """The :class:`~flowctx.kv.KVStore` of a ``--kv`` option (the default store when None); a
+    ``--kv`` file that does not exist is an error (a typo would otherwise read as "no keys")."""
+    from flowctx.kv import open_kv
+
+    if path is not None and not os.path.exists(path):
+        raise FlowctxError(f"--kv {path}: no such file (create it with `flowctx kv set KEY VALUE --kv {path}`)")
+    return open_kv(path)
+
+
+def kv_secrets(path: str | None) -> list[Any]:
+    """The secret values of a ``--kv`` store, for displays that only mask with them (an
+    unreadable *default* store masks nothing rather than failing ``show``)."""
+    from flowctx.kv import KVError
+
+    try:
+        return open_kv_option(path).secret_values()
+    except KVError:
+        if path is None:
+            return []
+        raise
+
+
+def make_renderer(config: Mapping[str, Any] | None, keystore: Mapping[str, Any] | None) -> Any:
+    """A renderer with ``config`` / key-value values, or None (the shared default) without either."""
+    if config is None and keystore is None:
+        return None
+    from flowctx.render import Renderer
+
+    return Renderer(config=config, keystore=keystore)
 
 
 # ---------------------------------------------------------------------- --config

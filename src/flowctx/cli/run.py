@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowctx.cli._common import Masker, import_actions, load_config
+from flowctx.cli._common import Masker, import_actions, load_config, make_renderer, open_kv_option
 from flowctx.cli.metrics_server import start_metrics_server
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 
@@ -436,11 +436,15 @@ def _answers(args: argparse.Namespace) -> dict[str, Any]:
     return answers
 
 
-def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], Any] | None:
-    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither)."""
-    if not args.answers and not args.answers_file:
+def make_responder(
+    args: argparse.Namespace, kept: Mapping[str, Any] | None = None
+) -> Callable[[Mapping[str, Any]], Any] | None:
+    """A core.inquiry responder from ``--answer`` / ``--answers-file`` (None when neither),
+    on top of ``kept`` answers (those a durable run recorded; the new ones win).  The answers
+    are the responder's ``answers`` attribute: a durable run keeps them for ``flowctx resume``."""
+    if not args.answers and not args.answers_file and not kept:
         return None
-    answers = _answers(args)
+    answers = {**dict(kept or {}), **_answers(args)}
 
     def responder(request: Mapping[str, Any]) -> Any:
         task = request.get("task")
@@ -450,6 +454,7 @@ def make_responder(args: argparse.Namespace) -> Callable[[Mapping[str, Any]], An
             return answers["*"]
         raise ActionError(f"no answer for the inquiry of task {task!r}: pass --answer {task}=VALUE")
 
+    responder.answers = answers  # type: ignore[attr-defined]
     return responder
 
 
@@ -587,12 +592,10 @@ def make_engine(
     """The engine for the options (extra keyword arguments go to :class:`Engine`)."""
     from flowctx.engine.runner import Engine
 
-    config = getattr(args, "config_values", None)  # --config and --kv, as run() read them
-    keystore = getattr(args, "kv_values", None)
-    if "renderer" not in kwargs and (config is not None or keystore is not None):
-        from flowctx.render import Renderer
-
-        kwargs["renderer"] = Renderer(config=config, keystore=keystore)
+    if "renderer" not in kwargs:  # --config and --kv, as run() read them
+        renderer = make_renderer(getattr(args, "config_values", None), getattr(args, "kv_values", None))
+        if renderer is not None:
+            kwargs["renderer"] = renderer
     return Engine(
         executor=args.executor,
         max_workers=args.workers,
@@ -606,6 +609,8 @@ def make_engine(
 
 
 def _state_store(args: argparse.Namespace) -> Any:
+    """The ``--state`` store: a missing file is created (mode 0600); an existing empty one only
+    with ``--init-state``."""
     path = getattr(args, "state", None)
     if path is None:
         if getattr(args, "init_state", False):
@@ -704,7 +709,6 @@ def _stdout_is_terminal() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowctx.kv import open_kv
     from flowctx.spec import load_workflow
 
     import_actions(args.action_modules)
@@ -714,9 +718,7 @@ def run(args: argparse.Namespace) -> int:
     params = gather_parameters(spec, args)
     check_answers(args, spec)  # report bad --answer values before anything runs
     args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
-    if args.kv and not os.path.exists(args.kv):
-        raise FlowctxError(f"--kv {args.kv}: no such file (create it with `flowctx kv set KEY VALUE --kv {args.kv}`)")
-    kv = open_kv(args.kv)
+    kv = open_kv_option(args.kv)
     args.kv_values = kv.values() or None  # None: the shared default renderer (its kv() knows no key)
     masker = Masker.for_run(spec, params, kv.secret_values())
     metrics_server = start_metrics_server(args) if args.metrics_port is not None else None

@@ -33,6 +33,8 @@ WF_SUCCEEDED = "succeeded"
 WF_FAILED = "failed"
 WF_CANCELED = "canceled"
 PAUSED = "paused"
+PAUSING = "pausing"  # pause requested, tasks still running
+RESUMING = "resuming"  # resumed or rerun, until a task starts (Orquesta's transient status)
 
 # task statuses beyond the action outcomes
 STAGED = "staged"
@@ -97,6 +99,7 @@ class TaskInstance:
     attempts: int = 0
     retries: int = 0  # task-level retries so far (with-items tasks retry all their items)
     fail_err: dict[str, Any] | None = None  # the error logged for the latest failed item
+    source: TaskInstance | None = None  # an engine command's entry: the task that reached it
     term: bool = False
     handled: bool = False
     started: float = 0.0
@@ -182,6 +185,8 @@ class Conductor:
         self._joins_ran: set[tuple[str, int]] = set()
         self._retry_specs: dict[str, Any] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
+        self._last_completed: TaskInstance | None = None
+        self._paused_from: str | None = None  # running / failing: the status a resume restores
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
         self.failure: dict[str, Any] | None = None
@@ -246,7 +251,7 @@ class Conductor:
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
         """Staged instances that may start now, ordered by task name, then route."""
-        if self.finished or self.status not in (RUNNING, FAILING):
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
             return []
         out = []
         for st in self.staged:
@@ -296,10 +301,11 @@ class Conductor:
         """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
         return [self.begin(st) for st in self.next_tasks()]
 
-    def begin(self, st: Staged) -> TaskInstance:
+    def begin(self, st: Staged, *, journal_seq: int | None = None) -> TaskInstance:
         """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
         enter it in the sequence (a task that fails to render is logged, fails the workflow and
-        is not entered)."""
+        is not entered).  ``journal_seq``: a durable replay passes the sequence number the
+        journal recorded (-1 for a start the task-instance cap refused)."""
         inst = self._planned.pop(id(st), None)
         if inst is None or inst.staged_from is not st:
             inst = self._new_instance(st)
@@ -308,7 +314,7 @@ class Conductor:
             except FlowctxError as exc:
                 self._render_failed(st, inst, exc)
                 return inst
-        return self._commit(st, inst)
+        return self._commit(st, inst, capped=journal_seq == -1)
 
     def _new_instance(self, st: Staged) -> TaskInstance:
         return TaskInstance(
@@ -334,9 +340,9 @@ class Conductor:
             self.journal.began(st, inst)  # seq -1: replay renders it again and fails the same way
         self._request_fail(self._log_exc(inst, exc, route=True))
 
-    def _commit(self, st: Staged, inst: TaskInstance) -> TaskInstance:
+    def _commit(self, st: Staged, inst: TaskInstance, *, capped: bool = False) -> TaskInstance:
         self._unstage(st)
-        if self.max_tasks is not None and self._task_count >= self.max_tasks:
+        if capped or (self.max_tasks is not None and self._task_count >= self.max_tasks):
             inst.status = FAILED
             inst.started = inst.finished = time.time()
             if self.journal is not None:
@@ -345,6 +351,8 @@ class Conductor:
             return inst
         inst.seq = len(self.sequence)
         self._task_count += 1
+        if self.status == RESUMING:
+            self.status = RUNNING
         inst.started = time.time()
         self.sequence.append(inst)
         self._active[inst.seq] = inst
@@ -362,9 +370,9 @@ class Conductor:
         """The task-instance cap: log once, start nothing more, let running work finish."""
         err = self._log_error(
             inst,
-            f"the workflow reached its limit of {self.max_tasks} task instances and was stopped before "
-            f"starting task {inst.task!r} again (a cycle with no way out? raise the limit with "
-            "max_tasks= / flowctx run --max-tasks)",
+            f"the workflow reached its limit of {self._task_count} task instances and was stopped "
+            f"before starting another instance of task {inst.task!r} (a cycle with no way out? "
+            "raise the limit with Engine(max_tasks=...) / flowctx run --max-tasks)",
         )
         self._request_fail(err)
         self.staged.clear()
@@ -491,7 +499,7 @@ class Conductor:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
         item is in flight, and an item failure ends it then with the items not run left out."""
-        if inst.done or self.status == WF_CANCELED:
+        if inst.done or self.status in (WF_CANCELED, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
@@ -529,6 +537,8 @@ class Conductor:
         if inst.status == RETRYING:
             inst.status = TASK_RUNNING
             self.statuses[inst.task] = TASK_RUNNING
+        if self.status == RESUMING:
+            self.status = RUNNING
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
         action, inputs, item = inst.item_calls[idx]
@@ -616,10 +626,10 @@ class Conductor:
 
     def _retry_delay(self, inst: TaskInstance, status: str, result: Any, tally: int, error: str | None) -> float | None:
         """The delay before retry number ``tally + 1`` of ``inst`` (whose attempt ended with
-        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged and
-        the outcome stands."""
+        ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged, the
+        outcome stands and the workflow fails with that error."""
         spec = inst.spec
-        if spec is None or status == CANCELED or self.status != RUNNING:
+        if spec is None or status == CANCELED or self._base_status() != RUNNING:
             return None  # Orquesta: no retry once the workflow has failed (or was canceled)
         retry = self.retry_spec(inst.task)
         if retry is None:
@@ -637,8 +647,8 @@ class Conductor:
                 return None
             base = self._number(retry.delay, inst, "retry.delay") or 0.0
             max_delay = self._number(retry.max_delay, inst, "retry.max_delay")
-        except FlowctxError as exc:
-            self._log_exc(inst, exc)
+        except FlowctxError as exc:  # a retry policy that cannot be evaluated fails the workflow
+            self._request_fail(self._log_exc(inst, exc))  # (Orquesta raises); the outcome stands
             return None
         n = tally + 1
         if retry.backoff == "linear":
@@ -675,13 +685,17 @@ class Conductor:
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
-            # Orquesta logs an error as each item fails, with that item's result
-            inst.fail_err = self._log_failed(inst, outcome.result, f"item {idx}: {inst.item_errors[idx]}")
+            # Orquesta logs an error as each item fails, with that item's result (the same
+            # message each time: items failing alike are one entry, as there)
+            inst.fail_err = self._log_failed(inst, outcome.result, None)
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
         if inst.in_flight == 0 and (inst.item_failed or finished_all):
             self._finish_items(inst)
+        elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
+            inst.status = self.statuses[inst.task] = PAUSED
+            self._check_paused()
 
     def _finish_items(self, inst: TaskInstance) -> None:
         """All items in flight are done: the task's status and result, or a retry of every item
@@ -744,6 +758,7 @@ class Conductor:
     def _complete(self, inst: TaskInstance) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
+        self._last_completed = inst
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
@@ -788,8 +803,9 @@ class Conductor:
         inst.handled = any(edge.target != "continue" for edge, _ in taken)
         if failed and not inst.handled:
             self._request_fail(fail_err)
-        if not spec.transitions or not taken or self.status != RUNNING:
+        if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
+        self._check_paused()
 
     def _tick(self) -> int:
         self._clock += 1
@@ -904,7 +920,7 @@ class Conductor:
             taken.append((edge, (out, out_stamps)))
             route = self._route_for(edge, inst.route)
             if self.graph.is_command(edge.target):
-                self._command(edge.target, route, inst, out)
+                self._command(edge.target, route, inst, out, out_stamps)
                 if edge.target == "fail":
                     fail_here = True
             else:
@@ -926,10 +942,15 @@ class Conductor:
         self.routes.append(old + [edge.route_id])
         return len(self.routes) - 1
 
-    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any) -> None:
+    def _command(self, name: str, route: int, source: TaskInstance, ctx: Any, stamps: dict[str, int]) -> None:
+        # an engine command's entry has no transitions: it is terminal (Orquesta), and carries
+        # the context of the transition that reached it (the terminal context merges it)
         inst = TaskInstance(
-            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, status=SUCCEEDED, is_command=True
+            seq=len(self.sequence), task=name, route=route, spec=None, ctx=ctx, is_command=True, term=True,
+            status=FAILED if name == "fail" else SUCCEEDED, stamps=stamps,
         )
+        inst.source = source
+        inst.out_ctxs.append((ctx, stamps))
         inst.started = inst.finished = time.time()
         self.sequence.append(inst)
         self._emit("command", inst)
@@ -1032,8 +1053,56 @@ class Conductor:
         failed it, the reason :attr:`ExecutionResult.reason` reports."""
         if self.failure is None and err is not None:
             self.failure = err
-        if self.status == RUNNING:
+        if self.status in (RUNNING, RESUMING):
             self.status = FAILING
+        elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
+            self._paused_from = FAILING
+
+    def _base_status(self) -> str:
+        """The status under a pause (running / failing), else the status (resuming: running)."""
+        if self.status in (PAUSING, PAUSED) and self._paused_from is not None:
+            return self._paused_from
+        return RUNNING if self.status == RESUMING else self.status
+
+    # ================================================================== pause
+    def pause(self) -> None:
+        """Nothing new starts; the status is ``pausing`` while tasks run, ``paused`` once none
+        does (a driver that knows nothing runs any more says so with :meth:`mark_paused`)."""
+        if self.finished or self.status not in (RUNNING, RESUMING, FAILING):
+            return
+        # (not journaled: a resumed durable run starts running again)
+        self._paused_from = self._base_status()
+        self.status = PAUSING
+        for inst in self.active():  # Orquesta: a with-items task pauses too (no more items)
+            if inst.items is not None and inst.status == TASK_RUNNING:
+                inst.status = self.statuses[inst.task] = PAUSING if inst.in_flight else PAUSED
+        self._check_paused()
+
+    def _check_paused(self) -> None:
+        """A ``pausing`` run with no call of a running task in flight is ``paused``."""
+        if self.status != PAUSING:
+            return
+        for inst in self.active():
+            if inst.status in (TASK_RUNNING, PAUSING) and (inst.in_flight > 0 or inst.pending):
+                return
+        self.status = PAUSED
+
+    def mark_paused(self) -> None:
+        """The driver has no call in flight (a delay or retry waits): ``pausing`` is ``paused``."""
+        if self.status == PAUSING:
+            self.status = PAUSED
+
+    def resume(self) -> None:
+        """Continue a pausing or paused run: ``resuming`` (the status it had, if failing) until a
+        task or call starts; paused with-items tasks hand out their remaining items again."""
+        if self.status not in (PAUSING, PAUSED):
+            return
+        base = self._paused_from or RUNNING
+        self.status = RESUMING if base == RUNNING else base
+        self._paused_from = None
+        for inst in self.active():
+            if inst.items is not None and inst.status in (PAUSING, PAUSED):
+                inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
         """Nothing can start and nothing is running: the driver should call :meth:`finalize`."""
@@ -1045,6 +1114,8 @@ class Conductor:
             return
         if self.active():
             return  # still running (e.g. a rehearsal mock left a task running)
+        if self.status == RESUMING:  # resumed with nothing left to start
+            self.status = RUNNING
         if self.status == RUNNING:
             for st in list(self._joins.values()):
                 if st.satisfied and len(set(st.satisfied)) < st.join_required:
@@ -1063,9 +1134,14 @@ class Conductor:
             self.status = WF_SUCCEEDED
         elif self.status == FAILING:
             self.status = WF_FAILED
+        to_commands = {id(i.source) for i in self.sequence if i.is_command and i.source is not None}
         for inst in self.sequence:
             if inst.done and not inst.is_command and not inst.term and not inst.superseded:
-                # an instance whose successors never started is where its branch ended
+                # an instance whose successors never started is where its branch ended; one that
+                # went on to an engine command is not (the command's entry is), unless it is the
+                # completion that ended the workflow (Orquesta marks that one terminal too)
+                if id(inst) in to_commands and inst is not self._last_completed:
+                    continue
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
         self._render_output()
@@ -1082,7 +1158,7 @@ class Conductor:
         """The merged out-contexts of the terminal task instances (in completion order)."""
         ctx = None
         acc: dict[str, int] = {}
-        terms = [i for i in self.sequence if i.term and not i.is_command]
+        terms = [i for i in self.sequence if i.term]
         terms.sort(key=lambda i: (i.finished or 0.0, i.seq))
         for inst in terms:
             for out, stamps in inst.out_ctxs or [(inst.ctx, inst.stamps)]:
@@ -1170,7 +1246,7 @@ class Conductor:
         names = {t.task for t in targets}
         self.errors = [e for e in self.errors if e.get("task_id") not in names]
         self.finished = False
-        self.status = RUNNING
+        self.status = RESUMING
         self.output = None
         self.failure = None
         for st in self.staged:
@@ -1205,4 +1281,5 @@ class Conductor:
         return [i.name for i in self.sequence]
 
     def term_tasks(self) -> list[str]:
-        return [i.name for i in self.sequence if i.term and not i.is_command]
+        """Terminal entries of the sequence, engine commands included (as Orquesta lists them)."""
+        return [i.name for i in self.sequence if i.term]

@@ -185,7 +185,8 @@ class Execution:
             interrupt()
 
     def pause(self) -> None:
-        """Pause: nothing new starts; running actions finish; status ``paused`` once idle."""
+        """Pause: nothing new starts; running actions finish (status ``pausing``), then the
+        status is ``paused``; a retry or delay waiting to run waits for :meth:`resume`."""
         self._events.put(("pause",))
 
     def resume(self) -> None:
@@ -268,6 +269,7 @@ class Engine:
         self.state = state
         self._checked: dict[tuple[Any, ...], tuple[Callable[..., Any], bool, str | None]] = {}
         self._depth = 0  # how many sub-workflow levels above this engine's runs
+        self._parent_execution: str | None = None  # a durable sub-workflow's parent execution
 
     # ------------------------------------------------------------------ public API
     def run(
@@ -283,6 +285,7 @@ class Engine:
         parameters: Mapping[str, Any] | None = None,
         *,
         background: bool = True,
+        execution_id: str | None = None,
     ) -> Execution:
         """Start a workflow; returns an :class:`Execution` handle (runs in a thread by default).
 
@@ -298,7 +301,7 @@ class Engine:
         except BaseException:
             self._release(executor)
             raise
-        execution_id = uuid.uuid4().hex[:12]
+        execution_id = execution_id or uuid.uuid4().hex[:12]
         system = {
             "execution_id": execution_id,
             "workflow": spec.name,
@@ -323,16 +326,22 @@ class Engine:
         self._launch(ex, background)
         return ex
 
-    def resume(self, execution_id: str, state: Any = None, *, background: bool = False) -> Any:
+    def resume(
+        self, execution_id: str, state: Any = None, *, background: bool = False,
+        rerun: list[str | tuple[str, int]] | None = None, reset_items: bool = False,
+    ) -> Any:
         """Continue a durable execution from its state store (default: this engine's ``state``):
         rebuild it from the journal, run again the calls that had no recorded outcome, finish it.
-        Returns the :class:`ExecutionResult` (an :class:`Execution` with ``background=True``)."""
+        With ``rerun`` (task names, or (name, route) pairs; ``[]`` for every failed task) a
+        *finished* execution is rebuilt and those tasks run again (Orquesta's rerun; with-items
+        keep their succeeded items unless ``reset_items``).  Returns the
+        :class:`ExecutionResult` (an :class:`Execution` with ``background=True``)."""
         from flowctx.state import open_state, rebuild
 
         store = open_state(state) if state is not None else self.state
         if store is None:
             raise FlowctxError("resume needs a state store: Engine(state=...) or resume(id, state=...)")
-        conductor = rebuild(self, execution_id, store)
+        conductor = rebuild(self, execution_id, store, rerun=rerun, reset_items=reset_items)
         executor = self._make_executor()
         try:
             self._check_actions(conductor.spec, executor)
@@ -444,7 +453,6 @@ class Engine:
         seq = itertools.count()
         inflight = 0
         paused = False
-        status_before_pause = c.status
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
@@ -453,6 +461,7 @@ class Engine:
         if getattr(journal, "durable", False):
             # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
             journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+            journal.on_request = lambda kind: getattr(ex, kind)()  # flowctx pause / resume / cancel
             if journal.fatal is not None:
                 fatal.append(journal.fatal)
 
@@ -480,6 +489,9 @@ class Engine:
                 actx = ActionContext(
                     task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
                 )
+                if getattr(journal, "durable", False):  # a sub-workflow becomes a durable child
+                    actx.extra["flowctx.child_id"] = journal.child_id(call)
+                    actx.extra["flowctx.parent_id"] = ex.execution_id
             metrics["actions"] += 1
             if call.timeout is None and runs_inline(func):
                 local.append(("done", token, call, call_action(func, call.inputs, actx)))
@@ -525,8 +537,9 @@ class Engine:
                 held.clear()
                 paused = False  # a paused run can be canceled: it ends now
             elif kind == "pause":
-                if not paused:
+                if not paused and not c.finished:
                     paused = True
+                    c.pause()
                     now = time.monotonic()
                     for deadline, _, call in timers:  # waiting calls keep the delay they had left
                         held.append((max(0.0, deadline - now), call))
@@ -534,8 +547,10 @@ class Engine:
                     timers.clear()
             elif kind == "resume":
                 paused = False
-                if c.status == PAUSED:
-                    c.status = status_before_pause
+                was_paused = c.status == PAUSED
+                c.resume()
+                if was_paused and getattr(journal, "durable", False):
+                    journal.status_changed("running")
                 waiting = list(held)
                 held.clear()
                 for delay, call in waiting:
@@ -552,9 +567,11 @@ class Engine:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
-                    if paused and c.status in ("running", "failing"):
-                        status_before_pause = c.status
-                        c.status = PAUSED
+                    if paused:
+                        before = c.status
+                        c.mark_paused()  # nothing runs: `pausing` becomes `paused`
+                        if before != c.status == PAUSED and getattr(journal, "durable", False):
+                            journal.status_changed(PAUSED)
                     elif not paused and c.is_idle():
                         break
                 if local and events.empty():
@@ -647,13 +664,20 @@ class Engine:
                     "(does a workflow call itself without a condition that stops it?)",
                 )
             kind = engine._executor_spec if isinstance(engine._executor_spec, str) else "thread"
+            child_id = action_context.extra.get("flowctx.child_id") if action_context is not None else None
             child = Engine(
                 actions=engine.registry, executor=kind, max_workers=engine.max_workers,
                 executor_options=engine.executor_options, renderer=engine.renderer, store=engine.store,
                 responder=engine.responder, max_tasks=engine.max_tasks,
+                state=engine.state if child_id else None,
             )
             child._depth = engine._depth + 1
-            child_ex = child.start(path, inputs)
+            child._parent_execution = action_context.extra.get("flowctx.parent_id") if child_id else None
+            if child_id and engine.state.has_execution(child_id):
+                # a durable parent resumed: continue its child (recorded results are reused)
+                child_ex = child.resume(child_id, background=True)
+            else:
+                child_ex = child.start(path, inputs, execution_id=child_id)
             # a cancel or timeout of the calling task cancels the child (it ran on otherwise)
             while not child_ex._done.wait(0.05):
                 if action_context is not None and action_context.cancel_event.is_set():

@@ -106,8 +106,9 @@ def _template_checker() -> Callable[[str, bool], None] | None:
 
 class _Checker:
     def __init__(self, spec: WorkflowSpec, extra_names: frozenset[str] = frozenset(),
-                 actions: Any = None) -> None:
+                 actions: Any = None, extra_functions: frozenset[str] = frozenset()) -> None:
         self.spec = spec
+        self.extra_functions = extra_functions
         self.extra_names = extra_names
         self.actions = actions
         self.renderer = _renderer()
@@ -269,8 +270,13 @@ class _Checker:
             return
         if not isinstance(task.input, Mapping) or any(not isinstance(k, str) or is_template(k) for k in task.input):
             return
+        if any(p.task == task.name and ("'input'" in p.message or "inline parameters" in p.message)
+               for p in self.spec.load_problems):
+            return  # the input could not be read: its names are not known
         for problem in aspec.check_inputs(task.input):
-            self.error(task.locs.get("input", loc), problem, task.name, kind="semantics")
+            m = re.match(r"unexpected input '([^']+)'", problem)
+            where = _nearest(task.locs, f"input.{m.group(1)}") if m else None
+            self.error(where or task.locs.get("input", loc), problem, task.name, kind="semantics")
 
     def check_subworkflow(self, task: TaskSpec, path: str, loc: Loc | None) -> None:
         if not os.path.isfile(path):
@@ -312,7 +318,7 @@ class _Checker:
                     known = self._function_names[language] = renderer.function_names(language)
                 except Exception:  # pragma: no cover - a renderer without the list: no check
                     known = self._function_names[language] = None
-            if known is not None and name not in known:
+            if known is not None and name not in known and name not in self.extra_functions:
                 self.error(loc, f"unknown function '{name}()' in '{field}'{did_you_mean(name, known)}", task,
                            kind="expression")
 
@@ -567,16 +573,18 @@ def _find_task(spec: WorkflowSpec, name: str) -> TaskSpec | None:
     return None
 
 
-def validate(spec: WorkflowSpec, *, extra_names: Iterable[str] = (), actions: Any = None) -> list[Problem]:
+def validate(spec: WorkflowSpec, *, extra_names: Iterable[str] = (), actions: Any = None,
+             extra_functions: Iterable[str] = ()) -> list[Problem]:
     """Every problem of ``spec`` (errors and warnings), sorted by position.
 
     ``extra_names``: variables the caller puts in the context at run time besides the
     workflow's own inputs and vars (Orquesta's "application context"); referring to them is not
     "referenced before assignment".  ``actions``: an :class:`~flowctx.actions.ActionRegistry`
     holding the whole action set the workflow may call; then every action name must resolve
-    (without it only names in flowctx's ``core.`` namespace are checked).
+    (without it only names in flowctx's ``core.`` namespace are checked).  ``extra_functions``:
+    functions the caller's renderer adds to flowctx's own (an expression may call them).
     """
-    return _Checker(spec, frozenset(extra_names), actions).run()
+    return _Checker(spec, frozenset(extra_names), actions, frozenset(extra_functions)).run()
 
 
 def raise_for_problems(problems: list[Problem], spec: WorkflowSpec | None = None) -> None:

@@ -57,6 +57,14 @@ class StateStore(ABC):
     def get_execution(self, execution_id: str) -> dict[str, Any]:
         """The execution row (values decoded); :class:`~flowctx.errors.StateError` if unknown."""
 
+    def has_execution(self, execution_id: str) -> bool:
+        """Whether the store holds ``execution_id``."""
+        try:
+            self.get_execution(execution_id)
+        except Exception:  # noqa: BLE001 - unknown (or unreadable: then resuming it will say so)
+            return False
+        return True
+
     @abstractmethod
     def list_executions(self) -> list[dict[str, Any]]:
         """Summary rows of every execution, newest first (no workflow source, no parameters)."""

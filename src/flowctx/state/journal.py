@@ -50,6 +50,16 @@ class Recorder:
         if not isinstance(conductor.renderer, TimedRenderer):
             conductor.renderer = TimedRenderer(conductor.renderer, self.metrics)
 
+    def status_changed(self, status: str) -> None:
+        """The driver paused (``paused``) or resumed (``running``) the execution: the row says so
+        at once (another process's ``flowctx pause`` waits for it)."""
+        if not self.replaying and not self._finished:
+            self._append(("x", {"status": status}))
+            try:
+                self.flush()
+            except BaseException as exc:  # noqa: BLE001 - the run stops (on_fatal)
+                self._write_failed(exc)
+
     # ------------------------------------------------------------ conductor hooks
     def began(self, st: Any, inst: Any) -> None:
         pass
@@ -105,6 +115,11 @@ class Journal(Recorder):
         self.fatal_write = False  # True: a write failed (the file holds a prefix: resumable)
         self.on_fatal: Any = None
         self._aborted = False
+        self.reruns = 0
+        #: set by the engine: called (on the flusher thread) with each control request another
+        #: process left in the state file (``pause`` / ``resume`` / ``cancel``)
+        self.on_request: Any = None
+        self.request_interval = 0.25  # seconds between looks for requests
         self._values: dict[tuple[int, str, str], deque[Any]] = {}
         self._outstanding: list[Any] = []
         self._finished = False
@@ -190,17 +205,23 @@ class Journal(Recorder):
     def _run(self) -> None:
         heartbeat = max(0.2, self.state.lease_ttl / 3.0)
         next_beat = time.monotonic() + heartbeat
-        backoff = 0.0
+        next_look = time.monotonic()
+        take = getattr(self.state, "take_requests", None)
         while True:
+            looking = take is not None and self.on_request is not None
+            flush_due = False
             with self._cond:
                 while not self._closing:
                     now = time.monotonic()
-                    if now >= next_beat:
+                    if now >= next_beat or looking and now >= next_look:
                         break
                     deadline = next_beat
+                    if looking:
+                        deadline = min(deadline, next_look)
                     if self._pending:
-                        due = self._oldest + self.flush_interval + backoff
-                        if len(self._pending) >= self.batch_size and not backoff or now >= due:
+                        due = self._oldest + self.flush_interval
+                        if len(self._pending) >= self.batch_size or now >= due:
+                            flush_due = True
                             break
                         deadline = min(deadline, due)
                     self._cond.wait(deadline - now)
@@ -208,11 +229,17 @@ class Journal(Recorder):
             if closing:
                 return  # close() does the final flush on the caller's thread
             try:
-                self.flush()
-                backoff = 0.0
-                if time.monotonic() >= next_beat:
+                now = time.monotonic()
+                if flush_due or now >= next_beat:
+                    self.flush()
+                if now >= next_beat:
                     self.state.renew_lease(self.execution_id, self.owner)
                     next_beat = time.monotonic() + heartbeat
+                callback = self.on_request
+                if take is not None and callback is not None and now >= next_look:
+                    next_look = time.monotonic() + self.request_interval
+                    for kind in take(self.execution_id):
+                        callback(kind)
             except BaseException as exc:  # noqa: BLE001 - the run stops (Engine: on_fatal)
                 self.flush_error = exc
                 self._write_failed(exc)
@@ -255,6 +282,16 @@ class Journal(Recorder):
             self._set_fatal(StateError(f"execution {self.execution_id}: {what} cannot be stored in the state file: {exc}"))
             return None
 
+    def status_changed(self, status: str) -> None:
+        """The driver paused (``paused``) or resumed (``running``) the execution: the row says so
+        at once (another process's ``flowctx pause`` waits for it)."""
+        if not self.replaying and not self._finished:
+            self._append(("x", {"status": status}))
+            try:
+                self.flush()
+            except BaseException as exc:  # noqa: BLE001 - the run stops (on_fatal)
+                self._write_failed(exc)
+
     # ------------------------------------------------------------ conductor hooks
     def began(self, st: Any, inst: Any) -> None:
         if self.replaying:
@@ -278,7 +315,16 @@ class Journal(Recorder):
              result, text(outcome.error), outcome.started, outcome.finished)
         )
 
+    def child_id(self, call: Any) -> str:
+        """The execution id of the durable child a sub-workflow call runs as: derived from the
+        call (instance, item key, attempt, reruns so far), so a resume finds the same child."""
+        key = "-" if call.key is None else str(call.key)
+        rerun = f".r{self.reruns}" if self.reruns else ""
+        return f"{self.execution_id}.{call.instance.seq}.{key}.{call.attempt}{rerun}"
+
     def control(self, kind: str, **data: Any) -> None:
+        if kind == "rerun":
+            self.reruns += 1  # also while replaying: child ids after a rerun stay the same on resume
         if self.replaying:
             return
         if kind == "rerun":
@@ -408,33 +454,68 @@ def _instance_row(inst: Any) -> Record:
 
 
 def _action_modules(engine: Any, spec: Any) -> list[str]:
-    """Files of the user modules that registered the workflow's actions (``flowctx resume``
-    imports them again when it is not told ``--actions``)."""
+    """Files of the user modules that registered the actions of the workflow and of every
+    sub-workflow it calls, at any depth (``flowctx resume`` imports them again when it is not
+    told ``--actions``)."""
     import sys
+
+    from flowctx.engine.runner import _is_workflow_ref, _subworkflow_path
 
     out: list[str] = []
     registry = getattr(engine, "registry", None)
     if registry is None:
         return out
-    for task in spec.tasks.values():
-        for t in (task, *task.subtasks):
-            if not t.action or "." not in t.action:
-                continue
-            try:
-                aspec = registry.get(t.action)
-            except Exception:  # noqa: BLE001
-                aspec = None
-            if aspec is None or aspec.source != "code":
-                continue
-            mod = sys.modules.get(getattr(aspec.func, "__module__", "") or "")
-            name = getattr(mod, "__name__", "")
-            path = getattr(mod, "__file__", None)
-            if not path or name == "__main__" or name.startswith("flowctx."):
-                continue
-            path = os.path.abspath(path)
-            if path not in out:
-                out.append(path)
+    seen: set[str] = set()
+    todo = [spec]
+    while todo:
+        current = todo.pop()
+        for task in current.tasks.values():
+            for t in (task, *task.subtasks):
+                ref = t.workflow if t.type == "workflow" else (t.action if t.action and _is_workflow_ref(t.action) else None)
+                if ref:
+                    path = _subworkflow_path(ref, current.file)
+                    if path and os.path.isfile(path) and os.path.abspath(path) not in seen:
+                        seen.add(os.path.abspath(path))
+                        try:
+                            from flowctx.spec import load_workflow
+
+                            todo.append(load_workflow(path, validate=False))
+                        except Exception:  # noqa: BLE001 - the run itself reports a broken sub-workflow
+                            pass
+                    continue
+                if not t.action or "." not in t.action:
+                    continue
+                try:
+                    aspec = registry.get(t.action)
+                except Exception:  # noqa: BLE001
+                    aspec = None
+                if aspec is None or aspec.source != "code":
+                    continue
+                mod = sys.modules.get(getattr(aspec.func, "__module__", "") or "")
+                name = getattr(mod, "__name__", "")
+                path = getattr(mod, "__file__", None)
+                if not path or name == "__main__" or name.startswith("flowctx."):
+                    continue
+                path = os.path.abspath(path)
+                if path not in out:
+                    out.append(path)
     return out
+
+
+def _options(engine: Any, spec: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"action_modules": _action_modules(engine, spec)}
+    answers = getattr(getattr(engine, "responder", None), "answers", None)
+    if isinstance(answers, dict) and answers:  # core.inquiry answers given to the run: kept for resume
+        try:
+            dumps(answers)
+        except CodecError:
+            pass
+        else:
+            options["answers"] = answers
+    parent = getattr(engine, "_parent_execution", None)
+    if parent:
+        options["parent"] = parent
+    return options
 
 
 def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
@@ -457,7 +538,7 @@ def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
             "source": spec.source,
             "parameters": conductor.parameters,
             "system": conductor.system,
-            "options": {"action_modules": _action_modules(engine, spec)},
+            "options": _options(engine, spec),
             "status": "running",
             "created": now,
             "updated": now,

@@ -1,6 +1,9 @@
 """Per-execution metrics: clones, items, context size growth, render / action / queue time,
 state flushes — on ``ExecutionResult.metrics``, in ``flowctx show`` and, when
-``prometheus_client`` is installed (``pip install flowctx[metrics]``), as Prometheus metrics."""
+``prometheus_client`` is installed (``pip install flowctx[metrics]``), as Prometheus metrics:
+counters that finished executions add to (:func:`export_prometheus`; the registry is the
+process-global one unless :func:`use_registry` or ``registry=`` says otherwise) and a live
+:class:`ExecutionCollector` read at scrape time (``flowctx run --metrics-port``)."""
 from __future__ import annotations
 
 import threading

@@ -36,10 +36,12 @@ def open_state(state: Any) -> StateStore:
     raise TypeError(f"state must be a StateStore or a path, not {type(state).__name__}")
 
 
-def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
+def rebuild(engine: Any, execution_id: str, state: StateStore, *, rerun: Any = None, reset_items: bool = False) -> Any:
     """A conductor in the state the journal of ``execution_id`` describes, with a live
     :class:`Journal` attached (holding the execution's lease) and its outstanding calls queued
-    for :meth:`Journal.resubmit`."""
+    for :meth:`Journal.resubmit`.  With ``rerun`` (a list of task names or (name, route)
+    pairs, empty for every failed task) the execution must have finished; those tasks are
+    re-opened (:meth:`Conductor.rerun`, recorded) for the engine to run."""
     from flowctx.engine.conductor import Conductor
     from flowctx.spec import load_workflow
 
@@ -49,6 +51,7 @@ def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
     conductor = Conductor(
         spec, row["parameters"], renderer=engine.renderer, store=engine.store, system=row["system"],
         copy_items=getattr(engine, "copy_items", False), on_event=None,
+        max_tasks=None,  # replay follows the journal (a start the cap refused is recorded as -1)
     )
     journal = Journal(state, execution_id, conductor)
     journal.open()  # the lease first: a second resume is refused before it does anything
@@ -64,9 +67,17 @@ def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
         journal.metrics.replayed_events = len(events)
         journal.metrics.replay_time = time.perf_counter() - t
         journal.metrics.resumes = 1 + sum(1 for e in events if e[1] == "resumed")
-        if conductor.finished:
+        if rerun is not None:
+            if not conductor.finished:
+                raise StateError(
+                    f"execution {execution_id} has not finished (it is {row['status']}, not running in any process): "
+                    f"rerun is for a finished execution; `flowctx resume {execution_id}` continues this one"
+                )
+            wanted = [(t, 0) if isinstance(t, str) else (str(t[0]), int(t[1])) for t in rerun] or None
+            conductor.rerun(wanted, reset_items=reset_items)  # recorded: status running again
+        elif conductor.finished:
             journal.mark_finished()
-        else:
+        if not conductor.finished:
             journal.set_outstanding(outstanding)
             journal.record("resumed", None,
                            {"pid": os.getpid(), "outstanding": len(outstanding), "replayed": len(events)})
@@ -75,12 +86,37 @@ def rebuild(engine: Any, execution_id: str, state: StateStore) -> Any:
         journal.close()
         raise
     conductor.on_event = getattr(engine, "on_event", None)
+    conductor.max_tasks = getattr(engine, "max_tasks", conductor.max_tasks)
     return conductor
 
 
-def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
+def inspect(engine: Any, execution_id: str, state: StateStore) -> tuple[Any, dict[tuple[int, Any, int], Any]]:
+    """Read-only replay (no lease, nothing written): the rebuilt conductor and every action call
+    it issued, by (instance, item key, attempt) — with the inputs rendered as the run rendered
+    them (``flowctx show --task``).  Nothing runs."""
+    from flowctx.engine.conductor import Conductor
+    from flowctx.spec import load_workflow
+
+    row = state.get_execution(execution_id)
+    spec = load_workflow(row["source"], file=row.get("file"), validate=False)
+    conductor = Conductor(
+        spec, row["parameters"], renderer=engine.renderer, store=engine.store, system=row["system"],
+        copy_items=False, on_event=None,
+    )
+    journal = Journal(state, execution_id, conductor)  # never opened: no lease, no flusher
+    events = state.load_events(execution_id)
+    conductor.journal = journal
+    journal.load_values(events)
+    journal.replaying = True
+    journal._finished = True  # nothing this conductor does is recorded
+    seen: dict[tuple[int, Any, int], Any] = {}
+    replay(conductor, events, seen=seen)
+    return conductor, seen
+
+
+def replay(conductor: Any, events: list[tuple[Any, ...]], *, seen: dict[tuple[int, Any, int], Any] | None = None) -> list[Any]:
     """Apply ``events`` (``StateStore.load_events``) to a fresh conductor; returns the calls
-    issued without a recorded outcome, in issue order."""
+    issued without a recorded outcome, in issue order (``seen`` collects every call issued)."""
     c = conductor
     c.start()
     outstanding: dict[tuple[int, Any, int], Any] = {}
@@ -90,6 +126,8 @@ def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
         for inst in c.active():
             for call in c.calls_for(inst):
                 outstanding[(inst.seq, call.key, call.attempt)] = call
+                if seen is not None:
+                    seen[(inst.seq, call.key, call.attempt)] = call
 
     for pos, kind, seq, data in events:
         if kind == "begin":
@@ -99,7 +137,7 @@ def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
                 issue()
                 dirty = False
             st = _find_staged(c, data, seq, pos)
-            inst = c.begin(st)
+            inst = c.begin(st, journal_seq=seq)
             if inst.seq != seq:
                 raise _mismatch(pos, f"task {data['task']!r} started as instance {inst.seq}, journal says {seq}")
             dirty = True
@@ -116,6 +154,8 @@ def replay(conductor: Any, events: list[tuple[Any, ...]]) -> list[Any]:
                 raise _mismatch(pos, f"an outcome for instance {seq}, key {key!r}, attempt {attempt} that was never issued")
             for follow in c.call_done(call, Outcome(status, result, error, started or 0.0, finished or 0.0)):
                 outstanding[(follow.instance.seq, follow.key, follow.attempt)] = follow
+                if seen is not None:
+                    seen[(follow.instance.seq, follow.key, follow.attempt)] = follow
         elif kind == "cancel":
             c.cancel()
         elif kind == "rerun":

@@ -100,6 +100,18 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX task_executions_by_instance ON task_executions (execution_id, seq, item_key)",
         "CREATE INDEX executions_by_created ON executions (created)",
     ],
+    3: [
+        # control requests from other processes (flowctx pause / resume / cancel): the engine
+        # running the execution polls them with its lease heartbeat and marks them handled
+        """CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            created REAL NOT NULL,
+            handled REAL
+        )""",
+        "CREATE INDEX requests_open ON requests (execution_id, handled)",
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -405,6 +417,10 @@ class SQLiteState(StateStore):
                 )
         return out
 
+    def has_execution(self, execution_id: str) -> bool:
+        with self._guard() as c:
+            return c.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,)).fetchone() is not None
+
     def list_executions(self) -> list[dict[str, Any]]:
         cols = ("id", "workflow", "file", "status", "created", "updated", "finished")
         with self._guard() as c:
@@ -574,6 +590,39 @@ class SQLiteState(StateStore):
                 t: c.execute(f"SELECT count(*) FROM {t} WHERE execution_id = ?", (execution_id,)).fetchone()[0]
                 for t in ("journal", "task_executions", "task_instances")
             }
+
+    # ------------------------------------------------------------------ control requests
+    REQUESTS = ("pause", "resume", "cancel")
+
+    def request(self, execution_id: str, kind: str) -> None:
+        """Ask the process running ``execution_id`` to pause, resume or cancel it."""
+        if kind not in self.REQUESTS:
+            raise ValueError(f"unknown request {kind!r}")
+        with self._tx() as c:
+            c.execute("INSERT INTO requests (execution_id, kind, created) VALUES (?,?,?)", (execution_id, kind, time.time()))
+
+    def take_requests(self, execution_id: str) -> list[str]:
+        """The open requests for ``execution_id``, oldest first, marked handled (one transaction)."""
+        with self._guard() as c:  # a read first: no write transaction while nothing is asked
+            if c.execute("SELECT 1 FROM requests WHERE execution_id = ? AND handled IS NULL LIMIT 1",
+                         (execution_id,)).fetchone() is None:
+                return []
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT id, kind FROM requests WHERE execution_id = ? AND handled IS NULL ORDER BY id", (execution_id,)
+            ).fetchall()
+            if rows:
+                c.execute(f"UPDATE requests SET handled = ? WHERE id IN ({','.join('?' * len(rows))})",
+                          (time.time(), *[r[0] for r in rows]))
+        return [str(k) for _i, k in rows if k in self.REQUESTS]
+
+    def open_requests(self, execution_id: str) -> list[str]:
+        """Requests not yet seen by the running engine, oldest first."""
+        with self._guard() as c:
+            rows = c.execute(
+                "SELECT kind FROM requests WHERE execution_id = ? AND handled IS NULL ORDER BY id", (execution_id,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     # ------------------------------------------------------------------ leases
     def _stale(self, pid: int, host: str, expires: float) -> bool:
