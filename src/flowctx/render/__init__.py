@@ -330,14 +330,22 @@ class Renderer:
     def _compile_template(self, source: str) -> _Compiled:
         if not _is_template(source):
             return _Text(source)
-        return _guarded_compile(self._compile, source, False)
+        return self._guarded_compile(self._compile, source, False)
 
     def _compile_condition(self, source: str) -> _Compiled:
         if not _is_template(source):
             if not source.strip():
                 return _Failed(source, "empty condition", None)
-            return _guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
-        return _guarded_compile(self._compile, source, True)
+            return self._guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
+        return self._guarded_compile(self._compile, source, True)
+
+    def _guarded_compile(self, compile_: Any, source: str, condition: bool) -> _Compiled:
+        # Jinja folds constant filter calls while compiling (``'aaa...!' | regex_search(...)``):
+        # that runs under this renderer's time limit too.
+        scope = Scope(self, None, None)
+        scope.deadline = _monotonic() + self.timeout
+        with _running(scope):
+            return _guarded_compile(compile_, source, condition)
 
     def _compile(self, source: str, condition: bool) -> _Compiled:
         has_yaql = "<%" in source

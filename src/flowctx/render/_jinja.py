@@ -327,7 +327,11 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             # builds a container of references: refuse one whose contents pass the cap (a loop
             # of ``dict(ns.d, **{k: big})`` would otherwise keep every ``big`` alive)
             out = __context.call(__obj, *args, **kwargs)
-            __self.limits.check_value(out if __obj is not Namespace else dict(*args, **kwargs), "dict()")
+            if __obj is Namespace:
+                kw = {k: v for k, v in kwargs.items() if k not in ("_loop_vars", "_block_vars")}
+                __self.limits.check_value([args, kw], "namespace()")
+            else:
+                __self.limits.check_value(out, "dict()")
             return out
         t = type(__obj)
         if t is _BuiltinMethod or t is _Method:  # str methods, and Markup's Python-level ones
