@@ -527,7 +527,7 @@ class Renderer:
         for is_expr, item, line in c.parts:
             if is_expr:
                 v = self._eval_yaql(front, item, scope, c, line)
-                s = "" if v is None else to_str(v) if not isinstance(v, bool) else str(v).lower()
+                s = to_str(v)  # as Orquesta interpolates YAQL values into text (True, None)
             else:
                 s = item
             n += len(s)

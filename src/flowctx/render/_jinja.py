@@ -205,6 +205,8 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
+            trim_blocks=True,  # as Orquesta's Jinja: a block tag's line leaves no blank line
+            lstrip_blocks=True,
             finalize=limits.to_str,
             cache_size=0,
             auto_reload=False,
