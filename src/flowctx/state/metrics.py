@@ -142,6 +142,17 @@ class TimedRenderer:
             m.render_time += time.perf_counter() - t
             m.renders += 1
 
+    @property
+    def untimed(self) -> Any:
+        """The wrapped renderer, for a caller that times a batch of renders itself (:meth:`timed`)."""
+        return self._renderer
+
+    def timed(self, seconds: float, renders: int) -> None:
+        """Add ``renders`` renders that took ``seconds`` in all (the with-items loop, timed once)."""
+        m = self._metrics
+        m.render_time += seconds
+        m.renders += renders
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._renderer, name)
 
