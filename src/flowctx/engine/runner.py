@@ -32,6 +32,7 @@ from flowctx.engine.conductor import (
 )
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 from flowctx.executors import CallHandle, Executor, call_action, make_executor
+from flowctx.executors.inline import InlineExecutor
 from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
@@ -451,6 +452,8 @@ class Engine:
         timers: list[tuple[float, int, ActionCall]] = []
         held: list[tuple[float, ActionCall]] = []  # delayed calls of a paused run: (delay left, call)
         seq = itertools.count()
+        # the inline executor's call without a timeout or context: run here, no handle or queue
+        inline = InlineExecutor._call if type(executor) is InlineExecutor else None
         inflight = 0
         paused = False
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
@@ -493,9 +496,13 @@ class Engine:
                     actx.extra["flowctx.child_id"] = journal.child_id(call)
                     actx.extra["flowctx.parent_id"] = ex.execution_id
             metrics["actions"] += 1
-            if call.timeout is None and runs_inline(func):
-                local.append(("done", token, call, call_action(func, call.inputs, actx)))
-                return
+            if call.timeout is None:
+                if runs_inline(func):
+                    local.append(("done", token, call, call_action(func, call.inputs, actx)))
+                    return
+                if inline is not None and actx is None:  # what InlineExecutor.submit does, minus the handle
+                    local.append(("done", token, call, inline(func, call.inputs, None)))
+                    return
             handle = executor.submit(
                 func, call.inputs, timeout=call.timeout, context=actx,
                 on_done=lambda outcome, _t=token, _c=call: events.put(("done", _t, _c, outcome)),

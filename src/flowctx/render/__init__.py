@@ -416,6 +416,7 @@ class Renderer:
             if quiet:
                 return None
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)
+        direct = _direct_reader(expr)  # before compiling: the code generator rewrites ``item()``
         body = nodes.Template([nodes.Assign(nodes.Name(RESULT_NAME, "store", lineno=1), expr, lineno=1)], lineno=1)
         body.set_environment(env)
         try:
@@ -424,7 +425,7 @@ class Renderer:
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)
         except (LimitError, SecurityError, RecursionError, MemoryError) as exc:
             return _Failed(source, f"{type(exc).__name__}: {exc}", None)
-        return _JinjaNative(source, tmpl, offset, _direct_reader(expr))
+        return _JinjaNative(source, tmpl, offset, direct)
 
     def _yaql_front(self) -> Any:
         if self._yaql is None and self._yaql_error is None:
