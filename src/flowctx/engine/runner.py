@@ -567,8 +567,11 @@ class Engine:
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
+        begin_batch = getattr(executor, "begin_batch", None)  # the thread pool: a round in one hand-off
         try:
             while not fatal:
+                if begin_batch is not None:
+                    begin_batch()
                 dispatch()
                 if fatal:
                     break
@@ -612,6 +615,8 @@ class Engine:
                     else:
                         c.call_done(call, Outcome("canceled", None, "canceled", time.time(), time.time()))
         finally:
+            if begin_batch is not None:
+                executor.flush()  # a round cut short (fatal, an exception) leaves no call held
             if owns_executor:
                 executor.shutdown(wait=False)
         if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so
