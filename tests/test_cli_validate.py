@@ -246,9 +246,9 @@ def test_validate_other_actions_only_when_the_action_set_is_known(tmp_path, caps
 
 def test_validate_unknown_function(tmp_path, capsys) -> None:
     code, out = _validate(tmp_path, capsys, "version: 1.0\ntasks:\n  t1:\n    action: core.echo\n    input:\n"
-                          "      message: <% st2kv('system.x') %>\n")
+                          "      message: <% st2kvx('system.x') %>\n")
     assert code == 1
-    assert out == ["wf.yaml:6:16: error: unknown function 'st2kv()' in 'input.message' [t1]"]
+    assert out == ["wf.yaml:6:16: error: unknown function 'st2kvx()' in 'input.message' (did you mean 'st2kv'?) [t1]"]
 
 
 def test_known_functions_are_the_renderers() -> None:

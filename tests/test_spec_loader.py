@@ -76,7 +76,11 @@ def test_conformance_workflow_loads_and_validates(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _gap(ORQUESTA + [REHEARSAL]), ids=lambda p: p.name)
 def test_orquesta_files_have_no_warnings(path: Path) -> None:
-    assert [str(p) for p in validate(load_workflow(path))] == []
+    problems = [str(p) for p in validate(load_workflow(path))]
+    if path.name == "rollback-retry.yaml":  # cmd="rm -rf <% ctx().file %>": unquoted shell interpolation
+        assert problems and all("interpolates" in p and "without '| quote'" in p for p in problems), problems
+    else:
+        assert problems == []
 
 
 def test_attune_complete_workflow_refused_for_its_dangling_handler() -> None:

@@ -629,11 +629,14 @@ def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from flowctx.errors import StateError
 
+    kv = open_kv_option(args.kv)  # bad options are usage errors (exit 2) whatever the execution's state
+    if args.config:
+        load_config(args.config)
     state = _open(args.state)
     try:
         row = state.get_execution(args.execution_id)
         if row["status"] in _FINISHED:
-            return _nothing_to_resume(args, row, masker_for_stored(row))
+            return _nothing_to_resume(args, row, masker_for_stored(row, kv.secret_values()))
         owner = _live_owner(state, args.execution_id)
         if owner is not None:  # another process runs it: un-pause it there
             if row["status"] != "paused" and "pause" not in state.open_requests(args.execution_id):

@@ -456,6 +456,7 @@ class Engine:
         inline = InlineExecutor._call if type(executor) is InlineExecutor else None
         inflight = 0
         paused = False
+        pause_recorded = False  # the durable journal was told "paused" (a CLI in another process waits for it)
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
         if not c.sequence and not c.staged and c.initial_ctx is None and not c.finished:
             c.start()
@@ -523,7 +524,7 @@ class Engine:
                     break
 
         def handle(ev: tuple[Any, ...]) -> None:
-            nonlocal inflight, paused
+            nonlocal inflight, paused, pause_recorded
             kind = ev[0]
             if kind == "done":
                 _, token, call, outcome = ev
@@ -554,10 +555,10 @@ class Engine:
                     timers.clear()
             elif kind == "resume":
                 paused = False
-                was_paused = c.status == PAUSED
                 c.resume()
-                if was_paused and getattr(journal, "durable", False):
+                if pause_recorded:
                     journal.status_changed("running")
+                    pause_recorded = False
                 waiting = list(held)
                 held.clear()
                 for delay, call in waiting:
@@ -578,10 +579,10 @@ class Engine:
                 executor.flush()  # a batching executor sends this round's calls together
                 if inflight == 0 and not timers:
                     if paused:
-                        before = c.status
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
-                        if before != c.status == PAUSED and getattr(journal, "durable", False):
-                            journal.status_changed(PAUSED)
+                        if c.status == PAUSED and not pause_recorded and getattr(journal, "durable", False):
+                            journal.status_changed(PAUSED)  # another process may wait for it
+                            pause_recorded = True
                     elif not paused and c.is_idle():
                         break
                 if local and events.empty():

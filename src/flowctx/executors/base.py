@@ -194,6 +194,31 @@ def call_action(func: Callable[..., Any], inputs: Mapping[str, Any], context: Ac
     return Outcome(SUCCEEDED, value, None, started, time.time())
 
 
+def portable_context(context: ActionContext | None) -> tuple[str, str | None, dict[str, Any]] | None:
+    """What of an :class:`ActionContext` can travel to another process: task, workflow file and
+    the ``extra`` values that pickle (the responder and the cancel event stay behind)."""
+    if context is None:
+        return None
+    import pickle
+
+    extra: dict[str, Any] = {}
+    for key, value in context.extra.items():
+        try:
+            pickle.dumps(value)
+        except Exception:
+            continue
+        extra[key] = value
+    return (context.task, context.workflow_file, extra)
+
+
+def restore_context(info: tuple[str, str | None, dict[str, Any]] | None) -> ActionContext | None:
+    """The :class:`ActionContext` a worker process builds from :func:`portable_context`."""
+    if info is None:
+        return None
+    task, workflow_file, extra = info
+    return ActionContext(task=task, workflow_file=workflow_file, extra=dict(extra))
+
+
 def _crash(exc: BaseException, started: float) -> Outcome:
     message = _message(exc)
     return Outcome(FAILED, {"error": message, "type": type(exc).__name__}, message, started, time.time())

@@ -50,7 +50,17 @@ from typing import Any
 
 from flowctx.actions.base import CANCELED, FAILED, TIMEOUT, ActionContext, Outcome, runs_in_engine_process
 from flowctx.errors import ActionError
-from flowctx.executors.base import CallHandle, Executor, OnDone, _crash, _pool_size, _timeout_value, call_action
+from flowctx.executors.base import (
+    CallHandle,
+    Executor,
+    OnDone,
+    _crash,
+    _pool_size,
+    _timeout_value,
+    call_action,
+    portable_context,
+    restore_context,
+)
 from flowctx.executors.thread import ThreadExecutor
 
 __all__ = ["DaskExecutor"]
@@ -87,13 +97,6 @@ def _resolve(module: str, qualname: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def _context(ctxinfo: tuple[str, str | None, dict[str, Any]] | None) -> ActionContext | None:
-    if ctxinfo is None:
-        return None
-    task, workflow_file, extra = ctxinfo
-    return ActionContext(task=task, workflow_file=workflow_file, extra=dict(extra))
-
-
 def _run_one(call: tuple[Any, ...]) -> Outcome:
     _, module, qualname, label, inputs, ctxinfo = call
     started = time.time()
@@ -106,7 +109,7 @@ def _run_one(call: tuple[Any, ...]) -> Outcome:
         )
         return Outcome(FAILED, None, message, started, time.time())
     try:
-        return call_action(func, inputs, _context(ctxinfo))
+        return call_action(func, inputs, restore_context(ctxinfo))
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt in an action is its failure
         return _crash(exc, started)
 
@@ -420,17 +423,7 @@ class DaskExecutor(Executor):
         except ActionError as exc:
             handle.finish(_crash(exc, time.time()))
             return handle
-        ctxinfo = None
-        if context is not None:
-            extra = {}
-            for key, value in context.extra.items():  # keep what can travel
-                try:
-                    pickle.dumps(value)
-                except Exception:
-                    continue
-                extra[key] = value
-            ctxinfo = (context.task, context.workflow_file, extra)
-        call = (next(self._ids), func.__module__, func.__qualname__, label, dict(inputs), ctxinfo)
+        call = (next(self._ids), func.__module__, func.__qualname__, label, dict(inputs), portable_context(context))
         item = _Pending(handle, call, limit)
         handle._start(None, lambda: self._abort(item))
         with self._lock:

@@ -33,6 +33,8 @@ from flowctx.executors.base import (
     _timeout_value,
     call_action,
     die_with_parent,
+    portable_context,
+    restore_context,
 )
 from flowctx.executors import _reaper
 from flowctx.executors.thread import ThreadExecutor
@@ -77,12 +79,8 @@ def _worker_main(conn: Any) -> None:
                 time.time(),
             )
         else:
-            context = None
-            if ctxinfo is not None:
-                task, workflow_file, extra = ctxinfo
-                context = ActionContext(task=task, workflow_file=workflow_file, extra=dict(extra))
             try:
-                outcome = call_action(func, inputs, context)
+                outcome = call_action(func, inputs, restore_context(ctxinfo))
             except BaseException as exc:  # noqa: BLE001
                 outcome = _crash(exc, started)
         try:
@@ -353,18 +351,8 @@ class ProcessExecutor(Executor):
 
     @staticmethod
     def _pickle_call(func: Callable[..., Any], inputs: Mapping[str, Any], context: ActionContext | None, name: str) -> bytes:
-        ctxinfo = None
-        if context is not None:
-            extra: dict[str, Any] = {}
-            for key, value in context.extra.items():  # keep what can travel
-                try:
-                    pickle.dumps(value)
-                except Exception:
-                    continue
-                extra[key] = value
-            ctxinfo = (context.task, context.workflow_file, extra)
         try:
-            return pickle.dumps((func, inputs, ctxinfo), protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps((func, inputs, portable_context(context)), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise ActionError(
                 f"the inputs of {name!r} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
