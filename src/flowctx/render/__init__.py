@@ -125,13 +125,14 @@ class _JinjaText(_Compiled):
 class _Yaql(_Compiled):
     """``<% %>`` expressions: one alone is native, several are interpolated into the text."""
 
-    __slots__ = ("parts", "native")
+    __slots__ = ("parts", "native", "direct")
     kind = "yaql"
 
-    def __init__(self, source: str, parts: list[tuple[bool, Any, int]], native: bool) -> None:
+    def __init__(self, source: str, parts: list[tuple[bool, Any, int]], native: bool, direct: Any = None) -> None:
         super().__init__(source)
         self.parts = parts
         self.native = native
+        self.direct = direct  # ``<% item() %>``: as _JinjaNative.direct
 
 
 def _item_of(ctx: Any) -> Any:
@@ -225,7 +226,7 @@ class Renderer:
         kind = c.kind
         if kind == "text":
             return source
-        if kind == "jinja_native" and c.direct is not None:
+        if (kind == "jinja_native" or kind == "yaql") and c.direct is not None:
             value = c.direct(ctx)
             if value is not MISSING:
                 return value
@@ -468,9 +469,12 @@ class Renderer:
                 return _Failed(source, f"YAQL syntax error: {type(exc).__name__}: {exc}", line)
         exprs = [p for p in parts if p[0]]
         native = len(exprs) == 1 and all(p[0] or not p[1].strip() for p in parts)
+        direct = None
         if native:
             parts = exprs
-        return _Yaql(source, parts, native)
+            if "".join(source.split())[2:-2] == "item()":  # `<% item() %>`, spaced any way
+                direct = _item_of
+        return _Yaql(source, parts, native, direct)
 
     # ------------------------------------------------------------------ run
     def _run(self, c: Any, ctx: Any, task_scope: TaskScope | None, condition: bool) -> Any:
