@@ -1500,3 +1500,114 @@ def test_conductor_resuming_status_until_something_starts(backend: ModuleType) -
     assert c.status == "resuming"
     (b,) = c.start_ready()
     assert c.status == "running" and b.task == "b"
+
+
+def test_conductor_canceling_until_the_calls_in_flight_report(backend: ModuleType) -> None:
+    # test_workflow_conductor_cancel / _with_items_cancel: `canceling` while calls run (a
+    # with-items task is `canceling` too), `canceled` once their outcomes arrived; an outcome
+    # that arrives while canceling is recorded, and nothing after it starts
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: c}]
+  b:
+    with:
+      items: "{{ [1, 2, 3] }}"
+      concurrency: 2
+    action: core.noop
+  c:
+    action: core.noop
+output:
+  - n: 1
+"""
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    a, b = c.start_ready()
+    (ca,) = c.calls_for(a)
+    cb = c.calls_for(b)
+    assert len(cb) == 2
+    c.cancel()
+    assert c.status == "canceling" and b.status == "canceling" and a.status == "running"
+    c.call_done(ca, Outcome("succeeded", None))
+    assert a.status == "succeeded" and c.status == "canceling" and c.next_tasks() == []
+    c.call_done(cb[0], Outcome("canceled", None))
+    assert c.calls_for(b) == []  # no more items while canceling
+    c.call_done(cb[1], Outcome("canceled", None))
+    assert c.status == "canceled" and b.status == "canceled"
+    c.finish_canceled()
+    assert c.task_sequence() == ["a", "b"] and c.output == {"n": 1} and c.errors == []
+
+
+def test_a_canceled_task_execution_cancels_the_workflow(backend: ModuleType) -> None:
+    # test_workflow_conductor::test_get_next_tasks_when_this_task_canceled: a task execution that
+    # ends canceled (an executor's or a rehearsal mock's outcome; actions cannot return it) cancels
+    # the workflow: nothing after it starts, the output is rendered
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\noutput:\n  - done: yes\ntasks:\n  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("canceled", None, "stopped"))
+    assert c.status == "canceled" and a.status == "canceled" and c.next_tasks() == []
+    c.finish_canceled()
+    assert c.task_sequence() == ["a"] and c.output == {"done": True} and c.errors == []
+
+
+def test_a_failure_while_pausing_fails_the_run(backend: ModuleType) -> None:
+    # test_workflow_conductor_pause_and_resume::test_pause_and_failed_with_task_transition_error
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next:
+      - when: "{{ 1 / 0 }}"
+        do: b
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    deadline = time.monotonic() + 5
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    res = ex.wait(5)
+    assert res.status == "failed" and res.sequence == ["a"]
+    assert res.errors[0]["task_transition_id"] == "b__t0"
+
+
+def test_cli_run_max_tasks(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from flowctx.cli import main
+
+    wf = tmp_path / "loop.yaml"
+    wf.write_text(
+        "version: 1.0\ntasks:\n  s: {action: core.noop, next: [{do: a}]}\n"
+        "  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop, next: [{do: a}]}\n"
+    )
+    assert main(["run", "--json", "--max-tasks", "7", str(wf)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and len(out["tasks"]) == 7
+    assert "limit of 7 task instances" in out["reason"]
+    with pytest.raises(SystemExit):
+        main(["run", "--max-tasks", "0", str(wf)])

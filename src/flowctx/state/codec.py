@@ -2,8 +2,8 @@
 output, errors, metrics).
 
 Every value a workflow context can hold is stored *losslessly*: context values are JSON-like
-(frozen mappings are ``dict`` subclasses, frozen sequences ``tuple`` subclasses, so ``json``
-writes them natively); an ``int`` too long for Python's decimal conversion limit (4,300 digits)
+(frozen sequences are ``tuple`` subclasses, which ``json`` writes natively, frozen mappings go through
+the encoder's ``default`` as mappings); an ``int`` too long for Python's decimal conversion limit (4,300 digits)
 is kept as a tagged hexadecimal string, and a string with a lone surrogate (not UTF-8) is
 written with ASCII escapes, which read back as the same string.  ``bytes`` and sets are kept as
 tagged values.  Anything else — an arbitrary object, a structure nested deeper than the encoder
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,11 @@ class _Unstorable(Exception):
 
 
 def _default(obj: Any) -> Any:
+    cls = type(obj)
+    if cls.__name__ == "FrozenDict" and cls.__module__ == "flowctx._store":
+        # not a dict subclass, so json's C encoder cannot walk it: thaw the whole subtree in C
+        # at once (~2 ms per MB) instead of one dict() copy per mapping from here (~3x slower)
+        return sys.modules["flowctx._store"].thaw(obj)
     if isinstance(obj, Mapping):
         return dict(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -72,17 +78,9 @@ def _tag_big_ints(value: Any, depth: int = 0) -> Any:
 
 
 def _frozen_types() -> tuple[type, ...]:
-    out: list[type] = []
-    from flowctx import _store_py
+    from flowctx._backend import frozen_types  # the store's types, chosen by the selector
 
-    out += [_store_py.FrozenDict, _store_py.FrozenList]
-    try:
-        from flowctx import _store
-    except ImportError:  # the pure-Python build
-        pass
-    else:
-        out += [_store.FrozenDict, _store.FrozenList]
-    return tuple(out)
+    return frozen_types()
 
 
 _FROZEN: tuple[type, ...] | None = None
