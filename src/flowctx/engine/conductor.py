@@ -71,7 +71,7 @@ class Staged:
     keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per item call: no __dict__ (memory per item)
 class ActionCall:
     """One action call the driver must make (after ``delay`` seconds)."""
 
