@@ -1673,3 +1673,27 @@ tasks:
     assert c.status == "canceled" and a.status == "canceled"
     c.finish_canceled()
     assert [i.task for i in c.sequence if i.term] == ["a"]
+
+
+def test_conductor_rerun_of_a_task_requested_twice_runs_it_once(backend: ModuleType) -> None:
+    # test_workflow_conductor_rerun::test_rerun_with_duplicate_task_requests: Orquesta merges
+    # duplicate rerun requests, so the task gets one new sequence entry
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\ntasks:\n  a: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("failed", None, "boom"))
+    c.finalize()
+    assert c.status == "failed"
+    c.rerun([("a", 0), ("a", 0)])
+    assert [(st.task, st.route) for st in c.staged] == [("a", 0)]
+    (again,) = c.start_ready()
+    (call,) = c.calls_for(again)
+    c.call_done(call, Outcome("succeeded", None))
+    c.finalize()
+    assert c.status == "succeeded" and c.task_sequence() == ["a", "a"]

@@ -19,7 +19,7 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
     ("parent-context", "Orquesta's parent context (`context=`) is part of the workflow context (ctx().parent, input defaults reading it)", r"'parent':|id:test_workflow_conductor_context__test_app_ctx_references|id:test_workflow_conductor_context__test_bad_app_ctx_references"),
     ("input-expr", "A task `input` written as one expression (a string) instead of a mapping", r"'input' must be a mapping"),
     ("fail-command", "The `fail` engine command's own entry: Orquesta records it `failed`, flowctx `succeeded`", r"\['fail', 0, 'failed'\]"),
-        ("rerun-duplicates", "Rerun: a task requested twice in one rerun is rerun twice (Orquesta merges duplicate requests)", r"id:test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests"),
+        ("rerun-duplicates", "Rerun: a task requested twice in one rerun must run once (Orquesta merges duplicate requests)", r"id:test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests"),
     ("rerun-order", "Rerun: Orquesta enters every rerun task in the sequence at rerun time, flowctx when the task starts, so entries of a rerun come in a different order", r"id:test_workflow_conductor_rerun__test_rerun_from_remediated_task"),
     ("action-pause", "An action reporting `paused` / `pending` / `pausing` / `canceling`: flowctx has no such outcome (the call stays running), Orquesta pauses (cancels) the task and then the workflow", r"\(event \w+( item \d+)? (paused|pending|pausing|canceling)\)"),
     ("cancel-retry", "Cancel while a task waits for (or runs) a retry: Orquesta leaves the task `retrying` in the canceled workflow; flowctx ends it `canceled` / `failed`", r"id:test_task_retry__test_workflow_cancellation"),
@@ -41,7 +41,7 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
 SHORT = {
     "action-expr": "action name as an expression is not supported",
     "input-defaults": "bad or parent-context input defaults refused before start",
-    "rerun-duplicates": "a task requested twice in one rerun runs twice",
+    "rerun-duplicates": "a task requested twice in one rerun must run once",
     "rerun-order": "rerun entries enter the sequence when they start, not at rerun time",
     "parent-context": "Orquesta's parent context is not in the workflow context",
     "input-expr": "task input given as one expression is refused",
