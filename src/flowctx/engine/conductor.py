@@ -562,9 +562,10 @@ class Conductor:
         return out
 
     def call_started(self, call: ActionCall) -> None:
-        """A driver starts ``call`` (after its delay): a retrying task is running again."""
+        """A driver starts ``call`` (after its delay): a retrying task is running again, and so
+        is a paused with-items task of a resumed run (Orquesta: at its next item, not at resume)."""
         inst = call.instance
-        if inst.status == RETRYING:
+        if inst.status == RETRYING or inst.status == PAUSED:
             inst.status = TASK_RUNNING
             self.statuses[inst.task] = TASK_RUNNING
         if self.status == RESUMING:
@@ -1134,14 +1135,15 @@ class Conductor:
 
     def resume(self) -> None:
         """Continue a pausing or paused run: ``resuming`` (the status it had, if failing) until a
-        task or call starts; paused with-items tasks hand out their remaining items again."""
+        task or call starts; paused with-items tasks hand out their remaining items again (one
+        still ``paused`` is ``running`` once an item starts: :meth:`call_started`)."""
         if self.status not in (PAUSING, PAUSED):
             return
         base = self._paused_from or RUNNING
         self.status = RESUMING if base == RUNNING else base
         self._paused_from = None
         for inst in self.active():
-            if inst.items is not None and inst.status in (PAUSING, PAUSED):
+            if inst.items is not None and inst.status == PAUSING:
                 inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
@@ -1270,17 +1272,17 @@ class Conductor:
                 if inst.items is not None:
                     inst.status = self.statuses[inst.task] = CANCELING
                 continue
-            inst.pending.clear()  # nothing in flight: canceled now
-            self._cancel_now(inst)
+            inst.pending.clear()  # nothing in flight: canceled now (Orquesta: no completion
+            self._cancel_now(inst, term=False)  # event, so not where its branch ended)
         self._check_canceled()
 
     def _canceling(self) -> bool:
         return self.status in (CANCELING, WF_CANCELED)
 
-    def _cancel_now(self, inst: TaskInstance) -> None:
+    def _cancel_now(self, inst: TaskInstance, *, term: bool = True) -> None:
         inst.status = CANCELED
         inst.finished = time.time()
-        inst.term = True
+        inst.term = term
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = CANCELED
 
