@@ -1610,3 +1610,89 @@ def test_cli_run_max_tasks(tmp_path: Any, capsys: pytest.CaptureFixture[str]) ->
     assert "limit of 7 task instances" in out["reason"]
     with pytest.raises(SystemExit):
         main(["run", "--max-tasks", "0", str(wf)])
+
+
+def test_conductor_paused_items_task_runs_again_at_its_next_item(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_pause_and_resume::
+    # test_pause_workflow_using_paused_status_with_items_concurrency: a with-items task paused
+    # with no item in flight stays `paused` after the resume (the run is `resuming`) and is
+    # `running` again once its next item starts
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = 'version: 1.0\ntasks:\n  t:\n    with: {items: "{{ [1, 2, 3, 4] }}", concurrency: 2}\n    action: core.noop\n'
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (t,) = c.start_ready()
+    first = c.calls_for(t)
+    assert [call.key for call in first] == [0, 1]
+    for call in first:
+        c.call_done(call, Outcome("succeeded", None))
+    c.pause()
+    assert c.status == "paused" and t.status == "paused" and c.calls_for(t) == []
+    c.resume()
+    assert c.status == "resuming" and t.status == "paused"
+    rest = c.calls_for(t)
+    assert [call.key for call in rest] == [2, 3]
+    assert c.status == "running" and t.status == "running"
+    for call in rest:
+        c.call_done(call, Outcome("succeeded", None))
+    c.finalize()
+    assert c.status == "succeeded" and t.status == "succeeded"
+
+
+def test_conductor_task_canceled_with_nothing_in_flight_is_not_terminal(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_cancel::
+    # test_cancel_workflow_using_canceled_status_with_items_concurrency: a task the cancel ends
+    # at once (no call in flight, so no completion) is not where its branch ended; one whose
+    # call reported `canceled` is
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+  b:
+    with: {items: "{{ [1, 2, 3, 4] }}", concurrency: 2}
+    action: core.noop
+"""
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    a, b = c.start_ready()
+    (ca,) = c.calls_for(a)
+    for call in c.calls_for(b):
+        c.call_done(call, Outcome("succeeded", None))
+    c.cancel()
+    assert c.status == "canceling" and b.status == "canceled" and a.status == "running"
+    c.call_done(ca, Outcome("canceled", None))
+    assert c.status == "canceled" and a.status == "canceled"
+    c.finish_canceled()
+    assert [i.task for i in c.sequence if i.term] == ["a"]
+
+
+def test_conductor_rerun_of_a_task_requested_twice_runs_it_once(backend: ModuleType) -> None:
+    # test_workflow_conductor_rerun::test_rerun_with_duplicate_task_requests: Orquesta merges
+    # duplicate rerun requests, so the task gets one new sequence entry
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\ntasks:\n  a: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("failed", None, "boom"))
+    c.finalize()
+    assert c.status == "failed"
+    c.rerun([("a", 0), ("a", 0)])
+    assert [(st.task, st.route) for st in c.staged] == [("a", 0)]
+    (again,) = c.start_ready()
+    (call,) = c.calls_for(again)
+    c.call_done(call, Outcome("succeeded", None))
+    c.finalize()
+    assert c.status == "succeeded" and c.task_sequence() == ["a", "a"]
