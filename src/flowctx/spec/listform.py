@@ -83,7 +83,7 @@ class ListFormBuilder(Builder):
         self.check_keys(props, "parameters")
         out = []
         for key, value in props.pairs:
-            name = key.value  # type: ignore[attr-defined]
+            name = key.value
             if not isinstance(name, str):
                 self.error(key, f"parameter names must be strings, got {type_name(key)}")
                 continue
@@ -146,10 +146,10 @@ class ListFormBuilder(Builder):
             self.error(node, "task is missing 'name'")
         else:
             name = self.string(name_node, "name")
-        if not name:
+        if not name or name_node is None:  # (no name without its node)
             return None
         f = self.fields(node, LIST_TASK_KEYS, "task", name)
-        locs: dict[str, Loc] = {"name": name_node.loc}  # type: ignore[union-attr]
+        locs: dict[str, Loc] = {"name": name_node.loc}
         kw: dict[str, Any] = {}
         ttype = "action"
         if "type" in f:

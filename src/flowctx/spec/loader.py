@@ -16,7 +16,7 @@ into ``WorkflowSpec.load_problems``; :func:`load_workflow` raises them (with the
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from flowctx.errors import WorkflowError
 from flowctx.spec.inline_params import parse_inline_params
@@ -54,7 +54,7 @@ class _Builder(OrquestaBuilder, ListFormBuilder):
             return WorkflowSpec(tasks={}, file=file, source=source, loc=root.loc,
                                 load_problems=tuple(self.problems))
         tasks_node = root.get("tasks")
-        syntax = "list" if isinstance(tasks_node, YSeq) else "orquesta"
+        syntax: Literal["orquesta", "list"] = "list" if isinstance(tasks_node, YSeq) else "orquesta"
         if tasks_node is None and any(root.get(k) is not None for k in ("ref", "parameters", "output_map", "label")):
             syntax = "list"
         allowed = LIST_WORKFLOW_KEYS if syntax == "list" else ORQUESTA_WORKFLOW_KEYS
@@ -99,7 +99,7 @@ class _Builder(OrquestaBuilder, ListFormBuilder):
             vars=tuple(vars_),
             output=tuple(output),
             output_schema=output_schema,
-            syntax=syntax,  # type: ignore[arg-type]
+            syntax=syntax,
             file=file,
             source=source,
             loc=root.loc,

@@ -20,13 +20,13 @@ class OrquestaBuilder(Builder):
         tasks: dict[str, TaskSpec] = {}
         if isinstance(tnode, YMap):
             for dup in tnode.dups:
-                first = next(k for k, _ in tnode.pairs if getattr(k, "value", None) == dup.value)  # type: ignore[attr-defined]
-                self.error(dup, f"duplicate task name '{dup.value}' (first defined at line "  # type: ignore[attr-defined]
-                           f"{first.loc.line})", str(dup.value))  # type: ignore[attr-defined]
+                first = next(k for k, _ in tnode.pairs if getattr(k, "value", None) == dup.value)
+                self.error(dup, f"duplicate task name '{dup.value}' (first defined at line "
+                           f"{first.loc.line})", str(dup.value))
             for bad in tnode.bad_keys:
                 self.error(bad, "invalid task name: task names must be strings")
             for key, value in tnode.pairs:
-                name = key.value  # type: ignore[attr-defined]
+                name = key.value
                 if not isinstance(name, str):
                     name = str(name)
                 tasks[name] = self.orquesta_task(name, key, value)

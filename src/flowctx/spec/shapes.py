@@ -114,7 +114,6 @@ class Builder:
         self.check_keys(node, what, task)
         out: dict[str, tuple[YScalar, YNode]] = {}
         for key, value in node.pairs:
-            assert isinstance(key, YScalar)
             name = key.value
             if not isinstance(name, str) or name not in allowed:
                 self.error(key, f"unknown key '{name}' in {what}{did_you_mean(str(name), allowed)}", task)
@@ -124,9 +123,9 @@ class Builder:
 
     def check_keys(self, node: YMap, what: str, task: str | None = None) -> None:
         for key in node.dups:
-            self.error(key, f"duplicate key '{key.value}' in {what}", task)  # type: ignore[attr-defined]
-        for key in node.bad_keys:
-            self.error(key, f"invalid key in {what}: keys must be plain scalars", task)
+            self.error(key, f"duplicate key '{key.value}' in {what}", task)
+        for bad in node.bad_keys:
+            self.error(bad, f"invalid key in {what}: keys must be plain scalars", task)
 
     def plain(self, node: YNode) -> Any:
         """The plain Python value of a node (dicts, lists, scalars)."""
@@ -135,7 +134,7 @@ class Builder:
         if isinstance(node, YSeq):
             return [self.plain(item) for item in node.items]
         assert isinstance(node, YMap)
-        return {k.value: self.plain(v) for k, v in node.pairs}  # type: ignore[attr-defined]
+        return {k.value: self.plain(v) for k, v in node.pairs}
 
     def record(self, locs: dict[str, Loc], path: str, node: YNode) -> None:
         """Record the Loc of ``node`` (and of everything inside it) under ``path``."""
@@ -146,7 +145,7 @@ class Builder:
             if isinstance(n, YSeq):
                 todo.extend((f"{p}.{i}", item) for i, item in enumerate(n.items))
             elif isinstance(n, YMap):
-                todo.extend((f"{p}.{k.value}", v) for k, v in n.pairs)  # type: ignore[attr-defined]
+                todo.extend((f"{p}.{k.value}", v) for k, v in n.pairs)
 
     def string(self, node: YNode, what: str, task: str | None = None, *, allow_none: bool = False) -> str | None:
         if isinstance(node, YScalar):
@@ -201,13 +200,13 @@ class Builder:
         if isinstance(node, YMap):
             self.check_keys(node, f"'{what}'", task)
             for k, v in node.pairs:
-                add(k, v, k.value, self.plain(v))  # type: ignore[attr-defined]
+                add(k, v, k.value, self.plain(v))
             return out
         if isinstance(node, YSeq):
             for item in node.items:
                 if isinstance(item, YMap) and len(item.pairs) == 1 and not item.dups:
                     k, v = item.pairs[0]
-                    add(k, v, k.value, self.plain(v))  # type: ignore[attr-defined]
+                    add(k, v, k.value, self.plain(v))
                 elif allow_names and isinstance(item, YScalar) and isinstance(item.value, str):
                     add(item, None, item.value, NO_DEFAULT)
                 else:
@@ -274,7 +273,7 @@ class Builder:
             if isinstance(inode, YMap):
                 self.check_keys(inode, "'input'", task)
                 for k, v in inode.pairs:
-                    name = k.value  # type: ignore[attr-defined]
+                    name = k.value
                     if not isinstance(name, str):
                         self.error(k, f"input names must be strings, got {type_name(k)}", task)
                         continue

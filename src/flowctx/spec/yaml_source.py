@@ -85,8 +85,10 @@ class YMap(YNode):
     __slots__ = ("pairs", "dups", "bad_keys")
 
     def __init__(self, loc: Loc) -> None:
-        self.pairs: list[tuple[YNode, YNode]] = []
-        self.dups: list[YNode] = []
+        #: Key/value pairs, filled in by _finish_map once the mapping is read: every key is a
+        #: (hashable) scalar; the other keys are in ``bad_keys``, repeated ones in ``dups``.
+        self.pairs: list[tuple[YScalar, YNode]] = []
+        self.dups: list[YScalar] = []
         self.bad_keys: list[YNode] = []
         self.loc = loc
         self.size = 1
@@ -137,7 +139,7 @@ def parse_yaml(text: str, file: str | None) -> YNode:
     parser = _SafeParser(text)
     try:
         anchors: dict[str, YNode] = {}
-        stack: list[list[Any]] = []  # [node, anchor, pending_key]
+        stack: list[list[Any]] = []  # [node, anchor, pending_key, raw pairs (a mapping's, as read)]
         root: YNode | None = None
         total = 0
         alias_nodes = 0
@@ -162,7 +164,7 @@ def parse_yaml(text: str, file: str | None) -> YNode:
             elif frame[2] is None:
                 frame[2] = node
             else:
-                parent.pairs.append((frame[2], node))
+                frame[3].append((frame[2], node))
                 frame[2] = None
 
         while True:
@@ -242,12 +244,12 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                 if len(stack) >= MAX_DEPTH:
                     raise fail(f"document nested deeper than {MAX_DEPTH} levels", file,
                                 *_at(event))
-                stack.append([YSeq(loc_of(event)) if is_seq else YMap(loc_of(event)), event.anchor, None])
+                stack.append([YSeq(loc_of(event)) if is_seq else YMap(loc_of(event)), event.anchor, None, []])
                 continue
             if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                node, anchor, _ = stack.pop()
+                node, anchor, _, raw = stack.pop()
                 if isinstance(node, YMap):
-                    _finish_map(node)
+                    _finish_map(node, raw)
                 if anchor:
                     anchors[anchor] = node
                 attach(node)
@@ -274,11 +276,12 @@ def _short_tag(tag: str | None) -> str:
     return "!!" + tag[len(_YAML):] if tag.startswith(_YAML) else tag
 
 
-def _finish_map(node: YMap) -> None:
-    """Check keys (scalars, no duplicates) and apply YAML merge keys (``<<: *base``)."""
+def _finish_map(node: YMap, raw: list[tuple[YNode, YNode]]) -> None:
+    """Check keys (scalars, no duplicates) and apply YAML merge keys (``<<: *base``): ``raw``
+    are the pairs as read; ``node.pairs`` gets those that pass."""
     explicit: list[tuple[YNode, YNode]] = []
-    merged: list[tuple[YNode, YNode]] = []
-    for key, value in node.pairs:
+    merged: list[tuple[YScalar, YNode]] = []
+    for key, value in raw:
         if isinstance(key, YScalar) and key.tag == _MERGE_TAG:
             sources = value.items if isinstance(value, YSeq) else [value]
             for src in sources:
@@ -289,7 +292,7 @@ def _finish_map(node: YMap) -> None:
             continue
         explicit.append((key, value))
     seen: set[Any] = set()
-    pairs: list[tuple[YNode, YNode]] = []
+    pairs: list[tuple[YScalar, YNode]] = []
     for key, value in explicit:
         if not isinstance(key, YScalar) or not _hashable(key.value):
             node.bad_keys.append(key)
