@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _is_terminal(stream: object) -> bool:
     try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
+        return bool(stream.isatty())  # type: ignore[attr-defined]  # any stream; no isatty is caught below
     except (AttributeError, ValueError):
         return False
 

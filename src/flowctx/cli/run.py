@@ -454,6 +454,7 @@ def make_responder(
             return answers["*"]
         raise ActionError(f"no answer for the inquiry of task {task!r}: pass --answer {task}=VALUE")
 
+    # a durable run keeps the answers for a resume (state.journal reads them off the responder)
     responder.answers = answers  # type: ignore[attr-defined]
     return responder
 
