@@ -29,6 +29,7 @@ from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithErro
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.object cimport PyTypeObject
 from collections.abc import Mapping
+from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, ValuesView as _ValuesView
 cimport cython
 
 cdef extern from *:
@@ -146,23 +147,26 @@ cdef class FrozenDict:
     def __len__(self):
         return len(self._d)
 
+    # Iterators and views never hold the private dict: ``gc.get_referents`` of a dict iterator
+    # or a ``dict_keys`` view is the dict itself, which would make it writable.  They iterate a
+    # tuple snapshot instead (immutable; the dict never changes, so the snapshot is exact).
     def __iter__(self):
-        return iter(self._d)
+        return iter(tuple(self._d))
 
     def __reversed__(self):
-        return reversed(self._d)
+        return reversed(tuple(self._d))
 
     def get(self, key, default=None):
         return self._d.get(key, default)
 
     def keys(self):
-        return self._d.keys()
+        return _FrozenKeys(self)
 
     def values(self):
-        return self._d.values()
+        return _FrozenValues(self)
 
     def items(self):
-        return self._d.items()
+        return _FrozenItems(self)
 
     def copy(self):
         """A plain, shallow ``dict`` copy (its values are the frozen values)."""
@@ -172,10 +176,10 @@ cdef class FrozenDict:
     def __eq__(self, other):
         if isinstance(other, FrozenDict):
             return self._d == (<FrozenDict>other)._d
-        if isinstance(other, dict):
+        if type(other) is dict:
             return self._d == other
-        if isinstance(other, Mapping):
-            return self._d == dict(other)
+        if isinstance(other, Mapping):  # a dict subclass too: its __eq__ never sees our dict
+            return self._d == dict(other.items())
         return NotImplemented
 
     def __ne__(self, other):
@@ -238,6 +242,42 @@ cdef class FrozenDict:
 
 
 Mapping.register(FrozenDict)
+
+
+class _FrozenKeys(_KeysView):
+    """``FrozenDict.keys()``: set-like, and holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d))
+
+    def __repr__(self):
+        return f"frozen_keys({list(self)!r})"
+
+
+class _FrozenValues(_ValuesView):
+    """``FrozenDict.values()``: holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d.values()))
+
+    def __repr__(self):
+        return f"frozen_values({list(self)!r})"
+
+
+class _FrozenItems(_ItemsView):
+    """``FrozenDict.items()``: set-like, holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d.items()))
+
+    def __repr__(self):
+        return f"frozen_items({list(self)!r})"
 
 
 cdef inline FrozenDict _wrap(dict d):

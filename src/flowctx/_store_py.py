@@ -75,23 +75,26 @@ class FrozenDict:
     def __len__(self) -> int:
         return len(_get_d(self))
 
+    # Iterators and views never hold the private dict: ``gc.get_referents`` of a dict iterator
+    # or a ``dict_keys`` view is the dict itself, which would make it writable.  They iterate a
+    # tuple snapshot instead (immutable; the dict never changes, so the snapshot is exact).
     def __iter__(self) -> Iterator[str]:
-        return iter(_get_d(self))
+        return iter(tuple(_get_d(self)))
 
     def __reversed__(self) -> Iterator[str]:
-        return reversed(_get_d(self))
+        return reversed(tuple(_get_d(self)))
 
     def get(self, key: str, default: Any = None) -> Any:
         return _get_d(self).get(key, default)
 
     def keys(self) -> KeysView[str]:
-        return _get_d(self).keys()
+        return _FrozenKeys(self)
 
     def values(self) -> ValuesView[Any]:
-        return _get_d(self).values()
+        return _FrozenValues(self)
 
     def items(self) -> ItemsView[str, Any]:
-        return _get_d(self).items()
+        return _FrozenItems(self)
 
     def copy(self) -> dict[str, Any]:
         """A plain, shallow ``dict`` copy (its values are the frozen values)."""
@@ -101,10 +104,10 @@ class FrozenDict:
     def __eq__(self, other: object, /) -> bool:
         if isinstance(other, FrozenDict):
             return _get_d(self) == _get_d(other)
-        if isinstance(other, dict):
+        if type(other) is dict:
             return _get_d(self) == other
-        if isinstance(other, Mapping):
-            return _get_d(self) == dict(other)
+        if isinstance(other, Mapping):  # a dict subclass too: its __eq__ never sees our dict
+            return _get_d(self) == dict(other.items())
         return NotImplemented
 
     def __ne__(self, other: object, /) -> bool:
@@ -177,6 +180,42 @@ _set_d = FrozenDict.__dict__["_d"].__set__
 del FrozenDict._d
 del FrozenDict.__slots__
 Mapping.register(FrozenDict)
+
+
+class _FrozenKeys(KeysView):  # type: ignore[type-arg]
+    """``FrozenDict.keys()``: set-like, and holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(_get_d(self._mapping)))
+
+    def __repr__(self) -> str:
+        return f"frozen_keys({list(self)!r})"
+
+
+class _FrozenValues(ValuesView):  # type: ignore[type-arg]
+    """``FrozenDict.values()``: holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(tuple(_get_d(self._mapping).values()))
+
+    def __repr__(self) -> str:
+        return f"frozen_values({list(self)!r})"
+
+
+class _FrozenItems(ItemsView):  # type: ignore[type-arg]
+    """``FrozenDict.items()``: set-like, holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(tuple(_get_d(self._mapping).items()))
+
+    def __repr__(self) -> str:
+        return f"frozen_items({list(self)!r})"
 
 
 def _wrap(d: dict[str, Any]) -> FrozenDict:
@@ -345,7 +384,7 @@ def thaw(value: Any) -> Any:
         return value
     if isinstance(value, (dict, FrozenDict, Mapping)):
         out = {}
-        for k, v in value.items():
+        for k, v in (_get_d(value) if cls is FrozenDict else value).items():
             out[k] = thaw(v)
         return out
     if isinstance(value, (list, tuple)):
