@@ -78,3 +78,65 @@ def test_dict_subclass_eq_never_receives_the_private_dict(backend: ModuleType) -
     assert dict(fd) == {"a": 1}
     assert (fd | Evil(b=2)) == {"a": 1, "b": 2} and (Evil(b=2) | fd) == {"a": 1, "b": 2}
     assert dict(fd) == {"a": 1}
+
+
+# --------------------------------------------------------------- loader: validate-vs-run gaps
+def _engine(backend: ModuleType):
+    from flowctx import Engine
+
+    return Engine(store=backend, executor="inline")
+
+
+_TIMESTAMPS = """
+version: 1.0
+input:
+  - day: 2020-01-01
+vars:
+  - when: 2001-12-14 21:59:43.10 -5
+  - tagged: !!timestamp 2002-12-14
+output:
+  - day: <% ctx().day %>
+  - when: "{{ ctx().when }}"
+  - tagged: "{{ ctx().tagged }}"
+  - parsed: "{{ from_yaml_string('a: 2020-01-01') }}"
+tasks:
+  t:
+    action: core.noop
+    input: {d: 2020-01-01}
+"""
+
+
+def test_yaml_timestamps_are_the_text_written_so_validate_ok_means_run_ok(backend: ModuleType, tmp_path) -> None:
+    """A bare ``2020-01-01`` was a ``datetime.date``: ``flowctx validate`` said ok and ``flowctx
+    run`` refused it ("unsupported type 'date'"); it is now the string as written."""
+    from flowctx.spec import load_workflow, validate
+
+    path = tmp_path / "ts.yaml"
+    path.write_text(_TIMESTAMPS)
+    assert [p for p in validate(load_workflow(path)) if p.severity == "error"] == []
+    res = _engine(backend).run(str(path), {})
+    assert res.status == "succeeded", res.errors
+    assert res.output == {"day": "2020-01-01", "when": "2001-12-14 21:59:43.10 -5", "tagged": "2002-12-14",
+                          "parsed": {"a": "2020-01-01"}}
+
+
+@pytest.mark.parametrize("doc", ["!!binary aGVsbG8=", "!!set {a}", "!!omap [a: 1]", "!!pairs [a: 1]"])
+def test_non_json_yaml_tags_are_refused_with_file_and_line(backend: ModuleType, tmp_path, doc: str) -> None:
+    from flowctx import WorkflowError
+    from flowctx.spec import load_workflow
+
+    path = tmp_path / "bin.yaml"
+    path.write_text(f"version: 1.0\ntasks:\n  t:\n    action: core.noop\n    input: {{b: {doc}}}\n")
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(path)
+    assert "bin.yaml:5:" in str(info.value) and "is not allowed" in str(info.value)
+
+
+@pytest.mark.parametrize("doc", ["a: !!binary aGVsbG8=", "!!set {a}", "!!omap [a: 1]", "!!pairs [a: 1]"])
+def test_from_yaml_string_builds_only_json_like_values(backend: ModuleType, doc: str) -> None:
+    from flowctx import Renderer, TemplateError
+
+    ctx = backend.Context(variables={"doc": doc})
+    with pytest.raises(TemplateError) as info:
+        Renderer().render_template("{{ from_yaml_string(ctx().doc) }}", ctx, task="t", field="input.x")
+    assert "is not allowed" in str(info.value) and "task 't'" in str(info.value)

@@ -217,6 +217,27 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
+class _PlainYamlLoader(getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader):  # type: ignore[misc]
+    """``yaml.safe_load`` that builds only JSON-like values (what a context can hold): a
+    timestamp stays the text written (``2020-01-01``, not a ``date``), and ``!!binary`` /
+    ``!!set`` / ``!!omap`` / ``!!pairs`` are refused (bytes, sets and pair lists are not)."""
+
+
+def _yaml_text(loader: Any, node: Any) -> str:
+    return loader.construct_scalar(node)
+
+
+def _yaml_refused(loader: Any, node: Any) -> Any:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise TypeError(f"from_yaml_string(): YAML tag {tag!r} is not allowed (only JSON-like values: "
+                    "null, bool, int, float, str, list, mapping)")
+
+
+_PlainYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _yaml_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _PlainYamlLoader.add_constructor("tag:yaml.org,2002:" + _tag, _yaml_refused)
+
+
 def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The helper functions (also used as Jinja filters), bound to ``limits`` (and, for
     ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
@@ -251,7 +272,7 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
     def from_yaml_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"from_yaml_string() needs a string, not {type(value).__name__!r}")
-        return yaml.safe_load(value)
+        return yaml.load(value, Loader=_PlainYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
     # Regular expressions run on the ``regex`` engine under the render's remaining time
     # (flowctx.render._guard): stdlib ``re`` cannot be interrupted by a time limit.
