@@ -140,3 +140,17 @@ def test_from_yaml_string_builds_only_json_like_values(backend: ModuleType, doc:
     with pytest.raises(TemplateError) as info:
         Renderer().render_template("{{ from_yaml_string(ctx().doc) }}", ctx, task="t", field="input.x")
     assert "is not allowed" in str(info.value) and "task 't'" in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["vars:\n  - \"\": 1\n", "input:\n  - \"\"\n", "output:\n  - \"\": 1\n"])
+def test_empty_names_say_empty_not_must_be_strings(backend: ModuleType, tmp_path, where: str) -> None:
+    """An empty name was reported as "names in 'vars' must be strings, got a string"."""
+    from flowctx import WorkflowError
+    from flowctx.spec import load_workflow
+
+    path = tmp_path / "e.yaml"
+    path.write_text("version: 1.0\n" + where + "tasks:\n  a:\n    action: core.noop\n")
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(path)
+    assert "e.yaml:3:5" in str(info.value) and "cannot be empty" in str(info.value)
+    assert "must be strings, got a string" not in str(info.value)
