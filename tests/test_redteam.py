@@ -154,3 +154,47 @@ def test_empty_names_say_empty_not_must_be_strings(backend: ModuleType, tmp_path
         load_workflow(path)
     assert "e.yaml:3:5" in str(info.value) and "cannot be empty" in str(info.value)
     assert "must be strings, got a string" not in str(info.value)
+
+
+# --------------------------------------------------------------- actions: frozen_inputs=True
+_FROZEN_IN = """
+version: 1.0
+vars:
+  - v: [1]
+tasks:
+  a:
+    with: "{{ range(2) }}"
+    action: t.grab
+    input:
+      lit: [100]
+      made: "{{ [200, {'k': 1}] }}"
+      ctxv: "{{ ctx().v }}"
+      n: 3
+"""
+
+
+def test_frozen_inputs_actions_get_frozen_values_not_plain_lists(backend: ModuleType, tmp_path) -> None:
+    """``frozen_inputs=True`` promised frozen values, but a container written in the workflow or
+    built by a template reached the action as a plain mutable list/dict."""
+    from flowctx import Engine
+    from flowctx.actions import frozen_inputs
+
+    seen = []
+
+    @frozen_inputs
+    def grab(lit, made, ctxv, n):
+        seen.append((lit, made, ctxv, n))
+        for v in (lit, made, made[1], ctxv):
+            with pytest.raises((TypeError, AttributeError)):
+                v.append(0) if hasattr(v, "append") else v.update(x=0)
+        return None
+
+    path = tmp_path / "f.yaml"
+    path.write_text(_FROZEN_IN)
+    res = Engine(actions={"t.grab": grab}, store=backend, executor="inline").run(str(path), {})
+    assert res.status == "succeeded", res.errors
+    assert len(seen) == 2
+    for lit, made, ctxv, n in seen:
+        assert lit == [100] and made == [200, {"k": 1}] and ctxv == [1] and n == 3
+        assert type(lit).__name__ == type(made).__name__ == type(ctxv).__name__ == "FrozenList"
+        assert type(made[1]).__name__ == "FrozenDict"
