@@ -198,3 +198,19 @@ def test_frozen_inputs_actions_get_frozen_values_not_plain_lists(backend: Module
         assert lit == [100] and made == [200, {"k": 1}] and ctxv == [1] and n == 3
         assert type(lit).__name__ == type(made).__name__ == type(ctxv).__name__ == "FrozenList"
         assert type(made[1]).__name__ == "FrozenDict"
+
+
+# --------------------------------------------------------------- expression functions
+@pytest.mark.parametrize("fn", ["from_json_string", "json"])
+@pytest.mark.parametrize("text", ['{"a": "\\uDFFF"}', '["x", {"k": ["\\ud800"]}]', '"\ud800"'])
+def test_json_functions_refuse_lone_surrogates(backend: ModuleType, fn: str, text: str) -> None:
+    """``from_json_string('"\\\\ud800"')`` put a lone surrogate in the context; the CLI's output,
+    a shell command and durable state then died with UnicodeEncodeError (a traceback)."""
+    from flowctx import Renderer, TemplateError
+
+    ctx = backend.Context(variables={"t": text, "ok": '["\\ud83d\\ude00", "\\u00e9", "é"]'})
+    r = Renderer()
+    with pytest.raises(TemplateError) as info:
+        r.render_template("{{ %s(ctx().t) }}" % fn, ctx, task="t", field="input.x")
+    assert "lone surrogate" in str(info.value) and "task 't', field 'input.x'" in str(info.value)
+    assert r.render_template("{{ from_json_string(ctx().ok) }}", ctx) == ["\U0001F600", "é", "é"]
