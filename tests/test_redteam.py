@@ -214,3 +214,54 @@ def test_json_functions_refuse_lone_surrogates(backend: ModuleType, fn: str, tex
         r.render_template("{{ %s(ctx().t) }}" % fn, ctx, task="t", field="input.x")
     assert "lone surrogate" in str(info.value) and "task 't', field 'input.x'" in str(info.value)
     assert r.render_template("{{ from_json_string(ctx().ok) }}", ctx) == ["\U0001F600", "é", "é"]
+
+
+# --------------------------------------------------------------- found here, owned elsewhere
+_SURROGATE_ACTION = '''
+import flowctx
+
+@flowctx.action("rt.surrogate")
+def surrogate() -> str:
+    return "x\\ud800"  # what os.listdir() gives for a file name that is not UTF-8
+
+@flowctx.action("rt.chatty")
+def chatty() -> int:
+    print("debug output from an action")
+    return 1
+'''
+
+
+def _cli(backend: ModuleType, tmp_path, workflow: str, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "rt_actions.py").write_text(_SURROGATE_ACTION)
+    (tmp_path / "wf.yaml").write_text(workflow)
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    env["FLOWCTX_PURE_PYTHON"] = "1" if backend.__name__.endswith("_store_py") else "0"
+    return subprocess.run([sys.executable, "-m", "flowctx", "run", "wf.yaml", "--actions", "rt_actions.py", *args],
+                          cwd=tmp_path, capture_output=True, text=True, errors="backslashreplace", env=env, timeout=120)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cli/run.py report_plain writes the output with the stream's strict utf-8 encoder: an action result holding "
+    "a lone surrogate (os.listdir() of a non-UTF-8 file name) ends the run with a UnicodeEncodeError traceback "
+    "after every task ran. Reproducer: an action returning 'x\\ud800', output r: '{{ task(\"a\").result }}', "
+    "flowctx run wf.yaml --actions rt_actions.py (owner: cli-ops; or the store could refuse such strings)"))
+def test_cli_plain_output_with_a_lone_surrogate_is_not_a_traceback(backend: ModuleType, tmp_path) -> None:
+    proc = _cli(backend, tmp_path, 'version: 1.0\ntasks:\n  a:\n    action: rt.surrogate\noutput:\n  - r: "{{ task(\'a\').result }}"\n')
+    assert "Traceback" not in proc.stderr, proc.stderr[-500:]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cli/run.py --json: a Python action's print() goes to the same stdout as the JSON document, so "
+    "`flowctx run wf.yaml --json > result.json` is not JSON. Reproducer: an action that prints, "
+    "flowctx run wf.yaml --actions rt_actions.py --json | python -m json.tool (owner: cli-ops: send "
+    "actions' stdout to stderr while running under --json)"))
+def test_cli_json_stdout_is_json_even_when_an_action_prints(backend: ModuleType, tmp_path) -> None:
+    import json
+
+    proc = _cli(backend, tmp_path, "version: 1.0\ntasks:\n  a:\n    action: rt.chatty\n", "--json")
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)
