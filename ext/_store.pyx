@@ -29,7 +29,7 @@ from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithErro
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.object cimport PyTypeObject
 from collections.abc import Mapping
-from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, ValuesView as _ValuesView
+from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, MappingView as _MappingView, ValuesView as _ValuesView
 cimport cython
 
 cdef extern from *:
@@ -443,6 +443,8 @@ cdef object _freeze(object value, str path, int depth):
         if isinstance(value, float):
             return float(value)
         return str(value)
+    if isinstance(value, _MappingView):  # d.keys() / d.values() / d.items(): a list (items: pairs)
+        return _freeze(list(value), path, depth)
     raise _type_error(path, value)
 
 
@@ -466,6 +468,9 @@ cdef dict _frozen_items(dict value, str path, int depth):
 
 cpdef object freeze(object value, str name="value"):
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
+
+    A mapping's ``keys()`` / ``values()`` / ``items()`` view is frozen as a list (of pairs for
+    ``items()``), so ``publish: {k: "{{ ctx().d.keys() }}"}`` stores a list.
 
     ``name`` is used in error messages to say which key held the offending value.
     """

@@ -18,7 +18,7 @@ nothing read back from the store can be mutated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MappingView
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, ValuesView
 from typing import Any, NoReturn, SupportsIndex, final
 
@@ -345,6 +345,8 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
         if isinstance(value, float):
             return float(value)
         return str(value)
+    if isinstance(value, MappingView):  # d.keys() / d.values() / d.items(): a list (items: pairs)
+        return _freeze(list(value), path, depth)
     raise _type_error(path, value)
 
 
@@ -368,7 +370,8 @@ def _frozen_items(value: dict[Any, Any], path: str, depth: int) -> dict[str, Any
 def freeze(value: Any, name: str = "value") -> Any:
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
 
-    ``name`` is used in error messages to say which key held the offending value.
+    A mapping's ``keys()`` / ``values()`` / ``items()`` view is frozen as a list (of pairs for
+    ``items()``), so ``publish: {k: "{{ ctx().d.keys() }}"}`` stores a list.  ``name`` is used in error messages to say which key held the offending value.
     """
     return _freeze(value, name, 0)
 
