@@ -25,21 +25,29 @@ step is compared in full.
 How the steps map onto flowctx's engine (:class:`flowctx.engine.conductor.Conductor`), as a
 driver would use it:
 
-* ``request running`` -> ``Conductor.start()`` the first time; after a pause it is the resume
-  of :class:`flowctx.engine.runner.Engine` (no new starts while paused; status ``paused`` once
-  nothing is active, back to ``running`` on resume).  ``pausing`` / ``paused`` -> that pause.
-* ``canceling`` / ``canceled`` -> ``Conductor.cancel()`` then ``finish_canceled()``.
+* ``request running`` -> ``Conductor.start()`` the first time; later (and ``resuming``) it is
+  ``Conductor.resume()``: ``resuming`` until a task or call starts.
+* ``pausing`` / ``paused`` -> ``Conductor.pause()``: ``pausing`` while calls are in flight (a
+  with-items task pauses too); once no started call is in flight the driver calls
+  ``Conductor.mark_paused()`` (a retry held for its start event does not count), as the runner
+  does.
+* ``canceling`` / ``canceled`` -> ``Conductor.cancel()``: ``canceling`` until the calls in flight
+  report; retries held for their start event end ``canceled`` at once (the runner's held calls);
+  once the status is ``canceled`` the driver calls ``finish_canceled()``.
 * ``failed`` -> ``Conductor._request_fail()``: flowctx has no public operation to fail a running
   workflow from outside (noted in PROVENANCE.md).
-* an ``event`` ``running`` (or requested / scheduled / delayed) -> ``begin()`` of the staged
-  instance and ``calls_for()``; a completion (``succeeded`` / ``failed`` / ``canceled`` /
-  ``expired`` -> timeout / ``abandoned`` -> failed) -> ``call_done()`` of that call; ``pending``,
-  ``paused``, ``pausing``, ``canceling`` have no flowctx outcome and leave the call running.
-* after every step, when the conductor is idle (and not paused) the driver calls
-  ``finalize()``, as the threaded Engine does; ``render_output`` is therefore a no-op.
+* an ``event`` ``running`` (or requested / scheduled / delayed / resuming) -> ``begin()`` of the
+  staged instance, ``calls_for()`` and ``call_started()`` of the call; a completion
+  (``succeeded`` / ``failed`` / ``canceled`` / ``expired`` -> timeout / ``abandoned`` -> failed)
+  -> ``call_done()`` of that call; a retry it returns is held until the task's next start event.
+  ``pending``, ``paused``, ``pausing``, ``canceling`` have no flowctx outcome (an action cannot
+  pause itself) and leave the call running.
+* after every step, when the conductor is idle (not pausing, paused or canceling) the driver
+  calls ``finalize()``, as the runner does; ``render_output`` is therefore a no-op.
 * ``rerun`` -> ``Conductor.rerun()``.
-* ``next_tasks`` -> ``Conductor.ready()`` plus the with-items instances that can start more
-  items now (and held retry calls); empty while paused.
+* ``next_tasks`` -> ``Conductor.next_tasks()`` plus the with-items instances that can start
+  more items now (held retry calls, items a rerun re-opened); empty unless the status is
+  running, resuming or failing.
 
 flowctx reports its own statuses; only the spelling of one status is translated before
 comparison: flowctx's ``timeout`` is Orquesta's ``expired``.  Representation differences that
@@ -111,60 +119,32 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_workflow_conductor_context__test_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
     'test_workflow_conductor_context__test_bad_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
     'test_task_rendering__test_basic_rendering': '[input-expr] task input given as one expression is refused',
-    'test_workflow_conductor_with_items_failure__test_failed_item_task_active_with_concurrency': '[items-after-failure] remaining items not started after an item failed',
-    'test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests': '[rerun-duplicates] a task requested twice in one rerun runs twice',
     'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
-    'test_task_retry__test_workflow_pause_while_retry_running': '[pause] no pausing/paused/pending task or workflow states',
-    'test_task_retry__test_workflow_pause_with_multiple_retries_not_all_running': '[pause] no pausing/paused/pending task or workflow states',
-    'test_task_retry__test_workflow_pause_with_multiple_retries_running': '[pause] no pausing/paused/pending task or workflow states',
-    'test_task_retry__test_workflow_pause_with_retry_running_with_items': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor__test_get_next_tasks_when_this_task_paused': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor__test_set_workflow_paused_when_has_active_tasks': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor__test_set_workflow_pausing_when_has_active_tasks': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pause_and_resume__test_pause_and_failed_with_task_transition_error': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pause_and_resume__test_pause_and_resume_from_branches': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pause_and_resume__test_pause_and_resume_from_workflow': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pause_and_resume__test_pause_workflow_already_pausing': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_branches': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_workflow': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_pending_and_resume__test_pending_and_failed_with_task_transition_error': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_incomplete': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_processed': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_active': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_concurrency': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_active': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_concurrency': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_with_items_concurrency_and_active': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pending_item_list_processed': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_partial': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_paused_item_list_processed': '[pause] no pausing/paused/pending task or workflow states',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_pending_item_list_processed': '[pause] no pausing/paused/pending task or workflow states',
-    'test_task_retry__test_workflow_cancellation_before_retry_running': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_task_retry__test_workflow_cancellation_while_retry_running': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_task_retry__test_workflow_cancellation_with_multiple_retries_not_all_running': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_task_retry__test_workflow_cancellation_with_multiple_retries_running': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_task_retry__test_workflow_cancellation_with_retry_running_with_items': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor__test_get_next_tasks_when_this_task_canceled': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor__test_set_workflow_canceled_when_has_active_tasks': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor__test_set_workflow_canceling_when_has_active_tasks': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_cancel__test_cancel_workflow_already_canceling': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_cancel__test_workflow_output': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_cancel__test_workflow_output_with_error': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_with_items_cancel__test_cancel_item_list_incomplete': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_with_items_cancel__test_cancel_item_list_processed': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceled_status_with_items_active': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceling_status_with_items_active': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_with_items_concurrency_and_active': '[cancel] no canceling state: cancel ends running tasks at once',
-    'test_task_retry__test_workflow_pause_before_retry_running': '[resume] no transient resuming status',
-    'test_workflow_conductor__test_get_next_tasks_when_graph_paused': '[resume] no transient resuming status',
-    'test_workflow_conductor_rerun__test_rerun_from_multiple_sequential_tasks': '[items-error] one error per failed item; Orquesta merges identical entries',
-    'test_workflow_conductor_error_handling__test_get_next_tasks_with_multiple_task_action_and_input_errors': '[term] terminal-task marking differs',
-    'test_workflow_conductor_error_handling__test_get_next_tasks_with_task_action_error': '[term] terminal-task marking differs',
-    'test_workflow_conductor_error_handling__test_get_next_tasks_with_task_input_error': '[term] terminal-task marking differs',
-    'test_workflow_conductor_rerun__test_rerun_from_succeeded_task': '[term] terminal-task marking differs',
-    'test_workflow_conductor_rerun__test_rerun_succeeded_workflow': '[term] terminal-task marking differs',
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceled_status_with_items_concurrency': '[term] terminal-task marking differs',
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceling_status_with_items_concurrency': '[term] terminal-task marking differs',
+    'test_workflow_conductor__test_get_next_tasks_when_this_task_canceled': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor__test_get_next_tasks_when_this_task_paused': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_pause_and_resume__test_pause_and_resume_from_branches': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_branches': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_workflow': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_pending_and_resume__test_pending_and_failed_with_task_transition_error': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_incomplete': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_pending_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_resume_partial': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_resume_paused_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_workflow_conductor_with_items_pause_and_resume__test_resume_pending_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
+    'test_task_retry__test_workflow_cancellation_before_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
+    'test_task_retry__test_workflow_cancellation_while_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
+    'test_task_retry__test_workflow_cancellation_with_multiple_retries_not_all_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
+    'test_task_retry__test_workflow_cancellation_with_multiple_retries_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
+    'test_workflow_conductor_with_items_cancel__test_cancel_item_list_incomplete': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceled_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceling_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_with_items_concurrency_and_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_concurrency': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_concurrency': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_with_items_concurrency_and_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
     'test_workflow_conductor_with_items__test_empty_items_list': '[empty-items] empty with-items task completes at start',
     'test_workflow_conductor_error_handling__test_multiple_task_transition_criteria_errors': '[after-fail] staged tasks cannot start after the workflow failed',
 }
@@ -207,49 +187,42 @@ class _Driver:
         )
         self.store = backend
         self.started = False
-        self.paused = False
         self.fail_requested = False
-        self.before_pause = "running"
-        self.held: dict[tuple[str, int], list[Any]] = {}  # calls made but not yet started by an event
+        self.held: dict[tuple[str, int], list[Any]] = {}  # calls handed out, not yet started by an event
         self.live: dict[tuple[str, int, Any], Any] = {}  # started calls by (task, route, item)
 
     # ------------------------------------------------------------ steps
     def request(self, status: str) -> None:
+        from flowctx.actions.base import CANCELED, Outcome
+
         c = self.c
-        if status == "running":
-            if not self.started:
-                self.started = True
-                c.start()
-            else:
-                self.resume()
-        elif status == "resuming":
-            self.resume()
+        if status == "running" and not self.started:
+            self.started = True
+            c.start()
+        elif status in ("running", "resuming"):
+            c.resume()  # ``resuming`` until a task or call starts
         elif status in ("pausing", "paused"):
-            if not c.finished:
-                self.paused = True
+            c.pause()  # ``pausing`` while calls are in flight (settle() marks it ``paused``)
         elif status in ("canceling", "canceled"):
             if not c.finished:
-                self.paused = False  # a paused run can be canceled: it ends now (the Engine)
-                c.cancel()
-                c.finish_canceled()
+                c.cancel()  # ``canceling`` until the calls in flight report
+                # what the runner does to calls that never started: they end canceled
+                for calls in self.held.values():
+                    for call in calls:
+                        c.call_done(call, Outcome(CANCELED, None, "canceled"))
+                    calls.clear()
         elif status == "failed":
             self.fail_requested = True
             c._request_fail()  # no public operation (see the module docstring)
         else:
             raise StepError(f"flowctx has no operation to request workflow status {status!r}")
 
-    def resume(self) -> None:
-        """The Engine's resume: starts are allowed again; a ``paused`` status is ``running``."""
-        self.paused = False
-        if self.c.status == "paused":
-            self.c.status = self.before_pause
-
     def _instance(self, task: str, route: int, begin: bool) -> Any:
         c = self.c
         for inst in c.active():
             if inst.task == task and inst.route == route:
                 return inst
-        if begin and not self.paused:
+        if begin:
             for st in c.ready():
                 if st.task == task and st.route == route:
                     return c.begin(st)
@@ -264,6 +237,7 @@ class _Driver:
         for call in held:
             if call.instance is inst and (item is None or call.key == item):
                 held.remove(call)
+                self.c.call_started(call)
                 return call
         while True:
             calls = self.c.calls_for(inst, limit=1 if inst.items is not None else None)
@@ -276,6 +250,7 @@ class _Driver:
                 else:
                     held.append(call)
             if found is not None:
+                self.c.call_started(found)
                 return found
 
     def event(self, step: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -297,7 +272,6 @@ class _Driver:
                     raise StepError(f"item {item} of task {task!r} cannot start now")
                 return None
             self.live[key] = call
-            self.c.call_started(call)
             return {"action": call.action, "input": self.store.thaw(call.inputs) if call.inputs is not None else {}}
         if status not in _OUTCOME:
             return None  # pending / paused / pausing / canceling: no flowctx outcome, still running
@@ -310,8 +284,7 @@ class _Driver:
             if call is None:
                 return None
         for follow in self.c.call_done(call, Outcome(_OUTCOME[status], step.get("result"))):
-            call.instance.in_flight -= 1  # held until the next start event, like the rehearsal
-            self.held.setdefault((task, route), []).append(follow)
+            self.held.setdefault((task, route), []).append(follow)  # a retry: starts on its next start event
         return None
 
     def rerun(self, tasks: list[Mapping[str, Any]] | None) -> None:
@@ -325,30 +298,24 @@ class _Driver:
             self.c.rerun(req or None, reset_items=reset)
         except FlowctxError as exc:
             raise StepError(str(exc)) from None
-        for inst in self.c.active():  # with-items reruns: the re-opened items are pending calls
-            pend, inst.pending = inst.pending, []
-            inst.in_flight += len(pend)
-            self.held.setdefault((inst.task, inst.route), []).extend(pend)
 
     def settle(self) -> None:
-        """What a driver does between events: finalize when idle; show ``paused`` once quiet."""
+        """What the runner does between events: a ``pausing`` run with no call in flight is
+        ``paused`` (a held retry does not count); an idle run finalizes; a canceled one ends."""
         c = self.c
         if not self.started or c.finished:
             return
-        if self.paused:
-            # the Engine: ``paused`` once no call is in flight (a held retry does not count)
-            in_flight = [k for k, call in self.live.items() if not call.instance.done]
-            if not in_flight and c.status in ("running", "failing"):
-                self.before_pause = c.status
-                c.status = "paused"
-            return
-        if not c.ready() and not c.active() and not any(self.held.values()):
+        if c.status == "pausing" and not any(not call.instance.done for call in self.live.values()):
+            c.mark_paused()
+        if c.status == "canceled":
+            c.finish_canceled()
+        elif c.status not in ("pausing", "paused", "canceling") and c.is_idle():
             c.finalize()
 
     # ------------------------------------------------------------ observations
     def next_tasks(self) -> list[dict[str, Any]]:
         c = self.c
-        if self.paused or c.finished:
+        if c.finished or c.status not in ("running", "resuming", "failing"):
             return []
         out: dict[tuple[str, int], dict[str, Any]] = {}
         for st in c.next_tasks():  # Orquesta's get_next_tasks (renders; a failure starts nothing)
@@ -359,7 +326,8 @@ class _Driver:
             out[(st.task, st.route)] = e
         for inst in c.active():
             ids = [call.key for call in self.held.get((inst.task, inst.route), [])]
-            if inst.items is not None and not inst.item_failed:
+            ids += [call.key for call in inst.pending]  # re-opened items of a rerun
+            if inst.items is not None:
                 room = len(inst.items) - inst.next_item
                 if inst.concurrency is not None:
                     room = min(room, inst.concurrency - inst.in_flight)

@@ -40,14 +40,6 @@ from flowctx.errors import TemplateError
 DATA_DIR = Path(__file__).parent / "conformance" / "orquesta-suite" / "expressions"
 
 # Cases flowctx does not pass yet: id -> reason (the test is xfail(strict=True), so a fix shows).
-_TRIM = (
-    "Orquesta renders Jinja with trim_blocks and lstrip_blocks (a block tag's own line leaves no blank "
-    "line or indentation); flowctx's FlowEnvironment (render/_jinja.py) does not set them yet"
-)
-_YAQL_TEXT = (
-    "Orquesta interpolates a YAQL value into text with str() ('True', 'None'); flowctx's text join in "
-    "Renderer._run_yaql (render/__init__.py) writes 'true' and '' instead"
-)
 _TERNARY = (
     "flowctx accepts C-style 'c ? a : b' in Jinja (added for the attune list syntax's output_map, "
     "render/__init__.py); Orquesta's validator rejects it -- accepting it only outside Orquesta-syntax "
@@ -62,10 +54,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_jinja_validate--parse_error--sibling-1": _TERNARY,
     "test_jinja_validate--missing_braces_error--sibling-1": _LONE_OPENER,
     "test_yaql_validate--parse_error--sibling-1": _LONE_OPENER,
-    "test_jinja_eval_raw_blocks--block_eval--sibling-1": _TRIM,
-    "test_jinja_eval_raw_blocks--block_eval--sibling-2": _TRIM,
-    "test_yaql_eval_by_dot_notation--type_string_detection--sibling-1": _YAQL_TEXT,
-    "test_yaql_eval_by_dot_notation--type_string_detection--sibling-2": _YAQL_TEXT,
 }
 
 

@@ -764,6 +764,23 @@ def test_graph_status_colours_tasks_by_an_execution(tmp_path: Path, capsys: pyte
     assert main(["graph", wf, "--status", eid, "--state", db]) == 0
     mermaid = capsys.readouterr().out
     assert "class fetch st_succeeded;" in mermaid and "class build st_failed;" in mermaid
+    par = write(tmp_path, "par.yaml", """\
+        ref: t.par
+        tasks:
+          - name: p
+            type: parallel
+            tasks:
+              - {name: x, action: core.noop}
+              - {name: y, action: core.fail}
+            on_complete: done
+          - {name: done, action: core.noop}
+        """)
+    assert main(["run", par, "--state", db, "--json"]) == 0
+    pid = json.loads(capsys.readouterr().out)["execution_id"]
+    assert main(["graph", par, "--format", "dot", "--status", pid, "--state", db]) == 0
+    dot = capsys.readouterr().out
+    for name, status in (("p", "failed"), ("x", "succeeded"), ("y", "failed"), ("done", "succeeded")):
+        assert re.search(rf'\b{name} \[label="[^"]*\[{status}\]"', dot), (name, dot)
     assert main(["graph", wf, "--status", "nope", "--state", db]) == 2
     assert "no execution 'nope'" in capsys.readouterr().err
     assert main(["graph", wf, "--status", eid]) == 2

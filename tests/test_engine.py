@@ -1500,3 +1500,200 @@ def test_conductor_resuming_status_until_something_starts(backend: ModuleType) -
     assert c.status == "resuming"
     (b,) = c.start_ready()
     assert c.status == "running" and b.task == "b"
+
+
+def test_conductor_canceling_until_the_calls_in_flight_report(backend: ModuleType) -> None:
+    # test_workflow_conductor_cancel / _with_items_cancel: `canceling` while calls run (a
+    # with-items task is `canceling` too), `canceled` once their outcomes arrived; an outcome
+    # that arrives while canceling is recorded, and nothing after it starts
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+    next: [{do: c}]
+  b:
+    with:
+      items: "{{ [1, 2, 3] }}"
+      concurrency: 2
+    action: core.noop
+  c:
+    action: core.noop
+output:
+  - n: 1
+"""
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    a, b = c.start_ready()
+    (ca,) = c.calls_for(a)
+    cb = c.calls_for(b)
+    assert len(cb) == 2
+    c.cancel()
+    assert c.status == "canceling" and b.status == "canceling" and a.status == "running"
+    c.call_done(ca, Outcome("succeeded", None))
+    assert a.status == "succeeded" and c.status == "canceling" and c.next_tasks() == []
+    c.call_done(cb[0], Outcome("canceled", None))
+    assert c.calls_for(b) == []  # no more items while canceling
+    c.call_done(cb[1], Outcome("canceled", None))
+    assert c.status == "canceled" and b.status == "canceled"
+    c.finish_canceled()
+    assert c.task_sequence() == ["a", "b"] and c.output == {"n": 1} and c.errors == []
+
+
+def test_a_canceled_task_execution_cancels_the_workflow(backend: ModuleType) -> None:
+    # test_workflow_conductor::test_get_next_tasks_when_this_task_canceled: a task execution that
+    # ends canceled (an executor's or a rehearsal mock's outcome; actions cannot return it) cancels
+    # the workflow: nothing after it starts, the output is rendered
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\noutput:\n  - done: yes\ntasks:\n  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("canceled", None, "stopped"))
+    assert c.status == "canceled" and a.status == "canceled" and c.next_tasks() == []
+    c.finish_canceled()
+    assert c.task_sequence() == ["a"] and c.output == {"done": True} and c.errors == []
+
+
+def test_a_failure_while_pausing_fails_the_run(backend: ModuleType) -> None:
+    # test_workflow_conductor_pause_and_resume::test_pause_and_failed_with_task_transition_error
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: t.first
+    next:
+      - when: "{{ 1 / 0 }}"
+        do: b
+  b:
+    action: core.noop
+"""
+    ex = engine(backend, {"t.first": first}).start(wf)
+    assert started.wait(5)
+    ex.pause()
+    deadline = time.monotonic() + 5
+    while ex.status != "pausing" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    res = ex.wait(5)
+    assert res.status == "failed" and res.sequence == ["a"]
+    assert res.errors[0]["task_transition_id"] == "b__t0"
+
+
+def test_cli_run_max_tasks(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from flowctx.cli import main
+
+    wf = tmp_path / "loop.yaml"
+    wf.write_text(
+        "version: 1.0\ntasks:\n  s: {action: core.noop, next: [{do: a}]}\n"
+        "  a: {action: core.noop, next: [{do: b}]}\n  b: {action: core.noop, next: [{do: a}]}\n"
+    )
+    assert main(["run", "--json", "--max-tasks", "7", str(wf)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and len(out["tasks"]) == 7
+    assert "limit of 7 task instances" in out["reason"]
+    with pytest.raises(SystemExit):
+        main(["run", "--max-tasks", "0", str(wf)])
+
+
+def test_conductor_paused_items_task_runs_again_at_its_next_item(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_pause_and_resume::
+    # test_pause_workflow_using_paused_status_with_items_concurrency: a with-items task paused
+    # with no item in flight stays `paused` after the resume (the run is `resuming`) and is
+    # `running` again once its next item starts
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = 'version: 1.0\ntasks:\n  t:\n    with: {items: "{{ [1, 2, 3, 4] }}", concurrency: 2}\n    action: core.noop\n'
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (t,) = c.start_ready()
+    first = c.calls_for(t)
+    assert [call.key for call in first] == [0, 1]
+    for call in first:
+        c.call_done(call, Outcome("succeeded", None))
+    c.pause()
+    assert c.status == "paused" and t.status == "paused" and c.calls_for(t) == []
+    c.resume()
+    assert c.status == "resuming" and t.status == "paused"
+    rest = c.calls_for(t)
+    assert [call.key for call in rest] == [2, 3]
+    assert c.status == "running" and t.status == "running"
+    for call in rest:
+        c.call_done(call, Outcome("succeeded", None))
+    c.finalize()
+    assert c.status == "succeeded" and t.status == "succeeded"
+
+
+def test_conductor_task_canceled_with_nothing_in_flight_is_not_terminal(backend: ModuleType) -> None:
+    # test_workflow_conductor_with_items_cancel::
+    # test_cancel_workflow_using_canceled_status_with_items_concurrency: a task the cancel ends
+    # at once (no call in flight, so no completion) is not where its branch ended; one whose
+    # call reported `canceled` is
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = """
+version: 1.0
+tasks:
+  a:
+    action: core.noop
+  b:
+    with: {items: "{{ [1, 2, 3, 4] }}", concurrency: 2}
+    action: core.noop
+"""
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    a, b = c.start_ready()
+    (ca,) = c.calls_for(a)
+    for call in c.calls_for(b):
+        c.call_done(call, Outcome("succeeded", None))
+    c.cancel()
+    assert c.status == "canceling" and b.status == "canceled" and a.status == "running"
+    c.call_done(ca, Outcome("canceled", None))
+    assert c.status == "canceled" and a.status == "canceled"
+    c.finish_canceled()
+    assert [i.task for i in c.sequence if i.term] == ["a"]
+
+
+def test_conductor_rerun_of_a_task_requested_twice_runs_it_once(backend: ModuleType) -> None:
+    # test_workflow_conductor_rerun::test_rerun_with_duplicate_task_requests: Orquesta merges
+    # duplicate rerun requests, so the task gets one new sequence entry
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import Conductor
+    from flowctx.render import default_renderer
+
+    wf = "version: 1.0\ntasks:\n  a: {action: core.noop}\n"
+    c = Conductor(load_workflow(wf), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    (a,) = c.start_ready()
+    (call,) = c.calls_for(a)
+    c.call_done(call, Outcome("failed", None, "boom"))
+    c.finalize()
+    assert c.status == "failed"
+    c.rerun([("a", 0), ("a", 0)])
+    assert [(st.task, st.route) for st in c.staged] == [("a", 0)]
+    (again,) = c.start_ready()
+    (call,) = c.calls_for(again)
+    c.call_done(call, Outcome("succeeded", None))
+    c.finalize()
+    assert c.status == "succeeded" and c.task_sequence() == ["a", "a"]

@@ -263,6 +263,7 @@ AMPLIFIERS = [
     "{{ range(300) | map('center', 999999) | sort | length }}",
     "{% set ns = namespace(d={}) %}{% for i in range(300) %}{% set ns.d = dict(ns.d, **{i|string: 'y' * 999999}) %}{% endfor %}",
     "{{ dict.fromkeys(range(1000), 'y' * 9000) | length }}",
+    "{% set ns = namespace(a='y' * 600000, b='y' * 600000) %}",
     "{{ [['y' * 600000], ['y' * 600000]] | sum(start=[]) | length }}",
     "{{ zip(" + ", ".join(["range(100000)"] * 12) + ") | length }}",
     # Markup (inside an explicit autoescape block): its Python-level methods escape their arguments
@@ -336,6 +337,9 @@ def test_amplifiers_below_the_cap_still_work(r: Renderer, ctx: Any) -> None:
     assert type(r.render_template("{{ 'x' | safe }}", ctx)) is str
     assert r.render_template("{{ '{}|{}'.format(vars.shared, vars.xs) }}", ctx) == "{'owner': 'me', 'list': [1, 2]}|[1, 2]"
     assert r.render_template("{{ zip([1, 2], [3, 4]) }}", ctx) == [[1, 3], [2, 4]]
+    big = ctx.clone()
+    big.set_var("big", "x" * 900000)  # loop variables holding big data do not count against namespace()
+    assert r.render_template("{% for b in [vars.big] %}{% set ns = namespace(a=1) %}{{ ns.a }}{% endfor %}", big) == "1"
     assert r.render_template("{{ '{0:{1}}|{x:>{w}}'.format('a', '>3', x='b', w=2) }}", ctx) == "  a| b"
 
 
@@ -386,6 +390,12 @@ def test_regex_under_the_time_limit(r_quick: Renderer, ctx: Any, payload: str) -
     with pytest.raises(TemplateError, match="time limit") as ei:
         r_quick.render_template(payload, ctx, task="t", field="input.x")
     assert "task 't'" in str(ei.value) and "input.x" in str(ei.value)
+
+
+def test_constant_folded_regex_is_under_the_time_limit(r_quick: Renderer, ctx: Any) -> None:
+    # a literal subject is folded by Jinja's optimizer while compiling: also under the limit
+    with pytest.raises(TemplateError, match="time limit"):
+        r_quick.render_template("{{ '" + "a" * 40 + "!' | regex_search('(a|aa)+$') }}", ctx)
 
 
 @pytest.mark.parametrize(
@@ -605,6 +615,8 @@ def test_quote_filter(r: Renderer, ctx: Any) -> None:
     for value in ["a b; rm -rf /", "it's", "$(id)", "`id`", "", "plain", "a\nb"]:
         assert r.render_template("{{ v | quote }}", _with(ctx, "v", value)) == shlex.quote(value)
     assert r.render_template("{{ 5 | quote }}", ctx) == "5"
+    assert r.render_template("{{ quote(vars.s ~ ' x') }}", ctx) == "'abc x'"  # a function too, like every helper
+    assert "quote" in r.function_names("jinja")
     assert r.render_template("{{ vars.xs | quote }}", ctx) == "'[1, 2]'"
     assert r.render_template("echo {{ vars.s | quote }}", ctx) == "echo abc"
 
@@ -613,6 +625,7 @@ def test_quote_in_yaql(r: Renderer, ctx: Any) -> None:
     pytest.importorskip("yaql")
     assert r.render_template("<% quote(\"it's; id\") %>", ctx) == shlex.quote("it's; id")
     assert r.render_template("echo <% quote($.s) %>", ctx) == "echo abc"
+    assert "quote" in r.function_names("yaql")
 
 
 def _run(backend: ModuleType, tmp_path: Path, body: str, params: dict[str, Any]) -> Any:

@@ -48,7 +48,10 @@ def test_cancel_stops_a_loop_of_inline_actions(backend: ModuleType) -> None:
         ex.cancel()
         res = ex.wait(timeout=10)
         assert res.status == "canceled"
-        assert res.tasks[-1].status == "canceled"
+        # the call in flight ends as canceled, or keeps the outcome it reported while the run
+        # was canceling (Orquesta's `canceling`); nothing starts after it
+        assert res.tasks[-1].status in ("canceled", "succeeded")
+        assert all(t.status == "succeeded" for t in res.tasks[:-1])
 
 
 def test_pause_and_resume_a_loop_of_inline_actions(backend: ModuleType) -> None:

@@ -140,11 +140,18 @@ def execution_statuses(state_path: str, execution_id: str) -> dict[str, str]:
     try:
         state.get_execution(execution_id)  # one clear error for an unknown execution
         rows = state.task_instances(execution_id)
+        calls = state.task_executions(execution_id)
     finally:
         state.close()
     out: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: r["seq"]):
         out[row["task"]] = str(row["status"])
+    subtasks: dict[str, str] = {}  # a parallel task's calls are keyed by the sub-task's name
+    for call in sorted(calls, key=lambda c: c["pos"]):
+        if isinstance(call["item_key"], str):
+            subtasks[call["item_key"]] = str(call["status"])
+    for name, status in subtasks.items():
+        out.setdefault(name, status)
     return out
 
 

@@ -32,6 +32,7 @@ FAILING = "failing"
 WF_SUCCEEDED = "succeeded"
 WF_FAILED = "failed"
 WF_CANCELED = "canceled"
+CANCELING = "canceling"  # cancel requested, calls still in flight (Orquesta's status)
 PAUSED = "paused"
 PAUSING = "pausing"  # pause requested, tasks still running
 RESUMING = "resuming"  # resumed or rerun, until a task starts (Orquesta's transient status)
@@ -186,6 +187,7 @@ class Conductor:
         self._retry_specs: dict[str, Any] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
         self._last_completed: TaskInstance | None = None
+        self._led_to_render_failure: set[int] = set()  # ids of instances whose successor failed to render
         self._paused_from: str | None = None  # running / failing: the status a resume restores
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
@@ -331,8 +333,10 @@ class Conductor:
             self._joins_ran.add(key)
 
     def _render_failed(self, st: Staged, inst: TaskInstance, exc: FlowctxError) -> None:
-        """Orquesta: the error names the task and route; the task never enters the sequence."""
+        """Orquesta: the error names the task and route; the task never enters the sequence (and
+        the instances that staged it are not terminal: their branch did not end there)."""
         self._unstage(st)
+        self._led_to_render_failure.update(id(src) for src in st.sources)
         inst.status = FAILED
         inst.error = str(exc)
         inst.started = inst.finished = time.time()
@@ -349,11 +353,11 @@ class Conductor:
                 self.journal.began(st, inst)
             self._too_many(inst)
             return inst
-        inst.seq = len(self.sequence)
         self._task_count += 1
         if self.status == RESUMING:
             self.status = RUNNING
         inst.started = time.time()
+        inst.seq = len(self.sequence)
         self.sequence.append(inst)
         self._active[inst.seq] = inst
         if self.journal is not None:
@@ -499,7 +503,7 @@ class Conductor:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
         item is in flight, and an item failure ends it then with the items not run left out."""
-        if inst.done or self.status in (WF_CANCELED, PAUSING, PAUSED):
+        if inst.done or self.status in (WF_CANCELED, CANCELING, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
@@ -532,9 +536,10 @@ class Conductor:
         return out
 
     def call_started(self, call: ActionCall) -> None:
-        """A driver starts ``call`` (after its delay): a retrying task is running again."""
+        """A driver starts ``call`` (after its delay): a retrying task is running again, and so
+        is a paused with-items task of a resumed run (Orquesta: at its next item, not at resume)."""
         inst = call.instance
-        if inst.status == RETRYING:
+        if inst.status == RETRYING or inst.status == PAUSED:
             inst.status = TASK_RUNNING
             self.statuses[inst.task] = TASK_RUNNING
         if self.status == RESUMING:
@@ -558,6 +563,10 @@ class Conductor:
         inst.in_flight -= 1
         if inst.done:
             return []
+        if outcome.status == CANCELED and not self._canceling() and not self.finished:
+            self.cancel()  # Orquesta: a canceled task execution cancels the workflow
+            if inst.done:
+                return []
         retry = self._retry_call(call, outcome)
         if retry is not None:
             inst.in_flight += 1
@@ -685,13 +694,14 @@ class Conductor:
                 return
             inst.item_failed = True
             inst.item_errors[idx] = outcome.error or outcome.status
-            # Orquesta logs an error as each item fails, with that item's result (the same
-            # message each time: items failing alike are one entry, as there)
-            inst.fail_err = self._log_failed(inst, outcome.result, None)
+            if not (outcome.status == CANCELED and self._canceling()):
+                # Orquesta logs an error as each item fails, with that item's result (the same
+                # message each time: items failing alike are one entry, as there)
+                inst.fail_err = self._log_failed(inst, outcome.result, None)
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
-        if inst.in_flight == 0 and (inst.item_failed or finished_all):
+        if inst.in_flight == 0 and (inst.item_failed or finished_all or inst.status == CANCELING):
             self._finish_items(inst)
         elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
             inst.status = self.statuses[inst.task] = PAUSED
@@ -704,11 +714,15 @@ class Conductor:
         (an item before it that never ran is None; items after it are not listed)."""
         assert inst.items is not None
         n = len(inst.items)
-        if inst.item_failed:
+        all_ran = inst.items_done >= n and not inst.item_failed
+        if inst.item_failed or (inst.status == CANCELING and not all_ran):
             n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
-            status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
-            inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items()))
+            if inst.status == CANCELING:
+                status = CANCELED
+            else:
+                status = TIMEOUT if statuses and all(s == TIMEOUT for s in statuses) else FAILED
+            inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items())) or None
         else:
             status = SUCCEEDED
         result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
@@ -765,14 +779,15 @@ class Conductor:
         assert spec is not None
         failed = _outcome_is_failure(inst.status)
         fail_err = None
+        if self._canceling():  # a call in flight when the run was canceled: recorded, its
+            failed = False  # transitions evaluated (nothing starts), no workflow failure (Orquesta)
+            if inst.status != CANCELED and _outcome_is_failure(inst.status):
+                self._log_failed(inst, inst.result, inst.error)
         if failed:
             fail_err = inst.fail_err if inst.items is not None and inst.fail_err is not None else (
                 self._log_failed(inst, inst.result, inst.error)
             )
         self._emit("finish", inst)
-        if self.status == WF_CANCELED:
-            inst.term = True
-            return
         ctx = inst.ctx.clone()
         stamps = dict(inst.stamps)
         try:
@@ -806,6 +821,7 @@ class Conductor:
         if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
         self._check_paused()
+        self._check_canceled()
 
     def _tick(self) -> int:
         self._clock += 1
@@ -1053,10 +1069,9 @@ class Conductor:
         failed it, the reason :attr:`ExecutionResult.reason` reports."""
         if self.failure is None and err is not None:
             self.failure = err
-        if self.status in (RUNNING, RESUMING):
-            self.status = FAILING
-        elif self.status in (PAUSING, PAUSED) and self._paused_from == RUNNING:
-            self._paused_from = FAILING
+        if self.status in (RUNNING, RESUMING, PAUSING, PAUSED):
+            self.status = FAILING  # a failure ends a pause too (Orquesta: failed wins over pausing)
+            self._paused_from = None
 
     def _base_status(self) -> str:
         """The status under a pause (running / failing), else the status (resuming: running)."""
@@ -1094,14 +1109,15 @@ class Conductor:
 
     def resume(self) -> None:
         """Continue a pausing or paused run: ``resuming`` (the status it had, if failing) until a
-        task or call starts; paused with-items tasks hand out their remaining items again."""
+        task or call starts; paused with-items tasks hand out their remaining items again (one
+        still ``paused`` is ``running`` once an item starts: :meth:`call_started`)."""
         if self.status not in (PAUSING, PAUSED):
             return
         base = self._paused_from or RUNNING
         self.status = RESUMING if base == RUNNING else base
         self._paused_from = None
         for inst in self.active():
-            if inst.items is not None and inst.status in (PAUSING, PAUSED):
+            if inst.items is not None and inst.status == PAUSING:
                 inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
@@ -1141,6 +1157,8 @@ class Conductor:
                 # went on to an engine command is not (the command's entry is), unless it is the
                 # completion that ended the workflow (Orquesta marks that one terminal too)
                 if id(inst) in to_commands and inst is not self._last_completed:
+                    continue
+                if id(inst) in self._led_to_render_failure:
                     continue
                 if not any(s for s in self.staged for src in s.sources if src is inst) and not self._has_started_successor(inst):
                     inst.term = True
@@ -1195,25 +1213,63 @@ class Conductor:
                     self.failure = err
         self.output = out
 
-    def cancel(self) -> None:
-        """Stop: nothing new starts; running instances end as canceled."""
-        if self.finished:
+    def cancel(self, *, now: bool = False) -> None:
+        """Stop: nothing new starts.  While calls are still in flight the status is
+        ``canceling`` (a with-items task's too) and their outcomes are recorded as they arrive
+        (the driver asks them to stop); ``canceled`` once none is left.  ``now=True`` ends every
+        running instance as canceled at once (a run stopped for good, e.g. a state-file abort)."""
+        if now and not self.finished:
+            if self.status not in (CANCELING, WF_CANCELED) and self.journal is not None:
+                self.journal.control("cancel")
+            for inst in self.active():
+                inst.pending.clear()
+                self._cancel_now(inst)
+            self.staged.clear()
+            self._planned.clear()
+            self._joins.clear()
+            self._paused_from = None
+            self.status = WF_CANCELED
+            return
+        if self.finished or self.status in (CANCELING, WF_CANCELED):
             return
         if self.journal is not None:
             self.journal.control("cancel")
-        self.status = WF_CANCELED
+        self.status = CANCELING
+        self._paused_from = None
         self.staged.clear()
         self._planned.clear()
         self._joins.clear()
         for inst in self.active():
-            inst.status = CANCELED
-            inst.finished = time.time()
-            inst.term = True
-            self.statuses[inst.task] = CANCELED
+            if inst.status == RETRYING:
+                continue  # Orquesta: a task waiting for its retry is not active
+            if inst.in_flight > 0:
+                if inst.items is not None:
+                    inst.status = self.statuses[inst.task] = CANCELING
+                continue
+            inst.pending.clear()  # nothing in flight: canceled now (Orquesta: no completion
+            self._cancel_now(inst, term=False)  # event, so not where its branch ended)
+        self._check_canceled()
+
+    def _canceling(self) -> bool:
+        return self.status in (CANCELING, WF_CANCELED)
+
+    def _cancel_now(self, inst: TaskInstance, *, term: bool = True) -> None:
+        inst.status = CANCELED
+        inst.finished = time.time()
+        inst.term = term
+        self._active.pop(inst.seq, None)
+        self.statuses[inst.task] = CANCELED
+
+    def _check_canceled(self) -> None:
+        if self.status == CANCELING and not any(i.status != RETRYING for i in self.active()):
+            self.status = WF_CANCELED
 
     def finish_canceled(self) -> None:
-        """A canceled run ends: its output is rendered too (Orquesta); errors there are logged
-        and the status stays canceled."""
+        """A canceled run ends (what is still active ends as canceled): its output is rendered
+        too (Orquesta); errors there are logged and the status stays canceled."""
+        for inst in self.active():
+            self._cancel_now(inst)
+        self.status = WF_CANCELED
         self.finished = True
         self._render_output()
 
@@ -1233,7 +1289,9 @@ class Conductor:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
                 if not inst.done:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {inst.status}")
-                targets.append(inst)
+                if inst not in targets:
+                    targets.append(inst)
+            targets = self._collapse_reruns(targets)
         else:
             targets = [
                 i for i in self.sequence
@@ -1255,6 +1313,11 @@ class Conductor:
             if any(src is inst for st in self.staged for src in st.sources):
                 inst.term = False
         for inst in targets:
+            for seq in self._downstream(inst) - {inst.seq}:  # the branch runs again: what it
+                old = self.sequence[seq]  # reached before is no longer where it ends (Orquesta)
+                old.term = False
+                old.superseded = True
+        for inst in targets:
             # a new sequence entry, as in Orquesta (a with-items task too: without reset_items it
             # keeps the results of the items that succeeded and runs the others)
             inst.term = False
@@ -1268,7 +1331,27 @@ class Conductor:
                 st.keep_items = {
                     i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
                 }
+            # (Orquesta also enters the task in its sequence now, with no status; flowctx enters
+            # it when it starts: until then it is this staged instance)
             self.staged.append(st)
+
+    def _collapse_reruns(self, targets: list[TaskInstance]) -> list[TaskInstance]:
+        """Orquesta: a requested task that only ran after another requested one (its entries
+        are a subset of the other's downstream entries) is dropped — rerunning the first reaches
+        it again; rerunning both would run that branch twice."""
+        if len(targets) < 2:
+            return targets
+        downstream = {t.seq: self._downstream(t) for t in targets}
+        return [t for t in targets if any(downstream[t.seq] - downstream[o.seq] for o in targets)]
+
+    def _downstream(self, t: TaskInstance) -> set[int]:
+        """Sequence numbers of ``t`` and of every entry that ran after it on its branch."""
+        reach = {t.seq}
+        for inst in self.sequence[t.seq + 1:]:
+            srcs = [inst.source] if inst.is_command else (inst.staged_from.sources if inst.staged_from else [])
+            if any(src is not None and src.seq in reach for src in srcs):
+                reach.add(inst.seq)
+        return reach
 
     # ================================================================== misc
     def _emit(self, kind: str, inst: TaskInstance) -> None:

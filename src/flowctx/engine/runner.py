@@ -23,6 +23,7 @@ from typing import Any
 from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
+    CANCELING,
     DEFAULT_MAX_TASKS,
     PAUSED,
     WF_CANCELED,
@@ -529,14 +530,18 @@ class Engine:
                     submit(follow)
             elif kind == "cancel" or kind == "fatal":
                 if kind == "cancel":
-                    c.cancel()
+                    c.cancel()  # `canceling` until the outcomes of what runs arrive
                 for h in list(handles.values()):
-                    h.cancel()
-                for _ in timers:
-                    inflight -= 1
+                    h.cancel()  # each reports `canceled` (once) as a "done" event
+                waiting = [call for _, _, call in timers] + [call for _, call in held]
+                inflight -= len(timers)
                 timers.clear()
                 held.clear()
                 paused = False  # a paused run can be canceled: it ends now
+                if kind == "cancel":
+                    now_t = time.time()
+                    for call in waiting:  # delayed calls and held retries never start
+                        c.call_done(call, Outcome(CANCELED, None, "canceled", now_t, now_t))
             elif kind == "pause":
                 if not paused and not c.finished:
                     paused = True
@@ -567,6 +572,12 @@ class Engine:
                 if fatal:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
+                if paused and c.status not in ("pausing", "paused"):
+                    paused = False  # the pause ended without resume (a failure while pausing)
+                    for delay, call in held:
+                        call.delay = delay
+                        submit(call)
+                    held.clear()
                 if inflight == 0 and not timers:
                     if paused:
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
@@ -601,7 +612,7 @@ class Engine:
                     _, _, call = heapq.heappop(timers)
                     inflight -= 1
                     call.delay = 0.0
-                    if c.status != WF_CANCELED:
+                    if c.status not in (WF_CANCELED, CANCELING):
                         submit(call)
                     else:
                         c.call_done(call, Outcome("canceled", None, "canceled", time.time(), time.time()))
@@ -613,7 +624,7 @@ class Engine:
             raise journal.fatal
         if fatal:  # a value the state file cannot hold: the run fails with that message
             journal.abort_run(c, str(journal.fatal))
-        elif c.status == WF_CANCELED:
+        elif c.status in (WF_CANCELED, CANCELING):
             c.finish_canceled()
         else:
             c.finalize()

@@ -54,7 +54,7 @@ _FALSE_TEXT = frozenset({"", "false", "0", "none", "null", "no", "off"})
 _RESERVED_FUNCS = frozenset(
     {"ctx", "result", "succeeded", "failed", "completed", "timed_out", "task_status", "json", "zip",
      "to_json_string", "from_json_string", "to_yaml_string", "from_yaml_string", "regex_match",
-     "regex_search", "regex_replace", "now", "uuid", "range", "dict", "namespace", "loop", "true",
+     "regex_search", "regex_replace", "now", "uuid", "quote", "range", "dict", "namespace", "loop", "true",
      "false", "none", "True", "False", "None"}
 )
 _VAR_NAMESPACES = frozenset({"vars", "variables", "workflow"})
@@ -330,14 +330,22 @@ class Renderer:
     def _compile_template(self, source: str) -> _Compiled:
         if not _is_template(source):
             return _Text(source)
-        return _guarded_compile(self._compile, source, False)
+        return self._guarded_compile(self._compile, source, False)
 
     def _compile_condition(self, source: str) -> _Compiled:
         if not _is_template(source):
             if not source.strip():
                 return _Failed(source, "empty condition", None)
-            return _guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
-        return _guarded_compile(self._compile, source, True)
+            return self._guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
+        return self._guarded_compile(self._compile, source, True)
+
+    def _guarded_compile(self, compile_: Any, source: str, condition: bool) -> _Compiled:
+        # Jinja folds constant filter calls while compiling (``'aaa...!' | regex_search(...)``):
+        # that runs under this renderer's time limit too.
+        scope = Scope(self, None, None)
+        scope.deadline = _monotonic() + self.timeout
+        with _running(scope):
+            return _guarded_compile(compile_, source, condition)
 
     def _compile(self, source: str, condition: bool) -> _Compiled:
         has_yaql = "<%" in source
@@ -519,7 +527,7 @@ class Renderer:
         for is_expr, item, line in c.parts:
             if is_expr:
                 v = self._eval_yaql(front, item, scope, c, line)
-                s = "" if v is None else to_str(v) if not isinstance(v, bool) else str(v).lower()
+                s = to_str(v)  # as Orquesta interpolates YAQL values into text (True, None)
             else:
                 s = item
             n += len(s)

@@ -350,7 +350,16 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         limits.check_len(longest * max(len(seqs), 1), "zip()")
         return [list(t) for t in itertools.zip_longest(*seqs, fillvalue=pad)]
 
+    def quote(value: Any) -> str:
+        """``shlex.quote``: one shell word, whatever the value holds (issue 11.12)."""
+        import shlex
+
+        text = value if isinstance(value, str) else limits.to_str(value)
+        limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote()")
+        return shlex.quote(text)
+
     return {
+        "quote": quote,
         "to_json_string": to_json_string,
         "from_json_string": from_json_string,
         "to_yaml_string": to_yaml_string,

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import re as _stdlib_re
 import threading
 import time
 import types
@@ -142,7 +143,7 @@ def check_pattern(pattern: str, flags: int = 0) -> None:
         cost = _pattern_cost(parsed)
     except RecursionError:
         raise LimitError("regular expression nested too deeply") from None
-    except (ValueError, OverflowError) as exc:  # re.error is a ValueError subclass
+    except (_stdlib_re.error, ValueError, OverflowError) as exc:
         raise RegexError(str(exc)) from None
     if cost > MAX_PATTERN_COST:
         raise LimitError(f"regular expression too large (its repeats unroll to more than {MAX_PATTERN_COST} steps)")
@@ -406,6 +407,7 @@ _MUTATORS = frozenset(
         "__setslice__", "__delslice__",
     }
 )
+MUTATOR_NAMES = _MUTATORS
 _DESCRIPTORS = (
     types.MethodDescriptorType,
     types.WrapperDescriptorType,

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import types
 from collections.abc import Mapping
 from functools import update_wrapper
@@ -206,6 +205,8 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
+            trim_blocks=True,  # as Orquesta's Jinja: a block tag's line leaves no blank line
+            lstrip_blocks=True,
             finalize=limits.to_str,
             cache_size=0,
             auto_reload=False,
@@ -254,10 +255,8 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             return obj is dict and attr == "fromkeys"
         if isinstance(obj, types.GenericAlias):
             return False
-        if attr in _guard._MUTATORS and isinstance(obj, _guard.frozen_types()):
-            # the store's frozen types are no dict / list (the sandbox's mutable-type check does
-            # not see them), and their refused mutators are not for templates to read either
-            return False
+        if attr in _guard.MUTATOR_NAMES and isinstance(obj, _guard.frozen_types()):
+            return False  # the store's frozen types are not MutableMappings: name their mutators here
         return super().is_safe_attribute(obj, attr, value)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -330,7 +329,11 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
             # builds a container of references: refuse one whose contents pass the cap (a loop
             # of ``dict(ns.d, **{k: big})`` would otherwise keep every ``big`` alive)
             out = __context.call(__obj, *args, **kwargs)
-            __self.limits.check_value(out if __obj is not Namespace else dict(*args, **kwargs), "dict()")
+            if __obj is Namespace:
+                kw = {k: v for k, v in kwargs.items() if k not in ("_loop_vars", "_block_vars")}
+                __self.limits.check_value([args, kw], "namespace()")
+            else:
+                __self.limits.check_value(out, "dict()")
             return out
         t = type(__obj)
         if t is _BuiltinMethod or t is _Method:  # str methods, and Markup's Python-level ones
@@ -431,11 +434,6 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         if not isinstance(start, (int, float)) or any(not isinstance(x, (int, float)) for x in items):
             limits.check_value([start, items], "sum")
         return sum(items, start)
-
-    def quote(value: Any) -> str:
-        text = value if isinstance(value, str) else to_str(value)
-        limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote")
-        return shlex.quote(text)
 
     def lazy(name: str) -> Any:
         # map / select / reject ... are generators: what they yield is counted (capped_iter)
@@ -578,7 +576,6 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         "title": _case("title"),
         "capitalize": _case("capitalize"),
         "sum": sum_,
-        "quote": quote,
         "center": center,
         "indent": indent,
         "format": format_,

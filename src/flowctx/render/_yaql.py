@@ -211,14 +211,6 @@ class YaqlFront:
         for hname, fn in helpers.items():
             reg(fn, hname)  # zip() is size-checked by the helper itself
 
-        def quote(value: Any) -> str:
-            import shlex
-
-            text = value if isinstance(value, str) else limits.to_str(value)
-            limits.check_len(len(text) + 2 + 4 * text.count("'"), "quote()")
-            return shlex.quote(text)
-
-        reg(quote, "quote")
         _guard_all_functions(root, limits)
 
     def parse(self, text: str) -> Any:

@@ -436,7 +436,7 @@ def stop_failed(conductor: Any, message: str) -> None:
     if journal is not None:
         journal.replaying = True  # the cancel below is part of this abort, not a cancel request
     try:
-        conductor.cancel()
+        conductor.cancel(now=True)
     finally:
         if journal is not None:
             journal.replaying = was

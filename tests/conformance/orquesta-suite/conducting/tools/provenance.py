@@ -91,8 +91,9 @@ lines = [
     "`cases/commands__test_rehearse_command.yaml`); the two specs in `rehearse/` were written "
     "for this group with the fixtures' facts (inputs, mocked results, expectations).\n\n",
     "## Mapping onto flowctx\n\n",
-    "See the docstring of `tests/_conformance_conducting.py`. Operations flowctx lacks: a "
-    "conductor-level pause/resume (mapped to the Engine's driver-level pause), a public "
+    "See the docstring of `tests/_conformance_conducting.py`: pause, resume and cancel requests "
+    "are the Conductor's own (`pause()` / `mark_paused()`, `resume()`, `cancel()`). Operations "
+    "flowctx lacks: a public "
     "'fail this workflow' request (mapped to `Conductor._request_fail()`), action outcomes "
     "`pending` / `paused` / `pausing` / `canceling` (the call stays running), Orquesta's parent "
     "context (passed as flowctx's `system` namespace). Orquesta's `expired` is flowctx's "

@@ -19,11 +19,13 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
     ("parent-context", "Orquesta's parent context (`context=`) is part of the workflow context (ctx().parent, input defaults reading it)", r"'parent':|id:test_workflow_conductor_context__test_app_ctx_references|id:test_workflow_conductor_context__test_bad_app_ctx_references"),
     ("input-expr", "A task `input` written as one expression (a string) instead of a mapping", r"'input' must be a mapping"),
     ("fail-command", "The `fail` engine command's own entry: Orquesta records it `failed`, flowctx `succeeded`", r"\['fail', 0, 'failed'\]"),
-    ("items-after-failure", "With-items: after an item fails, Orquesta still hands out the remaining items (up to concurrency); flowctx stops starting items", r"id:test_workflow_conductor_with_items_failure__test_failed_item_task_active_with_concurrency"),
-    ("rerun-duplicates", "Rerun: a task requested twice in one rerun is rerun twice (Orquesta merges duplicate requests)", r"id:test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests"),
+        ("rerun-duplicates", "Rerun: a task requested twice in one rerun must run once (Orquesta merges duplicate requests)", r"id:test_workflow_conductor_rerun__test_rerun_with_duplicate_task_requests"),
     ("rerun-order", "Rerun: Orquesta enters every rerun task in the sequence at rerun time, flowctx when the task starts, so entries of a rerun come in a different order", r"id:test_workflow_conductor_rerun__test_rerun_from_remediated_task"),
-    ("pause", "Pause: no `pausing` state, and actions cannot report `paused`/`pending` (flowctx's pause is the Engine's: status stays `running` until idle)", r"'pausing'|'paused'|'pending'|\(request paus"),
-    ("cancel", "Cancel: no `canceling` state; `cancel()` ends every running task at once", r"'canceling'|\(request cancel"),
+    ("action-pause", "An action reporting `paused` / `pending` / `pausing` / `canceling`: flowctx has no such outcome (the call stays running), Orquesta pauses (cancels) the task and then the workflow", r"\(event \w+( item \d+)? (paused|pending|pausing|canceling)\)"),
+    ("cancel-retry", "Cancel while a task waits for (or runs) a retry: Orquesta leaves the task `retrying` in the canceled workflow; flowctx ends it `canceled` / `failed`", r"id:test_task_retry__test_workflow_cancellation"),
+    ("canceled-items-result", "With-items canceled or paused: Orquesta takes a with-items task's result from the caller (the item event's `accumulated_result`), which these upstream tests leave out (`[]`) or fill with `None` for items not run; flowctx publishes the results of the items that ran (a harness artifact, not an engine difference)", r"id:test_workflow_conductor_with_items_(cancel|pause_and_resume)__.*render_output\): output: expected"),
+        ("pause", "Pause: `pausing` / `paused` states differ", r"'pausing'|'paused'|'pending'|\(request paus"),
+    ("cancel", "Cancel: `canceling` / `canceled` states differ", r"'canceling'|\(request cancel"),
     ("resume", "Resume / rerun: no transient `resuming` status", r"'resuming'"),
     ("retry", "Retry: the task shows no `retrying` status between attempts (the retry is a held call)", r"'retrying'"),
     ("items-error", "With-items: Orquesta logs identical error entries once (its log merges duplicates), so several failed items give one `Execution failed` error; flowctx logs one per failed item (the messages name the item)", r"Execution failed\. See result"),
@@ -39,14 +41,16 @@ CLASSES = [  # (class id, title, regex on the first mismatch, or on the case id 
 SHORT = {
     "action-expr": "action name as an expression is not supported",
     "input-defaults": "bad or parent-context input defaults refused before start",
-    "rerun-duplicates": "a task requested twice in one rerun runs twice",
+    "rerun-duplicates": "a task requested twice in one rerun must run once",
     "rerun-order": "rerun entries enter the sequence when they start, not at rerun time",
     "parent-context": "Orquesta's parent context is not in the workflow context",
     "input-expr": "task input given as one expression is refused",
     "fail-command": "fail command entry is succeeded, Orquesta failed",
-    "items-after-failure": "remaining items not started after an item failed",
-    "pause": "no pausing/paused/pending task or workflow states",
-    "cancel": "no canceling state: cancel ends running tasks at once",
+    "action-pause": "an action cannot report paused/pending/pausing/canceling",
+    "cancel-retry": "Orquesta leaves a retrying task retrying in a canceled workflow",
+    "canceled-items-result": "with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
+    "pause": "pausing/paused states differ",
+    "cancel": "canceling/canceled states differ",
     "resume": "no transient resuming status",
     "retry": "no retrying task status between attempts",
     "items-error": "one error per failed item; Orquesta merges identical entries",
@@ -140,12 +144,13 @@ def main():
         "`expected` is what Orquesta 1.6.0 did, `got` what flowctx does. "
         "Regenerate with `python tests/conformance/orquesta-suite/conducting/tools/report.py` (project venv).\n\n",
         "How the steps map onto flowctx (tests/_conformance_conducting.py docstring): a pause request is "
-        "the Engine's pause (no new starts; `paused` once no call is in flight), a cancel is "
-        "`Conductor.cancel()` + `finish_canceled()`, a `failed` request is `Conductor._request_fail()`, "
-        "action outcomes `pending`/`paused`/`pausing`/`canceling` leave the call running, a `running` "
-        "event is `begin()` + `calls_for()` + `call_started()`, `next_tasks` is `Conductor.next_tasks()` "
-        "(plus with-items instances that can start more items). A case stops at its first difference, "
-        "so a fixed class may uncover a later one.\n\n",
+        "`Conductor.pause()` (`pausing`; the driver calls `mark_paused()` once no started call is in flight), "
+        "`running` / `resuming` after it is `Conductor.resume()`, a cancel is `Conductor.cancel()` (`canceling` "
+        "until the calls in flight report; `finish_canceled()` once `canceled`), a `failed` request is "
+        "`Conductor._request_fail()`, action outcomes `pending`/`paused`/`pausing`/`canceling` leave the call "
+        "running, a `running` event is `begin()` + `calls_for()` + `call_started()`, `next_tasks` is "
+        "`Conductor.next_tasks()` (plus with-items instances that can start more items). A case stops at its "
+        "first difference, so a fixed class may uncover a later one.\n\n",
         "| class | in short | cases |\n|---|---|---|\n",
     ]
     order = [k for k, _, _ in CLASSES] + ["other"]
