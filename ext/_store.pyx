@@ -757,6 +757,7 @@ cdef class Context:
         # critical section): so the copy is installed only if no other thread replaced the
         # namespace meanwhile, otherwise we start over (without this a write could be lost).
         cdef FrozenDict base
+        cdef FrozenDict fresh
         cdef dict d
         while True:
             base = self._ns(bit)
@@ -774,13 +775,18 @@ cdef class Context:
             else:
                 PyDict_SetItem(d, key, frozen)
             flowctx_untrack(d)
+            # Wrapped before the check: building the FrozenDict runs its __cinit__, which may
+            # allocate (and so switch threads) after the check passed; another thread's write
+            # installed meanwhile would then be overwritten (seen once as a lost write in
+            # tests/test_store_threads.py under load).
+            fresh = _wrap(d)
             if self._ns(bit) is base and not (self._owned & bit):
                 if bit == OWN_VARS:
-                    self._vars = _wrap(d)
+                    self._vars = fresh
                 elif bit == OWN_RESULTS:
-                    self._results = _wrap(d)
+                    self._results = fresh
                 else:
-                    self._system = _wrap(d)
+                    self._system = fresh
                 self._owned |= bit
                 return 0
 
