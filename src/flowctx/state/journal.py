@@ -385,9 +385,10 @@ class Journal(Recorder):
             self.close()
             return
         self._finished = True
+        output: str | None = None
         if self.fatal is None:
             try:
-                dumps(conductor.output)
+                output = dumps(conductor.output)  # encoded once: the record below reuses it
             except CodecError as exc:
                 self._set_fatal(StateError(
                     f"execution {self.execution_id}: the workflow's output cannot be stored in the state file: {exc}"
@@ -403,7 +404,8 @@ class Journal(Recorder):
         sizes = context_sizes(conductor)
         mine = self.metrics.as_dict(conductor, conductor.store, durable=True, sizes=sizes)
         self._append(
-            ("x", {"status": conductor.status, "output": dumps(conductor.output), "errors": errors,
+            ("x", {"status": conductor.status, "output": output if output is not None and not self._aborted
+                   else dumps(conductor.output), "errors": errors,
                    "metrics": dumps(mine), "finished": now, "updated": now})
         )
         try:
