@@ -11,7 +11,6 @@ these, never a backend module directly).
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from types import ModuleType
 
@@ -22,7 +21,7 @@ def _flag(name: str) -> bool:
 
 def _select() -> tuple[ModuleType, str]:
     require = _flag("FLOWCTX_REQUIRE_COMPILED")
-    if (_flag("FLOWCTX_PURE_PYTHON") or platform.python_implementation() != "CPython") and not require:
+    if (_flag("FLOWCTX_PURE_PYTHON") or sys.implementation.name != "cpython") and not require:
         from flowctx import _store_py
 
         return _store_py, "python"

@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowctx.errors import FlowctxError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["KVEntry", "KVStore", "default_kv_path", "open_kv", "MASK"]
 
@@ -225,6 +227,8 @@ class KVStore:
 
     @contextmanager
     def _sql(self) -> Iterator[sqlite3.Connection]:
+        import sqlite3  # here: a run that never opens a SQLite key-value store does not import it
+
         try:
             conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         except sqlite3.Error as exc:

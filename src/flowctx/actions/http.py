@@ -10,16 +10,28 @@ another host).  Proxies come from the environment (``http_proxy``, ``https_proxy
 """
 from __future__ import annotations
 
-import http.client as httplib
 import json as _json
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import http.client as httplib
+    import ssl
+    import urllib.request
+
+
+def _net() -> None:
+    """Import http.client / ssl / urllib.request on the first request (not when the built-in
+    actions are registered: a run without ``core.http`` does not load them)."""
+    global httplib, ssl
+    if "httplib" not in globals():
+        import http.client as httplib
+        import ssl
+        import urllib.request  # noqa: F401  (urllib.request.getproxies, in _proxy_for)
 
 from flowctx.actions.base import FAILED, TIMEOUT, ActionContext, ActionResult, in_engine_process, to_plain
 from flowctx.actions.core import _seconds
@@ -81,6 +93,7 @@ _SSL_CONTEXTS: dict[bool, ssl.SSLContext] = {}
 
 def _ssl_context(verify_ssl: Any) -> ssl.SSLContext:
     """One TLS context per verification setting, shared by every call (and its session cache)."""
+    _net()
     verify = verify_ssl not in (False, "false", "False", "no", 0)
     ctx = _SSL_CONTEXTS.get(verify)
     if ctx is None:
@@ -114,6 +127,7 @@ class _Pool:
         conn.close()
 
     def new(self, key: tuple[Any, ...], timeout: float | None) -> httplib.HTTPConnection:
+        _net()
         scheme, host, port, verify, proxy = key
         with self._lock:
             self.opened += 1
@@ -143,6 +157,7 @@ POOL = _Pool()
 
 
 def _proxy_for(scheme: str, host: str) -> str | None:
+    _net()
     if host in ("127.0.0.1", "localhost", "::1"):
         return None
     proxies = urllib.request.getproxies()
@@ -266,6 +281,7 @@ def http(
     the task.  ``verify_ssl: false`` accepts any TLS certificate.  Connections are kept open and
     reused for later calls to the same host.
     """
+    _net()
     if not isinstance(url, str) or not url.strip():
         raise ActionError(f"core.http: 'url' must be a non-empty string, got {url!r}")
     scheme = urllib.parse.urlsplit(url).scheme.lower()

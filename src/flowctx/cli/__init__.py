@@ -19,7 +19,9 @@ from flowctx.errors import FlowctxError
 COMMANDS = ["run", "state", "kv", "bench", "rehearse", "validate", "graph", "actions"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``only`` (what ``main`` builds when the command
+    line names one: `flowctx run` does not import the other subcommands' modules)."""
     parser = argparse.ArgumentParser(
         prog="flowctx",
         description=(
@@ -35,13 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         importlib.import_module(f"flowctx.cli.{name}").register(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word after the top-level flags), if it is one."""
+    for arg in argv:
+        if arg in ("--debug",):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -71,7 +71,7 @@ class Staged:
     keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per item call: no __dict__ (memory per item)
 class ActionCall:
     """One action call the driver must make (after ``delay`` seconds)."""
 
@@ -301,6 +301,8 @@ class Conductor:
 
     def start_ready(self) -> list[TaskInstance]:
         """Start everything :meth:`next_tasks` gives (in that order) and return the instances."""
+        if not self.staged:  # the engine loop asks after every outcome: nothing staged, nothing to do
+            return []
         return [self.begin(st) for st in self.next_tasks()]
 
     def begin(self, st: Staged, *, journal_seq: int | None = None) -> TaskInstance:
@@ -457,13 +459,37 @@ class Conductor:
             inst.concurrency = None if concurrency is None else max(concurrency, 1)  # 0 means 1
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
             calls = []
-            for idx, item in enumerate(items):
-                if self.copy_items:  # the deep-copy-per-item baseline kept for benchmarks
-                    ictx = self.store.Context.from_export(inst.ctx.export()).with_item(item, idx)
-                else:
-                    ictx = inst.ctx.with_item(item, idx)
-                action = self._action_name(spec.action, ictx, inst)
-                calls.append((action, self._render(spec.input, ictx, inst, "input"), ictx.item))
+            # the per-item path: one clone and one render per item.  The renderer's timing wrapper
+            # (metrics) times the whole loop once instead of each item; a literal action name is
+            # looked at once.
+            renderer = self.renderer
+            literal = spec.action is None or not renderer.is_template(spec.action)
+            raw = getattr(renderer, "untimed", renderer) if literal else renderer
+            render_json = raw.render_json
+            scope = self._scope(inst)
+            task_input = spec.input
+            action = spec.action
+            with_item = inst.ctx.with_item
+            append = calls.append
+            t0 = time.perf_counter()
+            try:
+                for idx, item in enumerate(items):
+                    if self.copy_items:  # the deep-copy-per-item baseline kept for benchmarks
+                        ictx = self.store.Context.from_export(inst.ctx.export()).with_item(item, idx)
+                    else:
+                        ictx = with_item(item, idx)
+                    if not literal:
+                        action = self._action_name(spec.action, ictx, inst)
+                    try:
+                        rendered = render_json(task_input, ictx, scope=scope, task=inst.task, field="input")
+                    except TemplateError:
+                        raise
+                    except (TypeError, ValueError) as exc:  # as _render says it
+                        raise TemplateError(str(exc), task=inst.task, field="input") from None
+                    append((action, rendered, ictx.item))
+            finally:
+                if raw is not renderer:
+                    renderer.timed(time.perf_counter() - t0, len(calls))
             inst.items = items
             inst.item_calls = calls
             keep = inst.staged_from.keep_items if inst.staged_from is not None else None

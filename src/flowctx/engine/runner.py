@@ -33,6 +33,7 @@ from flowctx.engine.conductor import (
 )
 from flowctx.errors import ActionError, FlowctxError, WorkflowError
 from flowctx.executors import CallHandle, Executor, call_action, make_executor
+from flowctx.executors.inline import InlineExecutor
 from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
@@ -452,6 +453,8 @@ class Engine:
         timers: list[tuple[float, int, ActionCall]] = []
         held: list[tuple[float, ActionCall]] = []  # delayed calls of a paused run: (delay left, call)
         seq = itertools.count()
+        # the inline executor's call without a timeout or context: run here, no handle or queue
+        inline = InlineExecutor._call if type(executor) is InlineExecutor else None
         inflight = 0
         paused = False
         pause_recorded = False  # the durable journal was told "paused" (a CLI in another process waits for it)
@@ -495,9 +498,13 @@ class Engine:
                     actx.extra["flowctx.child_id"] = journal.child_id(call)
                     actx.extra["flowctx.parent_id"] = ex.execution_id
             metrics["actions"] += 1
-            if call.timeout is None and runs_inline(func):
-                local.append(("done", token, call, call_action(func, call.inputs, actx)))
-                return
+            if call.timeout is None:
+                if runs_inline(func):
+                    local.append(("done", token, call, call_action(func, call.inputs, actx)))
+                    return
+                if inline is not None and actx is None:  # what InlineExecutor.submit does, minus the handle
+                    local.append(("done", token, call, inline(func, call.inputs, None)))
+                    return
             handle = executor.submit(
                 func, call.inputs, timeout=call.timeout, context=actx,
                 on_done=lambda outcome, _t=token, _c=call: events.put(("done", _t, _c, outcome)),
@@ -566,8 +573,11 @@ class Engine:
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
+        begin_batch = getattr(executor, "begin_batch", None)  # the thread pool: a round in one hand-off
         try:
             while not fatal:
+                if begin_batch is not None:
+                    begin_batch()
                 dispatch()
                 if fatal:
                     break
@@ -617,6 +627,8 @@ class Engine:
                     else:
                         c.call_done(call, Outcome("canceled", None, "canceled", time.time(), time.time()))
         finally:
+            if begin_batch is not None:
+                executor.flush()  # a round cut short (fatal, an exception) leaves no call held
             if owns_executor:
                 executor.shutdown(wait=False)
         if fatal and journal.fatal_write:  # the state file cannot be written: stop, say so

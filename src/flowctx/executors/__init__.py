@@ -12,13 +12,25 @@ builds one by name (``"thread"``, ``"process"``, ``"inline"``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowctx.errors import ActionError
 from flowctx.executors.base import CallHandle, Executor, OnDone, _pool_size, call_action
 from flowctx.executors.inline import InlineExecutor
-from flowctx.executors.process import ProcessExecutor
 from flowctx.executors.thread import ThreadExecutor
+
+if TYPE_CHECKING:
+    from flowctx.executors.process import ProcessExecutor
+
+
+def __getattr__(name: str) -> Any:
+    """``ProcessExecutor`` on first use: multiprocessing is not imported by runs that never
+    start a process pool."""
+    if name == "ProcessExecutor":
+        from flowctx.executors.process import ProcessExecutor
+
+        return ProcessExecutor
+    raise AttributeError(f"module 'flowctx.executors' has no attribute {name!r}")
 
 __all__ = [
     "CallHandle",
@@ -76,6 +88,8 @@ def make_executor(kind: str = "thread", max_workers: int | None = None, **option
     if name == "thread":
         return ThreadExecutor(max_workers)
     if name == "process":
+        from flowctx.executors.process import ProcessExecutor
+
         return ProcessExecutor(max_workers)
     if name == "inline":
         _pool_size(max_workers, 1)  # validated, but the inline executor runs one call at a time

@@ -296,19 +296,26 @@ def _load_prctl() -> Callable[..., int] | None:
         return None
 
 
-_PRCTL = _load_prctl()
+_PRCTL_LOADED: list[Callable[..., int] | None] = []  # loaded (ctypes) on the first child started
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not _PRCTL_LOADED:
+        _PRCTL_LOADED.append(_load_prctl())
+    return _PRCTL_LOADED[0]
 
 
 def die_with_parent() -> bool:
     """In a child process: ask the kernel to SIGKILL this process when the thread that started
     it ends — the engine dying, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op
     returning False).  Exits at once if the parent is already gone."""
-    if _PRCTL is None:
+    prctl = _prctl()
+    if prctl is None:
         return False
     import signal
 
     parent = os.getppid()
-    if _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+    if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
         return False
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
@@ -329,10 +336,10 @@ def die_with_parent_preexec() -> Callable[[], None] | None:
     the engine; the other members of a shell pipeline or script are left to the process-group
     kill that every normal end of the engine (exit, Ctrl-C, SIGTERM) performs.
     """
-    if _PRCTL is None:
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
-    prctl = _PRCTL
     sigkill = 9
 
     def preexec() -> None:  # runs in the child between fork and exec: no imports, no locks

@@ -90,6 +90,18 @@ class _ThreadPool:
             if len(self._jobs) > self._idle and len(self._live) < self.max_workers:
                 self._start_worker()
 
+    def submit_many(self, jobs: list[Callable[[_Worker], None]]) -> None:
+        """Queue a batch under one lock: wake as many idle workers as there are jobs, start
+        workers up to the pool size for the rest."""
+        with self._cond:
+            if self._closed:
+                raise ActionError("the executor was shut down")
+            self._jobs.extend(jobs)
+            if self._idle:
+                self._cond.notify(min(self._idle, len(jobs)))
+            while len(self._jobs) > self._idle and len(self._live) < self.max_workers:
+                self._start_worker()
+
     def _start_worker(self) -> None:
         worker = _Worker()
         worker.thread = threading.Thread(
@@ -156,6 +168,7 @@ class ThreadExecutor(Executor):
         self._pool = _ThreadPool(self.max_workers, "flowctx-action")
         self._queued: dict[CallHandle, None] = {}
         self._queued_lock = threading.Lock()
+        self._batch = threading.local()  # .jobs: a dispatch round's calls (begin_batch .. flush)
 
     def submit(
         self,
@@ -175,6 +188,7 @@ class ThreadExecutor(Executor):
             token = object()
             worker.current = token
             worker.cooperative = cooperative
+            delivered = False
             try:
                 if not handle._start(limit, lambda: pool.abandon(worker, token)):
                     return
@@ -183,15 +197,38 @@ class ThreadExecutor(Executor):
                     outcome = call_action(func, inputs, context)
                 except BaseException as exc:  # noqa: BLE001 - never let a call die silently
                     outcome = _crash(exc, started)
-                handle.finish(outcome)
+                delivered = handle.finish(outcome)
             finally:
-                with pool._cond:
-                    worker.current = None
-                    _CLEANING.discard(worker)
+                if delivered:  # this outcome won: no timeout or cancel took the abort, so
+                    worker.current = None  # nothing can abandon this worker for this call
+                else:
+                    with pool._cond:
+                        worker.current = None
+                        _CLEANING.discard(worker)
 
         job.handle = handle  # type: ignore[attr-defined]
-        pool.submit(job)
+        batch = getattr(self._batch, "jobs", None)
+        if batch is not None:
+            batch.append(job)
+        else:
+            pool.submit(job)
         return handle
+
+    def begin_batch(self) -> None:
+        """Hold the calls this thread submits until its :meth:`flush` (the engine opens a batch
+        before each dispatch round): the round reaches the pool under one lock."""
+        if getattr(self._batch, "jobs", None) is None:
+            self._batch.jobs = []
+
+    def flush(self) -> None:
+        jobs = getattr(self._batch, "jobs", None)
+        self._batch.jobs = None
+        if jobs:
+            try:
+                self._pool.submit_many(jobs)
+            except ActionError:  # shut down meanwhile: the calls are canceled, as queued ones are
+                for job in jobs:
+                    job.handle.cancel()  # type: ignore[attr-defined]
 
     def shutdown(self, wait: bool = True) -> None:
         for job in self._pool.close():

@@ -97,14 +97,17 @@ class _Failed(_Compiled):
 class _JinjaNative(_Compiled):
     """Exactly one ``{{ expr }}`` (or a bare condition): evaluates to the native value."""
 
-    __slots__ = ("template", "root", "line_offset")
+    __slots__ = ("template", "root", "line_offset", "direct")
     kind = "jinja_native"
 
-    def __init__(self, source: str, template: Any, line_offset: int) -> None:
+    def __init__(self, source: str, template: Any, line_offset: int, direct: Any = None) -> None:
         super().__init__(source)
         self.template = template
         self.root = template.root_render_func
         self.line_offset = line_offset
+        # ``{{ item() }}`` / ``{{ item }}``: read the item off the context handle without a Jinja
+        # render (the with-items hot path); returns MISSING outside with-items -> the template runs
+        self.direct = direct
 
 
 class _JinjaText(_Compiled):
@@ -122,13 +125,31 @@ class _JinjaText(_Compiled):
 class _Yaql(_Compiled):
     """``<% %>`` expressions: one alone is native, several are interpolated into the text."""
 
-    __slots__ = ("parts", "native")
+    __slots__ = ("parts", "native", "direct")
     kind = "yaql"
 
-    def __init__(self, source: str, parts: list[tuple[bool, Any, int]], native: bool) -> None:
+    def __init__(self, source: str, parts: list[tuple[bool, Any, int]], native: bool, direct: Any = None) -> None:
         super().__init__(source)
         self.parts = parts
         self.native = native
+        self.direct = direct  # ``<% item() %>``: as _JinjaNative.direct
+
+
+def _item_of(ctx: Any) -> Any:
+    # the item is frozen when the item context is made (``with_item``): returned as it is, as
+    # the Jinja path returns it; outside with-items (no index) the template runs and says why
+    return MISSING if getattr(ctx, "index", None) is None else ctx.item
+
+
+def _direct_reader(expr: Any) -> Any:
+    """A reader for an expression that is only ``item()`` or ``item`` (else None)."""
+    if isinstance(expr, nodes.Call):
+        if expr.args or expr.kwargs or expr.dyn_args is not None or expr.dyn_kwargs is not None:
+            return None
+        expr = expr.node
+    if type(expr) is nodes.Name and expr.name == "item" and expr.ctx == "load":
+        return _item_of
+    return None
 
 
 # ---------------------------------------------------------------------- renderer
@@ -205,6 +226,10 @@ class Renderer:
         kind = c.kind
         if kind == "text":
             return source
+        if (kind == "jinja_native" or kind == "yaql") and c.direct is not None:
+            value = c.direct(ctx)
+            if value is not MISSING:
+                return value
         try:
             return self._run(c, ctx, scope, False)
         except TemplateError as exc:
@@ -400,6 +425,7 @@ class Renderer:
             if quiet:
                 return None
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)
+        direct = _direct_reader(expr)  # before compiling: the code generator rewrites ``item()``
         body = nodes.Template([nodes.Assign(nodes.Name(RESULT_NAME, "store", lineno=1), expr, lineno=1)], lineno=1)
         body.set_environment(env)
         try:
@@ -408,7 +434,7 @@ class Renderer:
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)
         except (LimitError, SecurityError, RecursionError, MemoryError) as exc:
             return _Failed(source, f"{type(exc).__name__}: {exc}", None)
-        return _JinjaNative(source, tmpl, offset)
+        return _JinjaNative(source, tmpl, offset, direct)
 
     def _yaql_front(self) -> Any:
         if self._yaql is None and self._yaql_error is None:
@@ -451,9 +477,12 @@ class Renderer:
                 return _Failed(source, f"YAQL syntax error: {type(exc).__name__}: {exc}", line)
         exprs = [p for p in parts if p[0]]
         native = len(exprs) == 1 and all(p[0] or not p[1].strip() for p in parts)
+        direct = None
         if native:
             parts = exprs
-        return _Yaql(source, parts, native)
+            if "".join(source.split())[2:-2] == "item()":  # `<% item() %>`, spaced any way
+                direct = _item_of
+        return _Yaql(source, parts, native, direct)
 
     # ------------------------------------------------------------------ run
     def _run(self, c: Any, ctx: Any, task_scope: TaskScope | None, condition: bool) -> Any:

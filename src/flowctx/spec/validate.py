@@ -470,6 +470,8 @@ class _Checker:
 
     # -- parameters ------------------------------------------------------------------------
     def check_parameters(self) -> None:
+        if not any(p.schema for p in self.spec.parameters):
+            return  # nothing to check (and jsonschema stays unimported)
         try:
             import jsonschema
         except ImportError:  # pragma: no cover - a hard dependency
@@ -616,8 +618,6 @@ def validate_parameters(spec: WorkflowSpec, params: Mapping[str, Any] | None = N
     listing one message per bad field: missing required parameters, values that do not match
     their schema and (unless ``allow_unknown``) parameters the workflow does not declare.
     """
-    import jsonschema
-
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
@@ -644,11 +644,20 @@ def validate_parameters(spec: WorkflowSpec, params: Mapping[str, Any] | None = N
             add(None, f"unknown parameter '{name}'{did_you_mean(str(name), names)}"
                       + (f" (declared: {', '.join(names)})" if names else " (the workflow declares none)"))
             reported.add(str(name))
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    try:
-        errors = sorted(validator.iter_errors(values), key=lambda e: [str(x) for x in e.absolute_path])
-    except jsonschema.SchemaError as exc:  # invalid schema in the workflow: reported by validate()
-        raise WorkflowError(f"invalid parameter schema: {exc.message}", file=spec.file) from None
+    errors: list[Any] = []
+    if any(p.schema for p in spec.parameters):  # jsonschema (~0.1-0.3 s to import) only when needed
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+        try:
+            errors = sorted(validator.iter_errors(values), key=lambda e: [str(x) for x in e.absolute_path])
+        except jsonschema.SchemaError as exc:  # invalid schema in the workflow: reported by validate()
+            raise WorkflowError(f"invalid parameter schema: {exc.message}", file=spec.file) from None
+    else:  # no schemas: only `required` can fail, reported as the validator's error would be
+        for n in schema["required"]:
+            if n not in values and n not in reported:
+                reported.add(n)
+                add(n, f"missing required parameter '{n}'")
     for err in errors:
         if err.validator == "required" and not err.absolute_path:
             missing = [n for n in schema["required"] if n not in values]

@@ -7,7 +7,19 @@ from flowctx.state.base import StateStore
 from flowctx.state.journal import Journal, Recorder
 from flowctx.state.metrics import prometheus_available
 from flowctx.state.replay import open_state, rebuild
-from flowctx.state.sqlite import SCHEMA_VERSION, SQLiteState
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowctx.state.sqlite import SCHEMA_VERSION, SQLiteState
+
+
+def __getattr__(name: str) -> Any:
+    """``SQLiteState`` / ``SCHEMA_VERSION`` on first use: an in-memory run does not import sqlite3."""
+    if name in ("SQLiteState", "SCHEMA_VERSION"):
+        from flowctx.state import sqlite
+
+        return getattr(sqlite, name)
+    raise AttributeError(f"module 'flowctx.state' has no attribute {name!r}")
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -6,6 +6,7 @@ process-global one unless :func:`use_registry` or ``registry=`` says otherwise) 
 :class:`ExecutionCollector` read at scrape time (``flowctx run --metrics-port``)."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -142,6 +143,17 @@ class TimedRenderer:
             m.render_time += time.perf_counter() - t
             m.renders += 1
 
+    @property
+    def untimed(self) -> Any:
+        """The wrapped renderer, for a caller that times a batch of renders itself (:meth:`timed`)."""
+        return self._renderer
+
+    def timed(self, seconds: float, renders: int) -> None:
+        """Add ``renders`` renders that took ``seconds`` in all (the with-items loop, timed once)."""
+        m = self._metrics
+        m.render_time += seconds
+        m.renders += renders
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._renderer, name)
 
@@ -175,6 +187,10 @@ def use_registry(registry: Any = None) -> Any:
 
 
 def _prom_metrics(registry: Any = None) -> dict[str, Any] | None:
+    if registry is None and _default_registry is None and "prometheus_client" not in sys.modules:
+        # nobody can read the process-global registry without importing prometheus_client: a
+        # plain run (`flowctx run` without --metrics-port) does not pay ~0.1 s to import it
+        return None
     try:
         from prometheus_client import REGISTRY, Counter, Histogram
     except ImportError:
