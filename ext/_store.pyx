@@ -29,6 +29,7 @@ from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_GetItemWithErro
 from cpython.ref cimport PyObject, Py_INCREF
 from cpython.object cimport PyTypeObject
 from collections.abc import Mapping
+from collections.abc import ItemsView as _ItemsView, KeysView as _KeysView, MappingView as _MappingView, ValuesView as _ValuesView
 cimport cython
 
 cdef extern from *:
@@ -146,23 +147,26 @@ cdef class FrozenDict:
     def __len__(self):
         return len(self._d)
 
+    # Iterators and views never hold the private dict: ``gc.get_referents`` of a dict iterator
+    # or a ``dict_keys`` view is the dict itself, which would make it writable.  They iterate a
+    # tuple snapshot instead (immutable; the dict never changes, so the snapshot is exact).
     def __iter__(self):
-        return iter(self._d)
+        return iter(tuple(self._d))
 
     def __reversed__(self):
-        return reversed(self._d)
+        return reversed(tuple(self._d))
 
     def get(self, key, default=None):
         return self._d.get(key, default)
 
     def keys(self):
-        return self._d.keys()
+        return _FrozenKeys(self)
 
     def values(self):
-        return self._d.values()
+        return _FrozenValues(self)
 
     def items(self):
-        return self._d.items()
+        return _FrozenItems(self)
 
     def copy(self):
         """A plain, shallow ``dict`` copy (its values are the frozen values)."""
@@ -172,10 +176,10 @@ cdef class FrozenDict:
     def __eq__(self, other):
         if isinstance(other, FrozenDict):
             return self._d == (<FrozenDict>other)._d
-        if isinstance(other, dict):
+        if type(other) is dict:
             return self._d == other
-        if isinstance(other, Mapping):
-            return self._d == dict(other)
+        if isinstance(other, Mapping):  # a dict subclass too: its __eq__ never sees our dict
+            return self._d == dict(other.items())
         return NotImplemented
 
     def __ne__(self, other):
@@ -238,6 +242,42 @@ cdef class FrozenDict:
 
 
 Mapping.register(FrozenDict)
+
+
+class _FrozenKeys(_KeysView):
+    """``FrozenDict.keys()``: set-like, and holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d))
+
+    def __repr__(self):
+        return f"frozen_keys({list(self)!r})"
+
+
+class _FrozenValues(_ValuesView):
+    """``FrozenDict.values()``: holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d.values()))
+
+    def __repr__(self):
+        return f"frozen_values({list(self)!r})"
+
+
+class _FrozenItems(_ItemsView):
+    """``FrozenDict.items()``: set-like, holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(tuple((<FrozenDict>self._mapping)._d.items()))
+
+    def __repr__(self):
+        return f"frozen_items({list(self)!r})"
 
 
 cdef inline FrozenDict _wrap(dict d):
@@ -403,6 +443,8 @@ cdef object _freeze(object value, str path, int depth):
         if isinstance(value, float):
             return float(value)
         return str(value)
+    if isinstance(value, _MappingView):  # d.keys() / d.values() / d.items(): a list (items: pairs)
+        return _freeze(list(value), path, depth)
     raise _type_error(path, value)
 
 
@@ -426,6 +468,9 @@ cdef dict _frozen_items(dict value, str path, int depth):
 
 cpdef object freeze(object value, str name="value"):
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
+
+    A mapping's ``keys()`` / ``values()`` / ``items()`` view is frozen as a list (of pairs for
+    ``items()``), so ``publish: {k: "{{ ctx().d.keys() }}"}`` stores a list.
 
     ``name`` is used in error messages to say which key held the offending value.
     """
@@ -712,6 +757,7 @@ cdef class Context:
         # critical section): so the copy is installed only if no other thread replaced the
         # namespace meanwhile, otherwise we start over (without this a write could be lost).
         cdef FrozenDict base
+        cdef FrozenDict fresh
         cdef dict d
         while True:
             base = self._ns(bit)
@@ -729,13 +775,18 @@ cdef class Context:
             else:
                 PyDict_SetItem(d, key, frozen)
             flowctx_untrack(d)
+            # Wrapped before the check: building the FrozenDict runs its __cinit__, which may
+            # allocate (and so switch threads) after the check passed; another thread's write
+            # installed meanwhile would then be overwritten (seen once as a lost write in
+            # tests/test_store_threads.py under load).
+            fresh = _wrap(d)
             if self._ns(bit) is base and not (self._owned & bit):
                 if bit == OWN_VARS:
-                    self._vars = _wrap(d)
+                    self._vars = fresh
                 elif bit == OWN_RESULTS:
-                    self._results = _wrap(d)
+                    self._results = fresh
                 else:
-                    self._system = _wrap(d)
+                    self._system = fresh
                 self._owned |= bit
                 return 0
 

@@ -285,3 +285,38 @@ def test_durable_run_on_dask(client, actions_loaded, backend, tmp_path) -> None:
         assert st.get_execution(res.execution_id)["status"] == "succeeded"
     finally:
         st.close()
+
+
+@pytest.mark.parametrize("isolate", ["timeout", "always"])
+def test_a_result_the_engine_cannot_unpickle_fails_that_call_alone(client, actions_loaded, backend, isolate) -> None:
+    """Outcomes were pickled per chunk: one result the engine could not unpickle failed every
+    call of its chunk (other tasks' calls too) with a CRITICAL traceback from Dask; now each
+    call's outcome is unpickled on its own."""
+    import threading
+
+    from flowctx.actions.base import FAILED, SUCCEEDED
+
+    func = DEFAULT_REGISTRY.resolve("dtest.unloadable").func
+    ex = DaskExecutor(client, isolate=isolate)
+    n = 40 if isolate == "timeout" else 4  # 40: several calls per Dask task
+    got: dict[int, Any] = {}
+    done = threading.Event()
+
+    def on_done(i: int) -> Any:
+        def f(outcome: Any) -> None:
+            got[i] = outcome
+            if len(got) == n:
+                done.set()
+        return f
+
+    try:
+        for i in range(n):
+            ex.submit(func, {"i": i, "tag": backend.freeze([i])}, on_done=on_done(i))
+        ex.flush()
+        assert done.wait(120)
+    finally:
+        ex.shutdown()
+    bad = got.pop(1)
+    assert bad.status == FAILED and "cannot be received from the worker" in bad.error, bad
+    assert "ValueError" in bad.error
+    assert {i: (o.status, o.result) for i, o in got.items()} == {i: (SUCCEEDED, i) for i in got}

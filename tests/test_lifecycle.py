@@ -20,12 +20,15 @@ from typing import Any
 
 import pytest
 
+import flowctx
 from flowctx import Engine
 from flowctx.errors import StateError
 from flowctx.state import SQLiteState
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(os.path.dirname(HERE), "src")
+# the flowctx this test process imported (installed, or an editable src/): subprocesses use the same
+# one (the source tree of a non-editable install has no compiled store)
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(flowctx.__file__)))
 
 
 def env_for(backend: ModuleType, **extra: str) -> dict[str, str]:

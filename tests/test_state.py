@@ -196,6 +196,35 @@ def test_database_grows_with_changes_not_with_context(backend: ModuleType, tmp_p
     assert counts["journal"] < 20
 
 
+PUBLISH_RESULT = """\
+version: 1.0
+tasks:
+  load:
+    action: t.blob
+    next:
+      - when: "{{ succeeded() }}"
+        publish:
+          - big: "{{ result() }}"
+output:
+  - big: "{{ ctx().big }}"
+"""
+
+
+def test_a_published_mapping_result_is_stored_once(backend: ModuleType, tmp_path: Any) -> None:
+    # `{{ result() }}` is the task's frozen result (a FrozenDict, not a dict subclass): the
+    # journal records "same as the result", not the value again (it doubled the database)
+    blob = {"k": ["x" * 1000] * 50, "n": {"deep": [1, 2, {"z": None}]}}
+    st = state(tmp_path)
+    res = engine(backend, st, {"t.blob": lambda: blob}).run(PUBLISH_RESULT)
+    assert res.succeeded, res.reason
+    values = [r["data"] for r in st.journal_rows(res.execution_id) if r["kind"] == "value"]
+    assert values == [{"f": "next[0].publish", "n": "big", "same": "result"}]
+    again = rebuild(Engine(store=backend), res.execution_id, st)  # replay renders it from the result
+    again.finalize()
+    again.journal.close()
+    assert backend.thaw(again.output) == backend.thaw(res.output) == {"big": blob}
+
+
 # ---------------------------------------------------------------- write-behind batching
 def test_everything_is_flushed_before_the_run_is_reported_finished(backend: ModuleType, tmp_path: Any) -> None:
     st = state(tmp_path, batch_size=100_000, flush_interval=3600)

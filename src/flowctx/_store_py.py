@@ -18,8 +18,8 @@ nothing read back from the store can be mutated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, MappingView, ValuesView
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, cast, final
 
 if TYPE_CHECKING:
     # Statically a Mapping, as the stub declares; at run time a plain class registered with
@@ -81,23 +81,26 @@ class FrozenDict(_MappingBase):
     def __len__(self) -> int:
         return len(_get_d(self))
 
+    # Iterators and views never hold the private dict: ``gc.get_referents`` of a dict iterator
+    # or a ``dict_keys`` view is the dict itself, which would make it writable.  They iterate a
+    # tuple snapshot instead (immutable; the dict never changes, so the snapshot is exact).
     def __iter__(self) -> Iterator[str]:
-        return iter(_get_d(self))
+        return iter(tuple(_get_d(self)))
 
     def __reversed__(self) -> Iterator[str]:
-        return reversed(_get_d(self))
+        return reversed(tuple(_get_d(self)))
 
     def get(self, key: str, default: Any = None) -> Any:
         return _get_d(self).get(key, default)
 
     def keys(self) -> KeysView[str]:
-        return _get_d(self).keys()
+        return _FrozenKeys(self)
 
     def values(self) -> ValuesView[Any]:
-        return _get_d(self).values()
+        return _FrozenValues(self)
 
     def items(self) -> ItemsView[str, Any]:
-        return _get_d(self).items()
+        return _FrozenItems(self)
 
     def copy(self) -> dict[str, Any]:
         """A plain, shallow ``dict`` copy (its values are the frozen values)."""
@@ -107,10 +110,10 @@ class FrozenDict(_MappingBase):
     def __eq__(self, other: object, /) -> bool:
         if isinstance(other, FrozenDict):
             return _get_d(self) == _get_d(other)
-        if isinstance(other, dict):
+        if type(other) is dict:
             return _get_d(self) == other
-        if isinstance(other, Mapping):
-            return _get_d(self) == dict(other)
+        if isinstance(other, Mapping):  # a dict subclass too: its __eq__ never sees our dict
+            return _get_d(self) == dict(other.items())
         return NotImplemented
 
     def __ne__(self, other: object, /) -> bool:
@@ -183,6 +186,45 @@ _set_d: Callable[[FrozenDict, dict[str, Any]], None] = FrozenDict.__dict__["_d"]
 delattr(FrozenDict, "_d")
 del FrozenDict.__slots__
 Mapping.register(FrozenDict)
+
+
+class _FrozenKeys(KeysView[str]):
+    """``FrozenDict.keys()``: set-like, and holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+    _mapping: FrozenDict  # set by MappingView.__init__ (not in typeshed)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(_get_d(self._mapping)))
+
+    def __repr__(self) -> str:
+        return f"frozen_keys({list(self)!r})"
+
+
+class _FrozenValues(ValuesView[Any]):
+    """``FrozenDict.values()``: holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+    _mapping: FrozenDict  # set by MappingView.__init__ (not in typeshed)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(tuple(_get_d(self._mapping).values()))
+
+    def __repr__(self) -> str:
+        return f"frozen_values({list(self)!r})"
+
+
+class _FrozenItems(ItemsView[str, Any]):
+    """``FrozenDict.items()``: set-like, holds the FrozenDict, never its private dict."""
+
+    __slots__ = ()
+    _mapping: FrozenDict  # set by MappingView.__init__ (not in typeshed)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(tuple(_get_d(self._mapping).items()))
+
+    def __repr__(self) -> str:
+        return f"frozen_items({list(self)!r})"
 
 
 def _wrap(d: dict[str, Any]) -> FrozenDict:
@@ -313,6 +355,8 @@ def _freeze(value: Any, path: str, depth: int) -> Any:
         if isinstance(value, float):
             return float(value)
         return str(value)
+    if isinstance(value, MappingView):  # d.keys() / d.values() / d.items(): a list (items: pairs)
+        return _freeze(list(cast(Iterable[Any], value)), path, depth)  # typeshed's MappingView is not iterable
     raise _type_error(path, value)
 
 
@@ -336,7 +380,8 @@ def _frozen_items(value: dict[Any, Any], path: str, depth: int) -> dict[str, Any
 def freeze(value: Any, name: str = "value") -> Any:
     """Return a deeply read-only copy of a JSON-like value (already-frozen parts are reused).
 
-    ``name`` is used in error messages to say which key held the offending value.
+    A mapping's ``keys()`` / ``values()`` / ``items()`` view is frozen as a list (of pairs for
+    ``items()``), so ``publish: {k: "{{ ctx().d.keys() }}"}`` stores a list.  ``name`` is used in error messages to say which key held the offending value.
     """
     return _freeze(value, name, 0)
 
@@ -352,7 +397,7 @@ def thaw(value: Any) -> Any:
         return value
     if isinstance(value, (dict, FrozenDict, Mapping)):
         out = {}
-        for k, v in value.items():
+        for k, v in (_get_d(value) if cls is FrozenDict else value).items():  # type: ignore[arg-type]  # cls is type(value)
             out[k] = thaw(v)
         return out
     if isinstance(value, (list, tuple)):

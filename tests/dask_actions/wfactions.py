@@ -28,3 +28,16 @@ def boom(i: int) -> int:
     if i % 3 == 1:
         raise ValueError(f"item {i} fails on purpose")
     return i
+
+
+class _LoadsNowhere:
+    """Pickles on the worker; unpickling it raises (on the engine too)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (int, ("not a number",))
+
+
+@flowctx.action("dtest.unloadable")
+def unloadable(i: int, tag: Any = None) -> Any:
+    """Item 1 returns a value the engine cannot unpickle; the others return their number."""
+    return {"x": _LoadsNowhere()} if i == 1 else i

@@ -164,15 +164,32 @@ def action_inputs(func: Callable[..., Any], inputs: Mapping[str, Any]) -> Mappin
     """
     keep = _decision(func)
     if _ALL in keep:
-        return inputs
+        return {name: _frozen(value, name) for name, value in inputs.items()}
     thaw = _thaw()
     out = {}
     for name, value in inputs.items():
-        if name in keep or value is None or isinstance(value, (str, int, float)):
+        if value is None or isinstance(value, (str, int, float)):
             out[name] = value
+        elif name in keep:
+            out[name] = _frozen(value, name)
         else:
             out[name] = thaw(value)
     return out
+
+
+def _frozen(value: Any, name: str) -> Any:
+    """``value`` frozen (O(1) when it already is: a context value).  A container built by a
+    template or written in the workflow file is a plain ``list`` / ``dict``, which an action
+    that asked for frozen inputs would otherwise get mutable (and a retry would then see its
+    writes); a value the store cannot hold is passed as it is."""
+    from flowctx._backend import frozen_types, store
+
+    if type(value) in frozen_types():  # either backend's: the very object, no copy
+        return value
+    try:
+        return store.freeze(value, name)
+    except (TypeError, ValueError):
+        return value
 
 
 def _thaw() -> Callable[[Any], Any]:

@@ -118,19 +118,36 @@ def _pack(outcome: Outcome) -> tuple[Any, ...]:
     return (outcome.status, outcome.result, outcome.error, outcome.started, outcome.finished)
 
 
-def _run_chunk(calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """A Dask task: run each call in this worker's thread, one packed outcome per call."""
-    out = [(call[0], _pack(_run_one(call))) for call in calls]
+def _packed_bytes(call: tuple[Any, ...], packed: tuple[Any, ...]) -> bytes:
+    """One call's packed outcome, pickled here on the worker: a result that cannot be pickled
+    fails that call alone, and the engine unpickles each call's outcome on its own (see
+    :func:`_unpack`), so a result that cannot be *unpickled* there fails that call alone too
+    (pickled together, one such result failed every call of its chunk, other tasks' included,
+    and Dask logged a CRITICAL traceback)."""
     try:
-        pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)  # one check for the whole chunk ...
-    except Exception:  # ... and, only when it fails, find the results that cannot travel
-        for k, (call, (_, result, _, started, finished)) in enumerate(zip(calls, (o for _, o in out))):
-            try:
-                pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                message = f"action {call[3]!r}: its result cannot be sent back from the worker ({exc})"
-                out[k] = (call[0], (FAILED, None, message, started, finished))
-    return out
+        return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        _, _, _, started, finished = packed
+        message = f"action {call[3]!r}: its result cannot be sent back from the worker ({_short(exc)})"
+        return pickle.dumps((FAILED, None, message, started, finished), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(label: str, blob: Any, started: float) -> tuple[Any, ...]:
+    """The engine side of :func:`_packed_bytes`."""
+    if not isinstance(blob, bytes):
+        return tuple(blob)
+    try:
+        packed = pickle.loads(blob)
+        status, result, error, s, f = packed
+    except Exception as exc:
+        return (FAILED, None, f"action {label!r}: its result cannot be received from the worker ({_short(exc)})",
+                started, time.time())
+    return (status, result, error, s, f)
+
+
+def _run_chunk(calls: list[tuple[Any, ...]]) -> list[tuple[Any, bytes]]:
+    """A Dask task: run each call in this worker's thread, one pickled outcome per call."""
+    return [(call[0], _packed_bytes(call, _pack(_run_one(call)))) for call in calls]
 
 
 def _child(call: tuple[Any, ...], fd: int) -> None:
@@ -218,12 +235,12 @@ def _run_isolated(call: tuple[Any, ...], limit: float | None, cancel_name: str |
         os.close(rfd)
         _, status = os.waitpid(pid, 0)
     if packed is None:
-        try:
-            packed = pickle.loads(b"".join(chunks))
-        except Exception:
-            packed = (FAILED, None, f"action {call[3]!r}: the child process on Dask worker "
-                      f"{_worker_address()} died ({_describe_status(status)})", started, time.time())
-    return [(call[0], packed)]
+        data = b"".join(chunks)
+        if data and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return [(call[0], data)]  # the child wrote it all and exited: the engine unpickles it
+        packed = (FAILED, None, f"action {call[3]!r}: the child process on Dask worker "
+                  f"{_worker_address()} died ({_describe_status(status)})", started, time.time())
+    return [(call[0], _packed_bytes(call, packed))]
 
 
 # ------------------------------------------------------------------ clients and local clusters
@@ -537,7 +554,7 @@ class DaskExecutor(Executor):
                 p.handle.finish(Outcome(FAILED, None, f"action {p.call[3]!r}: {message}", p.handle.started, time.time()))
             return
         for p in items:
-            status, result, error, started, finished = packed[p.call[0]]
+            status, result, error, started, finished = _unpack(p.call[3], packed[p.call[0]], p.handle.started)
             p.handle.finish(Outcome(status, result, error, started, finished))
 
     def _abort(self, item: _Pending) -> None:

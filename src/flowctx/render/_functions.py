@@ -218,6 +218,61 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _json_text(text: str | bytes, what: str) -> Any:
+    """``json.loads``, refusing a lone surrogate (``"\\ud800"``): Python's parser accepts one,
+    but such a string is not Unicode text; once in the context it broke everything that writes
+    text out (the CLI's output, a shell command, durable state) with UnicodeEncodeError.  Only
+    a text that has such an escape is scanned (a proper pair decodes to one character)."""
+    if isinstance(text, str) and not text.isascii():
+        _refuse_surrogates(text, what)
+    value = _json.loads(text)
+    if isinstance(text, str) and _SURROGATE_ESCAPE.search(text) is not None:
+        _refuse_surrogates(value, what)
+    return value
+
+
+def _refuse_surrogates(value: Any, what: str) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{what}: the JSON text holds a lone surrogate (\\ud800-\\udfff without "
+                                 "its pair), which is not valid Unicode text") from None
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+class _PlainYamlLoader(getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader):  # type: ignore[misc]
+    """``yaml.safe_load`` that builds only JSON-like values (what a context can hold): a
+    timestamp stays the text written (``2020-01-01``, not a ``date``), and ``!!binary`` /
+    ``!!set`` / ``!!omap`` / ``!!pairs`` are refused (bytes, sets and pair lists are not)."""
+
+
+def _yaml_text(loader: Any, node: Any) -> str:
+    text: str = loader.construct_scalar(node)
+    return text
+
+
+def _yaml_refused(loader: Any, node: Any) -> Any:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise TypeError(f"from_yaml_string(): YAML tag {tag!r} is not allowed (only JSON-like values: "
+                    "null, bool, int, float, str, list, mapping)")
+
+
+_PlainYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _yaml_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _PlainYamlLoader.add_constructor("tag:yaml.org,2002:" + _tag, _yaml_refused)
+
+
 def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The helper functions (also used as Jinja filters), bound to ``limits`` (and, for
     ``st2kv`` / ``kv``, to the key-value store values ``keystore``)."""
@@ -232,7 +287,7 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
     def from_json_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"from_json_string() needs a string, not {type(value).__name__!r}")
-        return _json.loads(value)
+        return _json_text(value, "from_json_string()")
 
     def json_(value: Any) -> Any:
         # Orquesta's json(): a mapping is returned as it is, a string is parsed, anything else
@@ -240,7 +295,7 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         if isinstance(value, Mapping):
             return value
         if isinstance(value, str):
-            return _json.loads(value)
+            return _json_text(value, "json()")
         raise TypeError(f"json() needs a JSON string or a mapping, not {type(value).__name__!r}")
 
     def to_yaml_string(value: Any, indent: int | None = None) -> str:
@@ -252,7 +307,7 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
     def from_yaml_string(value: Any) -> Any:
         if not isinstance(value, (str, bytes)):
             raise TypeError(f"from_yaml_string() needs a string, not {type(value).__name__!r}")
-        return yaml.safe_load(value)
+        return yaml.load(value, Loader=_PlainYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
     # Regular expressions run on the ``regex`` engine under the render's remaining time
     # (flowctx.render._guard): stdlib ``re`` cannot be interrupted by a time limit.

@@ -176,8 +176,11 @@ class Builder:
         seen: dict[str, YNode] = {}
 
         def add(key: YNode, value: YNode | None, name: Any, plain: Any) -> None:
-            if not isinstance(name, str) or not name:
+            if not isinstance(name, str):
                 self.error(key, f"names in '{what}' must be strings, got {type_name(key)}", task)
+                return
+            if not name:
+                self.error(key, f"names in '{what}' cannot be empty", task)
                 return
             if name in seen:
                 self.error(key, f"'{name}' is defined twice in '{what}'", task)

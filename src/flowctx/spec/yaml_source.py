@@ -43,7 +43,11 @@ MAX_BYTES = 16 * 1024 * 1024
 _SafeParser: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 
 _YAML = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "timestamp", "binary")}
+# ``!!timestamp`` (a plain ``2020-01-01`` resolves to it) is kept as the text written: a date
+# object is not a JSON-like value, so a context could never hold it (``flowctx validate`` said ok,
+# ``flowctx run`` then refused the value).  ``!!binary`` (bytes) is refused for the same reason.
+_TIMESTAMP_TAG = _YAML + "timestamp"
+_SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "timestamp")}
 _MERGE_TAG = _YAML + "merge"
 _STR_TAG = _YAML + "str"
 _SEQ_TAGS = {None, "!", _YAML + "seq"}
@@ -216,7 +220,7 @@ def parse_yaml(text: str, file: str | None) -> YNode:
                                 "data)", file, *_at(event))
                 if tag == _MERGE_TAG:
                     value: Any = "<<"
-                elif tag == _STR_TAG:
+                elif tag == _STR_TAG or tag == _TIMESTAMP_TAG:
                     value = event.value
                 else:
                     try:

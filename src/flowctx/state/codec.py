@@ -55,6 +55,8 @@ def _default(obj: Any) -> Any:
 
 _encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=True)
 _ascii_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=True, check_circular=True)
+_encode_str = json.encoder.encode_basestring  # (C) what _encoder writes for a str
+_SMALL = 1 << 62  # ints below this are decimal text at once (far from the digit limit)
 _BIG = 4000  # digits: ints with more are stored as hexadecimal (no decimal conversion limit)
 
 
@@ -107,6 +109,16 @@ def _check_keys(value: Any, depth: int = 0) -> None:
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text that :func:`loads` turns back into an equal value;
     :class:`CodecError` (with a one-line reason) for a value that cannot be stored so."""
+    cls = type(value)
+    if cls is str:  # fast path for plain scalars (most item results): no encoder set-up, no checks
+        if value.isascii():
+            return _encode_str(value)
+    elif value is None:
+        return "null"
+    elif cls is bool:
+        return "true" if value else "false"
+    elif cls is int and -_SMALL < value < _SMALL:
+        return int.__repr__(value)
     try:
         try:
             text = _encoder.encode(value)

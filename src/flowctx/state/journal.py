@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from flowctx.errors import StateError
@@ -51,14 +52,7 @@ class Recorder:
             conductor.renderer = TimedRenderer(conductor.renderer, self.metrics)
 
     def status_changed(self, status: str) -> None:
-        """The driver paused (``paused``) or resumed (``running``) the execution: the row says so
-        at once (another process's ``flowctx pause`` waits for it)."""
-        if not self.replaying and not self._finished:
-            self._append(("x", {"status": status}))
-            try:
-                self.flush()
-            except BaseException as exc:  # noqa: BLE001 - the run stops (on_fatal)
-                self._write_failed(exc)
+        """The driver paused or resumed the execution (recorded by a durable run only)."""
 
     # ------------------------------------------------------------ conductor hooks
     def began(self, st: Any, inst: Any) -> None:
@@ -273,15 +267,6 @@ class Journal(Recorder):
         if not self.replaying:
             self.record("aborted", None, {"message": message})
 
-    def _encode(self, value: Any, what: str) -> str | None:
-        """JSON text for a record (at queue time, on the engine thread: a value the codec cannot
-        store is found here, not later in the flusher).  None when the run was stopped for it."""
-        try:
-            return dumps(value)
-        except CodecError as exc:
-            self._set_fatal(StateError(f"execution {self.execution_id}: {what} cannot be stored in the state file: {exc}"))
-            return None
-
     def status_changed(self, status: str) -> None:
         """The driver paused (``paused``) or resumed (``running``) the execution: the row says so
         at once (another process's ``flowctx pause`` waits for it)."""
@@ -306,10 +291,15 @@ class Journal(Recorder):
             return
         self.metrics.outcome(outcome.started, outcome.finished)
         inst = call.instance
-        item = f" (item {call.key})" if call.key is not None else ""
-        result = self._encode(outcome.result, f"the result of task {inst.task!r}{item}")
-        if result is None and outcome.result is not None:
-            return  # the run stops (fatal); nothing half-encoded is queued
+        try:
+            result = dumps(outcome.result)
+        except CodecError as exc:  # the run stops (fatal); nothing half-encoded is queued
+            item = f" (item {call.key})" if call.key is not None else ""
+            self._set_fatal(StateError(
+                f"execution {self.execution_id}: the result of task {inst.task!r}{item} cannot be stored in the "
+                f"state file: {exc}"
+            ))
+            return
         self._append(
             ("t", self._next_pos(), inst.seq, inst.task, inst.route, call.key, call.attempt, outcome.status,
              result, text(outcome.error), outcome.started, outcome.finished)
@@ -344,7 +334,9 @@ class Journal(Recorder):
         v = render()
         data: dict[str, Any] = {"f": fld, "n": name}
         seqs = self.conductor.sequence
-        if 0 <= seq < len(seqs) and v is seqs[seq].result and isinstance(v, (dict, list, tuple)):
+        if 0 <= seq < len(seqs) and v is seqs[seq].result and isinstance(v, (Mapping, list, tuple)):
+            # (Mapping: a FrozenDict is no longer a dict subclass; checking `dict` here stored
+            # every published `{{ result() }}` a second time, ~1 MB per run in the benchmark)
             # `{{ result() }}`: the task's own result, rebuilt from recorded outcomes on replay —
             # rendering it again is deterministic, and storing it twice would double the database
             data["same"] = "result"
@@ -393,9 +385,10 @@ class Journal(Recorder):
             self.close()
             return
         self._finished = True
+        output: str | None = None
         if self.fatal is None:
             try:
-                dumps(conductor.output)
+                output = dumps(conductor.output)  # encoded once: the record below reuses it
             except CodecError as exc:
                 self._set_fatal(StateError(
                     f"execution {self.execution_id}: the workflow's output cannot be stored in the state file: {exc}"
@@ -411,7 +404,8 @@ class Journal(Recorder):
         sizes = context_sizes(conductor)
         mine = self.metrics.as_dict(conductor, conductor.store, durable=True, sizes=sizes)
         self._append(
-            ("x", {"status": conductor.status, "output": dumps(conductor.output), "errors": errors,
+            ("x", {"status": conductor.status, "output": output if output is not None and not self._aborted
+                   else dumps(conductor.output), "errors": errors,
                    "metrics": dumps(mine), "finished": now, "updated": now})
         )
         try:
