@@ -267,11 +267,6 @@ def test_cli_json_stdout_is_json_even_when_an_action_prints(backend: ModuleType,
     json.loads(proc.stdout)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render/__init__.py: a single-expression template whose value is a generator (map/select/reject/unique/"
-    "batch filters) is returned as the generator; Orquesta (expressions/jinja.py, inspect.isgenerator -> list) "
-    "gives a list. Publishing it fails: \"value for 'm' has unsupported type 'generator'\". Reproducer: "
-    "publish m: \"{{ ctx().l | map('string') }}\" (owner: harden-render)"))
 @pytest.mark.parametrize("expr", ["ctx().l | map('string')", "ctx().l | select('odd')", "ctx().l | unique",
                                   "ctx().l | batch(2)"])
 def test_generator_results_render_as_lists_like_orquesta(backend: ModuleType, expr: str) -> None:
@@ -283,10 +278,6 @@ def test_generator_results_render_as_lists_like_orquesta(backend: ModuleType, ex
     backend.freeze(out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render/_jinja.py: the |slice filter fails on every value: \"AttributeError: 'FrozenList' object has no "
-    "attribute 'environment'\". Reproducer: Renderer().render_template(\"{{ ctx().l | slice(2) | list }}\", "
-    "Context(variables={'l': [3, 1, 2]})) (owner: harden-render)"))
 def test_slice_filter_works(backend: ModuleType) -> None:
     from flowctx import Renderer
 
