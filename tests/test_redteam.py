@@ -244,21 +244,11 @@ def _cli(backend: ModuleType, tmp_path, workflow: str, *args: str):
                           cwd=tmp_path, capture_output=True, text=True, errors="backslashreplace", env=env, timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/run.py report_plain writes the output with the stream's strict utf-8 encoder: an action result holding "
-    "a lone surrogate (os.listdir() of a non-UTF-8 file name) ends the run with a UnicodeEncodeError traceback "
-    "after every task ran. Reproducer: an action returning 'x\\ud800', output r: '{{ task(\"a\").result }}', "
-    "flowctx run wf.yaml --actions rt_actions.py (owner: cli-ops; or the store could refuse such strings)"))
 def test_cli_plain_output_with_a_lone_surrogate_is_not_a_traceback(backend: ModuleType, tmp_path) -> None:
     proc = _cli(backend, tmp_path, 'version: 1.0\ntasks:\n  a:\n    action: rt.surrogate\noutput:\n  - r: "{{ task(\'a\').result }}"\n')
     assert "Traceback" not in proc.stderr, proc.stderr[-500:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/run.py --json: a Python action's print() goes to the same stdout as the JSON document, so "
-    "`flowctx run wf.yaml --json > result.json` is not JSON. Reproducer: an action that prints, "
-    "flowctx run wf.yaml --actions rt_actions.py --json | python -m json.tool (owner: cli-ops: send "
-    "actions' stdout to stderr while running under --json)"))
 def test_cli_json_stdout_is_json_even_when_an_action_prints(backend: ModuleType, tmp_path) -> None:
     import json
 
