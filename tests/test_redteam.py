@@ -244,21 +244,11 @@ def _cli(backend: ModuleType, tmp_path, workflow: str, *args: str):
                           cwd=tmp_path, capture_output=True, text=True, errors="backslashreplace", env=env, timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/run.py report_plain writes the output with the stream's strict utf-8 encoder: an action result holding "
-    "a lone surrogate (os.listdir() of a non-UTF-8 file name) ends the run with a UnicodeEncodeError traceback "
-    "after every task ran. Reproducer: an action returning 'x\\ud800', output r: '{{ task(\"a\").result }}', "
-    "flowctx run wf.yaml --actions rt_actions.py (owner: cli-ops; or the store could refuse such strings)"))
 def test_cli_plain_output_with_a_lone_surrogate_is_not_a_traceback(backend: ModuleType, tmp_path) -> None:
     proc = _cli(backend, tmp_path, 'version: 1.0\ntasks:\n  a:\n    action: rt.surrogate\noutput:\n  - r: "{{ task(\'a\').result }}"\n')
     assert "Traceback" not in proc.stderr, proc.stderr[-500:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/run.py --json: a Python action's print() goes to the same stdout as the JSON document, so "
-    "`flowctx run wf.yaml --json > result.json` is not JSON. Reproducer: an action that prints, "
-    "flowctx run wf.yaml --actions rt_actions.py --json | python -m json.tool (owner: cli-ops: send "
-    "actions' stdout to stderr while running under --json)"))
 def test_cli_json_stdout_is_json_even_when_an_action_prints(backend: ModuleType, tmp_path) -> None:
     import json
 
@@ -267,11 +257,6 @@ def test_cli_json_stdout_is_json_even_when_an_action_prints(backend: ModuleType,
     json.loads(proc.stdout)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render/__init__.py: a single-expression template whose value is a generator (map/select/reject/unique/"
-    "batch filters) is returned as the generator; Orquesta (expressions/jinja.py, inspect.isgenerator -> list) "
-    "gives a list. Publishing it fails: \"value for 'm' has unsupported type 'generator'\". Reproducer: "
-    "publish m: \"{{ ctx().l | map('string') }}\" (owner: harden-render)"))
 @pytest.mark.parametrize("expr", ["ctx().l | map('string')", "ctx().l | select('odd')", "ctx().l | unique",
                                   "ctx().l | batch(2)"])
 def test_generator_results_render_as_lists_like_orquesta(backend: ModuleType, expr: str) -> None:
@@ -283,10 +268,6 @@ def test_generator_results_render_as_lists_like_orquesta(backend: ModuleType, ex
     backend.freeze(out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render/_jinja.py: the |slice filter fails on every value: \"AttributeError: 'FrozenList' object has no "
-    "attribute 'environment'\". Reproducer: Renderer().render_template(\"{{ ctx().l | slice(2) | list }}\", "
-    "Context(variables={'l': [3, 1, 2]})) (owner: harden-render)"))
 def test_slice_filter_works(backend: ModuleType) -> None:
     from flowctx import Renderer
 

@@ -12,13 +12,14 @@ stderr); 2 usage, parameter or workflow errors (nothing ran); 130 interrupted wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flowctx.cli._common import Masker, import_actions, load_config, make_renderer, open_kv_option
@@ -738,15 +739,16 @@ def run(args: argparse.Namespace) -> int:
         display = LiveDisplay(console, f"{spec.name}")
     on_start = metrics_server.watch if metrics_server is not None else None
     try:
-        engine = make_engine(args, on_event=display.hook if display is not None else None)
-        t0 = time.perf_counter()
-        if display is not None:
-            with display:
+        with stdout_to_stderr(args.json):  # --json: stdout holds the JSON document and nothing else
+            engine = make_engine(args, on_event=display.hook if display is not None else None)
+            t0 = time.perf_counter()
+            if display is not None:
+                with display:
+                    result, interrupted = execute(engine, spec, params, on_start=on_start)
+            else:
                 result, interrupted = execute(engine, spec, params, on_start=on_start)
-        else:
-            result, interrupted = execute(engine, spec, params, on_start=on_start)
-        elapsed = time.perf_counter() - t0
-        settle_actions()
+            elapsed = time.perf_counter() - t0
+            settle_actions()
     finally:
         if metrics_server is not None:
             metrics_server.stop()
@@ -888,6 +890,28 @@ def as_json(result: Any, elapsed: float, with_results: bool = False) -> dict[str
         "tasks": task_rows(result, with_results),
         "metrics": _plain(result.metrics),
     }
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While the run lasts, whatever actions print (threads of this process, worker processes
+    it starts) goes to stderr: file descriptor 1 is pointed at stderr and restored after."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 to redirect: nothing can pollute it either
+        yield
+        return
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def report(result: Any, elapsed: float, args: argparse.Namespace, *, console: Any = None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowctx._graphs import strongly_connected
 from flowctx.spec.model import ENGINE_COMMANDS, TaskSpec, Transition, WorkflowSpec
 
 
@@ -107,48 +108,8 @@ class WorkflowGraph:
             for e in edges:
                 succ[src].append(e.target)
                 succ.setdefault(e.target, [])
-        index: dict[str, int] = {}
-        low: dict[str, int] = {}
-        on_stack: set[str] = set()
-        stack: list[str] = []
         result: set[str] = set()
-        counter = 0
-        for root in succ:
-            if root in index:
-                continue
-            work = [(root, iter(succ[root]))]
-            index[root] = low[root] = counter
-            counter += 1
-            stack.append(root)
-            on_stack.add(root)
-            while work:
-                node, it = work[-1]
-                advanced = False
-                for nxt in it:
-                    if nxt not in index:
-                        index[nxt] = low[nxt] = counter
-                        counter += 1
-                        stack.append(nxt)
-                        on_stack.add(nxt)
-                        work.append((nxt, iter(succ[nxt])))
-                        advanced = True
-                        break
-                    if nxt in on_stack:
-                        low[node] = min(low[node], index[nxt])
-                if advanced:
-                    continue
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    comp = []
-                    while True:
-                        w = stack.pop()
-                        on_stack.discard(w)
-                        comp.append(w)
-                        if w == node:
-                            break
-                    if len(comp) > 1 or node in succ[node]:
-                        result.update(comp)
+        for comp in strongly_connected(succ):
+            if len(comp) > 1 or comp[0] in succ[comp[0]]:
+                result.update(comp)
         return result

@@ -19,8 +19,10 @@ Public API: :class:`Renderer`, :class:`TaskScope`, :func:`default_renderer`.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import sys
+import types
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
@@ -527,6 +529,11 @@ class Renderer:
                 if isinstance(value, Undefined):
                     value._fail_with_undefined_error()
                 t = type(value)
+                if t is types.GeneratorType:  # map/select/unique/batch ...: a list, as Orquesta gives
+                    value = list(itertools.islice(value, self.max_output + 1))
+                    if len(value) > self.max_output:
+                        raise LimitError(f"the result would exceed the template size limit ({self.max_output} items)")
+                    t = list
                 if t is list or t is dict or t is tuple:
                     bad = find_undefined(value)
                     if bad is not MISSING:

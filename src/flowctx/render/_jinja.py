@@ -21,7 +21,7 @@ from typing import Any
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.filters import FILTERS, make_attrgetter
+from jinja2.filters import FILTERS, make_attrgetter, sync_do_slice
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter, safe_range
 from jinja2.utils import Namespace
@@ -518,7 +518,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
             return list(out) if isinstance(out, tuple) else out
         if isinstance(slices, int) and slices > limits.max_size:
             raise limits.fail("slice")
-        return orig["slice"](value, slices, fill_with)
+        return sync_do_slice(value, slices, fill_with)  # FILTERS["slice"] is the async variant: it wants an eval context first
 
     def wordwrap(s: Any, width: int = 79, break_long_words: bool = True, wrapstring: str | None = None,
                  break_on_hyphens: bool = True) -> str:

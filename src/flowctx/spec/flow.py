@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from flowctx._graphs import strongly_connected
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.shapes import did_you_mean
 
@@ -215,51 +216,8 @@ def unreachable_joins(tasks: Mapping[str, TaskSpec]) -> list[str]:
 
 
 def _sccs(tasks: Mapping[str, TaskSpec]) -> list[list[str]]:
-    """Strongly connected components (iterative Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: list[list[str]] = []
-    counter = 0
-    for root in tasks:
-        if root in index:
-            continue
-        work = [(root, iter([t for t in _next_names(tasks[root]) if t in tasks]))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, it = work[-1]
-            advanced = False
-            for nxt in it:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter([t for t in _next_names(tasks[nxt]) if t in tasks])))
-                    advanced = True
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                comp = []
-                while True:
-                    n = stack.pop()
-                    on_stack.discard(n)
-                    comp.append(n)
-                    if n == node:
-                        break
-                out.append(comp)
-    return out
+    """Strongly connected components of the task graph."""
+    return strongly_connected({n: [t for t in _next_names(tasks[n]) if t in tasks] for n in tasks})
 
 
 def reachable(tasks: Mapping[str, TaskSpec]) -> set[str]:
