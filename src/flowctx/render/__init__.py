@@ -22,11 +22,12 @@ from __future__ import annotations
 import itertools
 import re
 import sys
-import types
 import threading
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from time import monotonic as _monotonic
+from typing import Any, ClassVar, Literal, overload
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -35,11 +36,9 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import safe_range
 from jinja2.utils import Namespace
 
-from time import monotonic as _monotonic
-
 from flowctx.errors import TemplateError
-from flowctx.render._guard import running as _running
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
+from flowctx.render._guard import running as _running
 from flowctx.render._jinja import (
     RESULT_NAME,
     FlowEnvironment,
@@ -48,7 +47,13 @@ from flowctx.render._jinja import (
     rewrite_ternaries_in_template,
     rewrite_ternary,
 )
-from flowctx.render._scope import MISSING, ExpressionError, Scope, TaskScope, base_resolvers
+from flowctx.render._scope import (
+    MISSING,
+    ExpressionError,
+    Scope,
+    TaskScope,
+    base_resolvers,
+)
 
 __all__ = ["Renderer", "TaskScope", "default_renderer"]
 
@@ -69,6 +74,7 @@ def _is_template(s: str) -> bool:
 # ---------------------------------------------------------------------- compiled forms
 class _Compiled:
     __slots__ = ("source",)
+    kind: ClassVar[str]  # each subclass names its kind: the renderer dispatches on it
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -228,10 +234,13 @@ class Renderer:
         kind = c.kind
         if kind == "text":
             return source
-        if (kind == "jinja_native" or kind == "yaql") and c.direct is not None:
-            value = c.direct(ctx)
-            if value is not MISSING:
-                return value
+        if kind == "jinja_native" or kind == "yaql":
+            # the kinds with a direct reader (_JinjaNative, _Yaql); no isinstance on this hot path
+            direct = c.direct  # type: ignore[attr-defined]
+            if direct is not None:
+                value = direct(ctx)
+                if value is not MISSING:
+                    return value
         try:
             return self._run(c, ctx, scope, False)
         except TemplateError as exc:
@@ -295,7 +304,7 @@ class Renderer:
             if task or field:
                 raise exc.with_location(task=task, field=field) from exc.__cause__
             raise
-        if isinstance(value, str) and c.kind == "jinja_text" or (c.kind == "yaql" and not c.native):
+        if isinstance(value, str) and c.kind == "jinja_text" or (isinstance(c, _Yaql) and not c.native):
             return str(value).strip().lower() not in _FALSE_TEXT
         return bool(value)
 
@@ -304,7 +313,7 @@ class Renderer:
         if not isinstance(source, str):
             return
         c = self._condition_cache(source) if condition else self._template_cache(source)
-        if c.kind == "failed":
+        if isinstance(c, _Failed):
             raise c.error()
 
     def referenced_variables(self, source: Any) -> set[str]:
@@ -366,7 +375,7 @@ class Renderer:
             return self._guarded_compile(lambda s, _c: self._compile_jinja_expression(s, s, 0), source, True)
         return self._guarded_compile(self._compile, source, True)
 
-    def _guarded_compile(self, compile_: Any, source: str, condition: bool) -> _Compiled:
+    def _guarded_compile(self, compile_: Callable[[str, bool], _Compiled], source: str, condition: bool) -> _Compiled:
         # Jinja folds constant filter calls while compiling (``'aaa...!' | regex_search(...)``):
         # that runs under this renderer's time limit too.
         scope = Scope(self, None, None)
@@ -410,7 +419,18 @@ class Renderer:
             return _Failed(source, f"{type(exc).__name__}: {exc}", None)
         return _JinjaText(source, tmpl)
 
-    def _compile_jinja_expression(self, expr_source: str, source: str, offset: int, quiet: bool = False) -> Any:
+    @overload
+    def _compile_jinja_expression(
+        self, expr_source: str, source: str, offset: int, quiet: Literal[False] = False
+    ) -> _Compiled: ...
+    @overload
+    def _compile_jinja_expression(self, expr_source: str, source: str, offset: int, quiet: bool) -> _Compiled | None: ...
+
+    def _compile_jinja_expression(
+        self, expr_source: str, source: str, offset: int, quiet: bool = False
+    ) -> _Compiled | None:
+        """The native form of one Jinja expression; a syntax error is a failed form, or None when
+        ``quiet``."""
         env = self.env
         try:
             parser = Parser(env, expr_source, state="variable")
@@ -504,10 +524,11 @@ class Renderer:
         if kind == "jinja_text":
             tmpl = c.template
             try:
-                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)
+                # the scope is the parent mapping: _FlowContext only reads it by key
+                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)  # type: ignore[arg-type]
                 limit = self.max_output
                 n = 0
-                parts = []
+                parts: list[str] = []
                 append = parts.append
                 for p in c.root(jctx):
                     n += len(p)
@@ -522,7 +543,7 @@ class Renderer:
         if kind == "jinja_native":
             tmpl = c.template
             try:
-                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)
+                jctx = ctx_class(env, scope, tmpl.name, tmpl.blocks)  # type: ignore[arg-type]  # as above
                 for _ in c.root(jctx):
                     pass
                 value = jctx.vars[RESULT_NAME]
@@ -605,7 +626,7 @@ class Renderer:
         return TemplateError(_reason(exc), source=c.source, position=line)
 
 
-def _guarded_compile(compile_: Any, source: str, condition: bool) -> _Compiled:
+def _guarded_compile(compile_: Callable[[str, bool], _Compiled], source: str, condition: bool) -> _Compiled:
     """Compile, turning the parser's and compiler's own failures on hostile input (``((((...``
     3,000 deep, huge literals) into a failed template instead of a bare exception."""
     try:
@@ -620,7 +641,7 @@ def _guarded_compile(compile_: Any, source: str, condition: bool) -> _Compiled:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, UndefinedError):
-        text = exc.message if getattr(exc, "message", None) else str(exc)
+        text = exc.message or str(exc)
         return f"undefined: {_plain_type_names(text)}"
     if isinstance(exc, SecurityError):
         return f"unsafe operation blocked by the sandbox: {exc}"
@@ -661,6 +682,8 @@ def _jinja_references(ast: nodes.Template, resolvers: Mapping[str, Any]) -> set[
                     names.add(arg.value)
                 elif isinstance(arg, nodes.Name):
                     names.add(arg.name)
+            continue
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem)):  # what find_all was asked for
             continue
         base = node.node
         key: Any = None

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import update_wrapper
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
@@ -84,7 +84,7 @@ class _FlowContext(Context):
         v = self.vars
         if key in v:
             return v[key]
-        p = self.parent
+        p: object = self.parent  # a Scope, though Jinja declares a dict
         if type(p) is Scope:
             return p.lookup(key)
         return super().resolve_or_missing(key)
@@ -134,7 +134,13 @@ def _tick(context: Any) -> None:
         p.tick()
 
 
-class _BoundedFormat:
+if TYPE_CHECKING:
+    from string import Formatter as _FormatterBase  # the formatter this mixin goes in front of
+else:
+    _FormatterBase = object
+
+
+class _BoundedFormat(_FormatterBase):
     """``str.format`` fields counted while the result is built: the running total (literal text
     plus every formatted field, widths included) is checked *before* each field is formatted."""
 
@@ -144,15 +150,15 @@ class _BoundedFormat:
 
     def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
         self.limits.check_len(len(format_string), "formatting")
-        self.total = sum(len(lit) for lit, *_ in self.parse(format_string))  # type: ignore[attr-defined]
-        return super().vformat(format_string, args, kwargs)  # type: ignore[misc]
+        self.total = sum(len(lit) for lit, *_ in self.parse(format_string))
+        return super().vformat(format_string, args, kwargs)
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion in ("r", "a"):
             lim = self.limits
             if self.total + _guard.value_bound(value, conversion, None, lim, lim.max_size) > lim.max_size:
                 raise lim.fail("formatting")
-        return super().convert_field(value, conversion)  # type: ignore[misc]
+        return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         lim = self.limits
@@ -171,7 +177,7 @@ class _BoundedFormat:
             raise lim.fail("formatting")
         if isinstance(value, _guard.frozen_types()):
             value = plain(value)  # shown as a plain dict / list, like ``{{ x }}``
-        out = super().format_field(value, format_spec)  # type: ignore[misc]
+        out = super().format_field(value, format_spec)
         self.total += len(out)
         return out
 
@@ -305,7 +311,7 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        p = __context.parent
+        p: object = __context.parent  # a Scope, though Jinja declares a dict
         if type(p) is Scope:
             p.tick()
             if type(__obj) is _Method and __obj.__self__ is p and __obj.__func__ in _SCOPE_FUNCS:
@@ -355,7 +361,7 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
                     raise __self.limits.fail(f"{name}()")
         else:
             wrapped = getattr(__obj, "__wrapped__", None)
-            if type(wrapped) is _BuiltinMethod and isinstance(getattr(wrapped, "__self__", None), str):
+            if type(wrapped) is _BuiltinMethod and isinstance(wrapped.__self__, str):
                 __self.limits.check_str_method(wrapped.__name__, wrapped.__self__, args, kwargs)
         return __context.call(__obj, *args, **kwargs)
 
@@ -363,6 +369,7 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
 def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
     to_str = limits.to_str
     orig = FILTERS
+    text_filters: Mapping[str, Callable[..., str]] = FILTERS  # the same filters, those that give str
     cap = limits.max_size
 
     def _text(value: Any) -> str:
@@ -384,7 +391,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         if isinstance(value, str) or not hasattr(value, "__iter__"):
             text = _text(value)
             limits.check_len(_guard.quoted_len(text, b"/"), "urlencode")
-            return orig["urlencode"](text)
+            return text_filters["urlencode"](text)
         pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
         total = max(0, len(pairs) - 1)
         for pair in pairs:
@@ -392,7 +399,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
             total += 1 + _guard.quoted_len(_text(k)) + _guard.quoted_len(_text(v))
             if total > cap:
                 raise limits.fail("urlencode")
-        return orig["urlencode"](pairs)
+        return text_filters["urlencode"](pairs)
 
     def xmlattr(eval_ctx: Any, d: Any, autospace: bool = True) -> str:
         total = 1
@@ -402,7 +409,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
             total += 4 + _guard.escaped_len(_text(k)) + _guard.escaped_len(_text(v))
             if total > cap:
                 raise limits.fail("xmlattr")
-        return orig["xmlattr"](eval_ctx, d, autospace)
+        return text_filters["xmlattr"](eval_ctx, d, autospace)
 
     xmlattr.jinja_pass_arg = orig["xmlattr"].jinja_pass_arg  # type: ignore[attr-defined]
 
@@ -412,12 +419,12 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         words = len(text.split()) + 1
         per_link = 60 + len(_text(target or "")) + len(_text(rel or "")) + 20 * nofollow
         limits.check_len(12 * len(text) + per_link * words, "urlize")
-        return orig["urlize"](eval_ctx, text, trim_url_limit, nofollow, target, rel, extra_schemes)
+        return text_filters["urlize"](eval_ctx, text, trim_url_limit, nofollow, target, rel, extra_schemes)
 
     urlize.jinja_pass_arg = orig["urlize"].jinja_pass_arg  # type: ignore[attr-defined]
 
     def _case(name: str) -> Any:
-        f = orig[name]
+        f = text_filters[name]
 
         def case(s: Any) -> str:
             text = _text(s)
@@ -474,7 +481,7 @@ def _guarded_filters(limits: Limits, env: Any) -> dict[str, Any]:
         text = to_str(s)
         w = width if isinstance(width, str) else " " * min(int(width), limits.max_size + 1)
         limits.check_len(len(text) + (text.count("\n") + 1) * len(w), "indent")
-        return orig["indent"](text, w, first, blank)
+        return text_filters["indent"](text, w, first, blank)
 
     def format_(value: Any, *args: Any, **kwargs: Any) -> str:
         if args and kwargs:

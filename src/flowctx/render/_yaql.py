@@ -90,7 +90,8 @@ class YaqlFront:
         self.root = root
 
         def scope_of(context: Any) -> Scope:
-            return context[_SCOPE_KEY]
+            scope: Scope = context[_SCOPE_KEY]
+            return scope
 
         @specs.parameter("name", yaqltypes.StringConstant())
         @specs.name("#get_context_data")
@@ -234,11 +235,11 @@ def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
     cap = limits.max_size
     fail = limits.fail
 
-    def concat(args: tuple) -> None:
+    def concat(args: tuple[Any, ...]) -> None:
         if sum(len(a) for a in args if isinstance(a, str)) > cap:
             raise fail("YAQL concat()")
 
-    def mul(args: tuple) -> None:
+    def mul(args: tuple[Any, ...]) -> None:
         if len(args) < 2:
             return
         a, b = args[0], args[1]
@@ -250,12 +251,12 @@ def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
         elif isinstance(b, str) and isinstance(a, int) and len(b) * a > cap:
             raise fail("YAQL string repetition")
 
-    def plus(args: tuple) -> None:
+    def plus(args: tuple[Any, ...]) -> None:
         if len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
             if len(args[0]) + len(args[1]) > cap:
                 raise fail("YAQL concatenation")
 
-    def replace(args: tuple) -> None:
+    def replace(args: tuple[Any, ...]) -> None:
         if len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
             rest = tuple(a for a in args[3:4] if isinstance(a, int) and a >= 0)
             limits.check_str_method("replace", args[0], args[1:3] + rest, {})
@@ -264,11 +265,11 @@ def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
             if len(args[0]) * max(1, longest) > cap:
                 raise fail("YAQL replace()")
 
-    def str_(args: tuple) -> None:
+    def str_(args: tuple[Any, ...]) -> None:
         if args:
             limits.check_value(args[0], "YAQL str()")
 
-    def shift(args: tuple) -> None:
+    def shift(args: tuple[Any, ...]) -> None:
         if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], int):
             if args[0].bit_length() + args[1] > 64 * 1024:
                 raise fail("YAQL shiftBitsLeft()")
@@ -297,7 +298,8 @@ def _bounded_join(limits: Limits, payload: Any) -> Any:
             if n > limits.max_size + len(separator):
                 raise limits.fail("YAQL join()")
             parts.append(s)
-        return separator.join(parts)
+        joined: str = separator.join(parts)
+        return joined
 
     return join
 
@@ -501,7 +503,8 @@ def _register_regex(root: Any, specs: Any, yaqltypes: Any) -> None:
         def fn(m: Any) -> str:
             child = context.create_child_context()
             publish(child, m)
-            return repl(child)
+            out: str = repl(child)
+            return out
 
         return bounded_sub(regexp, fn, string, count)
 
@@ -512,7 +515,8 @@ def _register_regex(root: Any, specs: Any, yaqltypes: Any) -> None:
     @specs.method
     @specs.name("replaceBy")
     def replace_by_string(context: Any, string: str, regexp: Any, repl: Any, count: int = 0) -> str:
-        return replace_by(context, regexp, string, repl, count)
+        out: str = replace_by(context, regexp, string, repl, count)  # replace_by is wrapped by yaql's untyped decorators
+        return out
 
     @specs.parameter("string", yaqltypes.String())
     @specs.name("escapeRegex")
