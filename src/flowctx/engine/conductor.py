@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -111,7 +112,7 @@ class TaskInstance:
     superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
-    item_calls: list[tuple[str | None, Any]] = field(default_factory=list)  # (action, inputs) per item
+    item_calls: list[tuple[str | None, Any, Any]] = field(default_factory=list)  # (action, inputs, item) per item
     item_results: dict[Any, Any] = field(default_factory=dict)
     item_status: dict[Any, str] = field(default_factory=dict)
     item_errors: dict[Any, str] = field(default_factory=dict)
@@ -184,7 +185,7 @@ class Conductor:
         self._joins: dict[tuple[str, int], Staged] = {}
         self._join_arrivals: dict[tuple[str, int], list[str]] = {}  # sources that reached a join, ever
         self._joins_ran: set[tuple[str, int]] = set()
-        self._retry_specs: dict[str, Any] = {}
+        self._retry_specs: dict[str, RetrySpec | None] = {}
         self._planned: dict[int, TaskInstance] = {}  # id(Staged) -> its rendering (next_tasks)
         self._last_completed: TaskInstance | None = None
         self._led_to_render_failure: set[int] = set()  # ids of instances whose successor failed to render
@@ -223,7 +224,7 @@ class Conductor:
         for name, value in self.spec.vars:  # in order, each one seeing those before it
             try:
                 ctx.set_var(name, self._value(
-                    -1, "vars", name, lambda v=value, n=name: self.renderer.render_json(v, ctx, field=f"vars.{n}")
+                    -1, "vars", name, partial(self.renderer.render_json, value, ctx, field=f"vars.{name}")
                 ))
             except (TemplateError, TypeError, ValueError) as exc:
                 loc = self.spec.locs.get(f"vars.{name}") if self.spec.locs else None
@@ -294,8 +295,8 @@ class Conductor:
                 self._planned[id(st)] = inst
                 planned.append(st)
         if failed:
-            for st, inst, exc in failed:
-                self._render_failed(st, inst, exc)
+            for st, inst, err in failed:
+                self._render_failed(st, inst, err)
             return []
         return planned
 
@@ -458,7 +459,7 @@ class Conductor:
             concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True)
             inst.concurrency = None if concurrency is None else max(concurrency, 1)  # 0 means 1
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
-            calls = []
+            calls: list[tuple[str | None, Any, Any]] = []
             # the per-item path: one clone and one render per item.  The renderer's timing wrapper
             # (metrics) times the whole loop once instead of each item; a literal action name is
             # looked at once.
@@ -834,8 +835,8 @@ class Conductor:
         if spec.publish and status_for_scope == SUCCEEDED:  # the list form's task-level publish
             errors = self._publish(ctx, stamps, spec.publish, inst, scope, "publish")
             if errors:
-                for exc in errors:
-                    self._request_fail(self._log_exc(inst, exc, route=True))
+                for err in errors:
+                    self._request_fail(self._log_exc(inst, err, route=True))
                 inst.term = True
                 return
         taken = self._transitions(inst, ctx, stamps, scope)
@@ -865,7 +866,7 @@ class Conductor:
                     ctx.set_var(name, self._render(value, ctx, inst, f"{fld}.{name}", scope))
                 else:  # a durable run renders each publish once: a resume reuses the recorded value
                     ctx.set_var(name, self._value(
-                        inst.seq, fld, name, lambda v=value, n=name: self._render(v, ctx, inst, f"{fld}.{n}", scope)
+                        inst.seq, fld, name, partial(self._render, value, ctx, inst, f"{fld}.{name}", scope)
                     ))
             except FlowctxError as exc:
                 errors.append(exc)
@@ -1310,13 +1311,13 @@ class Conductor:
                 latest[(inst.task, inst.route)] = inst
         if tasks:
             for name, route in tasks:
-                inst = latest.get((name, route))
-                if inst is None:
+                found = latest.get((name, route))
+                if found is None:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
-                if not inst.done:
-                    raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {inst.status}")
-                if inst not in targets:
-                    targets.append(inst)
+                if not found.done:
+                    raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {found.status}")
+                if found not in targets:
+                    targets.append(found)
             targets = self._collapse_reruns(targets)
         else:
             targets = [

@@ -465,7 +465,12 @@ class Engine:
         fatal: list[BaseException] = []  # a durable run that cannot be recorded stops (flowctx.state)
         if getattr(journal, "durable", False):
             # seen before the next dispatch (not behind queued outcomes); the event wakes the loop
-            journal.on_fatal = lambda exc: (fatal.append(exc), events.put(("fatal", exc)))
+
+            def on_fatal(exc: BaseException) -> None:
+                fatal.append(exc)
+                events.put(("fatal", exc))
+
+            journal.on_fatal = on_fatal
             journal.on_request = lambda kind: getattr(ex, kind)()  # flowctx pause / resume / cancel
             if journal.fatal is not None:
                 fatal.append(journal.fatal)
@@ -505,10 +510,11 @@ class Engine:
                 if inline is not None and actx is None:  # what InlineExecutor.submit does, minus the handle
                     local.append(("done", token, call, inline(func, call.inputs, None)))
                     return
-            handle = executor.submit(
-                func, call.inputs, timeout=call.timeout, context=actx,
-                on_done=lambda outcome, _t=token, _c=call: events.put(("done", _t, _c, outcome)),
-            )
+
+            def on_done(outcome: Outcome, _t: int = token, _c: ActionCall = call) -> None:
+                events.put(("done", _t, _c, outcome))
+
+            handle = executor.submit(func, call.inputs, timeout=call.timeout, context=actx, on_done=on_done)
             if not handle.done:
                 handles[token] = handle
 
@@ -564,9 +570,9 @@ class Engine:
                 if pause_recorded:
                     journal.status_changed("running")
                     pause_recorded = False
-                waiting = list(held)
+                resumed = list(held)
                 held.clear()
-                for delay, call in waiting:
+                for delay, call in resumed:
                     call.delay = delay
                     submit(call)
 
@@ -696,7 +702,9 @@ class Engine:
                 state=engine.state if child_id else None,
             )
             child._depth = engine._depth + 1
-            child._parent_execution = action_context.extra.get("flowctx.parent_id") if child_id else None
+            child._parent_execution = (
+                action_context.extra.get("flowctx.parent_id") if child_id and action_context is not None else None
+            )
             if child_id and engine.state.has_execution(child_id):
                 # a durable parent resumed: continue its child (recorded results are reused)
                 child_ex = child.resume(child_id, background=True)
