@@ -52,7 +52,7 @@ def _state_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", required=True, metavar="FILE", help="the state database (SQLite file)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "resume",
@@ -553,7 +553,7 @@ def _check_open(state: Any, execution_id: str, verb: str) -> dict[str, Any]:
     """The execution row; one clear error for an unknown or finished execution."""
     from flowctx.errors import StateError
 
-    row = state.get_execution(execution_id)  # unknown: StateError "no execution ..."
+    row: dict[str, Any] = state.get_execution(execution_id)  # unknown: StateError "no execution ..."
     if row["status"] in _FINAL:
         raise StateError(f"execution {execution_id} already finished ({row['status']}): nothing to {verb}")
     return row
@@ -562,13 +562,13 @@ def _check_open(state: Any, execution_id: str, verb: str) -> dict[str, Any]:
 def _wait_status(state: Any, execution_id: str, done: Any, seconds: float) -> dict[str, Any]:
     deadline = time.monotonic() + max(0.0, seconds)
     while True:
-        row = state.get_execution(execution_id)
+        row: dict[str, Any] = state.get_execution(execution_id)
         if done(row) or time.monotonic() >= deadline:
             return row
         time.sleep(0.1)
 
 
-def _drive(args: argparse.Namespace, *, rerun: list[str] | None = None) -> int:
+def _drive(args: argparse.Namespace, *, rerun: list[str | tuple[str, int]] | None = None) -> int:
     """Resume (or rerun) an execution in this process and report it as `flowctx run` does."""
     from flowctx.actions import DEFAULT_REGISTRY
     from flowctx.cli.run import failure_reason, make_responder, settle_actions, wait_for
@@ -739,6 +739,7 @@ def _cancel_here(state: Any, execution_id: str) -> int:
     conductor.finish_canceled()
     conductor.journal.finish(conductor, {})
     print(f"execution {execution_id} canceled (it was interrupted; nothing was running)")
+    return 0
 
 
 

@@ -237,7 +237,8 @@ def _pool_size(max_workers: Any, default: int) -> int:
         return default
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ActionError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
-    return max_workers
+    workers: int = max_workers  # an int, checked above (mypy before 2.0 does not narrow Any here)
+    return workers
 
 
 class Executor(ABC):
@@ -291,7 +292,7 @@ def _load_prctl() -> Callable[..., int] | None:
         prctl = libc.prctl
         prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         prctl.restype = ctypes.c_int
-        return prctl  # type: ignore[no-any-return]
+        return prctl
     except (OSError, AttributeError, ImportError):  # no libc prctl (musl builds without it ...)
         return None
 

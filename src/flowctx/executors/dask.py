@@ -175,7 +175,8 @@ def _describe_status(status: int) -> str:
 
 
 def _kill_group(pid: int) -> None:
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    kills: tuple[Callable[[], None], ...] = (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL))
+    for kill in kills:
         try:
             kill()
         except (ProcessLookupError, PermissionError, OSError):
@@ -595,7 +596,7 @@ class DaskExecutor(Executor):
                     future.result()
                 except BaseException:
                     pass
-        for future, items in inflight:
+        for _future, items in inflight:
             for p in items:
                 p.handle.cancel()
         if self._threads is not None:

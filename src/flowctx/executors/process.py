@@ -23,22 +23,21 @@ from typing import Any
 
 from flowctx.actions.base import FAILED, ActionContext, Outcome, runs_in_engine_process
 from flowctx.errors import ActionError
+from flowctx.executors import _reaper
 from flowctx.executors.base import (
     CallHandle,
     Executor,
     OnDone,
     _crash,
-    _report_callback_error,
     _pool_size,
+    _report_callback_error,
     _timeout_value,
     call_action,
     die_with_parent,
     portable_context,
     restore_context,
 )
-from flowctx.executors import _reaper
 from flowctx.executors.thread import ThreadExecutor
-
 
 _STOP = b"stop"
 
@@ -140,7 +139,8 @@ class _Slot:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         # Not a daemon, so actions may use multiprocessing themselves; _kill_all_workers (atexit)
         # makes sure no worker outlives the interpreter.
-        proc = ctx.Process(target=_worker_main, args=(child_conn,), name=f"flowctx-worker-{self.index}")
+        # every concrete context has Process; typeshed's BaseContext (what get_context gives) does not
+        proc = ctx.Process(target=_worker_main, args=(child_conn,), name=f"flowctx-worker-{self.index}")  # type: ignore[attr-defined]
         proc.start()
         child_conn.close()
         _reaper.register(proc.pid)  # the worker leads its own group: killed if the engine dies outright

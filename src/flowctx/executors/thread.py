@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-import weakref
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -228,7 +228,7 @@ class ThreadExecutor(Executor):
                 self._pool.submit_many(jobs)
             except ActionError:  # shut down meanwhile: the calls are canceled, as queued ones are
                 for job in jobs:
-                    job.handle.cancel()  # type: ignore[attr-defined]
+                    job.handle.cancel()
 
     def shutdown(self, wait: bool = True) -> None:
         for job in self._pool.close():

@@ -3,11 +3,12 @@
 ``Engine(state="run.db")`` (or a :class:`SQLiteState` with its own batching settings) makes
 every run durable; ``Engine.resume(execution_id)`` continues one after a crash.
 """
+from typing import TYPE_CHECKING, Any
+
 from flowctx.state.base import StateStore
 from flowctx.state.journal import Journal, Recorder
 from flowctx.state.metrics import prometheus_available
 from flowctx.state.replay import open_state, rebuild
-from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flowctx.state.sqlite import SCHEMA_VERSION, SQLiteState

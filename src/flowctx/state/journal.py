@@ -29,7 +29,6 @@ from flowctx.state.base import Record, StateStore
 from flowctx.state.codec import CodecError, dumps, text
 from flowctx.state.metrics import Metrics, TimedRenderer, context_sizes, export_prometheus
 
-
 _RERENDER = object()  # a recorded value that replay renders again (it is the task's result)
 
 

@@ -260,7 +260,7 @@ class ExecutionCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         labels = ["workflow", "execution_id"]
-        fam = {
+        fam: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
             "info": GaugeMetricFamily("flowctx_execution_info", "1 per watched execution, with its current status",
                                       labels=[*labels, "status"]),
             "elapsed": GaugeMetricFamily("flowctx_execution_elapsed_seconds",
