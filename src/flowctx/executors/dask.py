@@ -61,7 +61,7 @@ from flowctx.executors.base import (
     portable_context,
     restore_context,
 )
-from flowctx.executors.thread import ThreadExecutor
+from flowctx.executors.thread import EngineThreads, ThreadExecutor
 
 __all__ = ["DaskExecutor"]
 
@@ -309,7 +309,7 @@ class _Pending:
         self.limit = limit
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(EngineThreads, Executor):
     """Runs action calls on a Dask cluster; see the module docstring.
 
     ``client``: a ``distributed.Client`` (stays yours: not closed by :meth:`shutdown`).
@@ -414,14 +414,6 @@ class DaskExecutor(Executor):
         self._uploaded.add(top)
 
     # -- submitting -----------------------------------------------------------------------------
-    def _thread_executor(self) -> ThreadExecutor:
-        with self._lock:
-            if self._closed:
-                raise ActionError("the executor was shut down")
-            if self._threads is None:
-                self._threads = ThreadExecutor(self._thread_workers)
-            return self._threads
-
     def submit(
         self,
         func: Callable[..., Any],

@@ -37,7 +37,7 @@ from flowctx.executors.base import (
     portable_context,
     restore_context,
 )
-from flowctx.executors.thread import ThreadExecutor
+from flowctx.executors.thread import EngineThreads, ThreadExecutor
 
 _STOP = b"stop"
 
@@ -261,7 +261,7 @@ class _Slot:
                 self.reap()
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(EngineThreads, Executor):
     """A pool of ``max_workers`` worker processes (default: the number of CPUs) for CPU-bound
     Python actions.  See the module docstring; ``mp_context`` is a :mod:`multiprocessing` start
     method (default ``"spawn"``, safe with the engine's threads: workers start as fresh
@@ -308,14 +308,6 @@ class ProcessExecutor(Executor):
             )
 
     # -- running ---------------------------------------------------------------------------------
-    def _thread_executor(self) -> ThreadExecutor:
-        with self._lock:
-            if self._closed:
-                raise ActionError("the executor was shut down")
-            if self._threads is None:
-                self._threads = ThreadExecutor(self._thread_workers)
-            return self._threads
-
     def _start_slots(self) -> None:
         with self._lock:
             if self._closed:

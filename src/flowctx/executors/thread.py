@@ -237,3 +237,23 @@ class ThreadExecutor(Executor):
                 handle.cancel()
         if wait:
             self._pool.join()
+
+
+class EngineThreads:
+    """For executors whose workers live elsewhere (processes, a cluster): the calls that must run
+    in the engine process (``core.local``, ``core.http`` ... marked ``in_engine_process``) go to a
+    thread pool of this process, made on first use.  The executor sets ``_lock``, ``_closed``,
+    ``_threads = None`` and ``_thread_workers``."""
+
+    _lock: Any
+    _closed: bool
+    _threads: ThreadExecutor | None
+    _thread_workers: int | None
+
+    def _thread_executor(self) -> ThreadExecutor:
+        with self._lock:
+            if self._closed:
+                raise ActionError("the executor was shut down")
+            if self._threads is None:
+                self._threads = ThreadExecutor(self._thread_workers)
+            return self._threads
