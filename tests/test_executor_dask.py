@@ -320,3 +320,12 @@ def test_a_result_the_engine_cannot_unpickle_fails_that_call_alone(client, actio
     assert bad.status == FAILED and "cannot be received from the worker" in bad.error, bad
     assert "ValueError" in bad.error
     assert {i: (o.status, o.result) for i, o in got.items()} == {i: (SUCCEEDED, i) for i in got}
+
+
+def test_cli_scheduler_without_dask_is_a_usage_error(tmp_path) -> None:
+    wf = tmp_path / "one.yaml"
+    wf.write_text("version: 1.0\ntasks:\n  t:\n    action: core.noop\n")
+    run = subprocess.run([sys.executable, "-m", "flowctx", "run", str(wf), "--scheduler", "tcp://127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "flowctx: error: --scheduler needs --executor dask (the thread executor runs on this machine)"

@@ -580,7 +580,7 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of a named executor from the command line (``--scheduler`` for dask)."""
     scheduler = getattr(args, "scheduler", None)
     if scheduler and args.executor != "dask":
-        raise SystemExit(f"flowctx: --scheduler needs --executor dask (the {args.executor} executor runs on this machine)")
+        raise FlowctxError(f"--scheduler needs --executor dask (the {args.executor} executor runs on this machine)")
     return {"scheduler": scheduler} if scheduler else {}
 
 
