@@ -743,7 +743,7 @@ class _Site:
     def run(self, ctx: Any) -> Any:
         cs = self.cs
         const = cs.e.Constant
-        vals = tuple(a if isinstance(a, const) else a(ctx) for a in self.args)
+        vals = tuple([a if isinstance(a, const) else a(ctx) for a in self.args])
         memo = self.memo
         if self.yaqlized_check and any(getattr(v, cs.yaqlization_attr, None) is not None for v in vals):
             memo = None  # a yaqlized value: its own settings decide (yaql's check, every time)
@@ -756,57 +756,101 @@ class _Site:
                     memo[key] = hit
         else:
             hit = self.choose(vals, ctx)
-        fd, plan = hit
-        if plan is None:
+        fd, ops, fast = hit
+        quota = cs.quota
+        if fast:
+            args = []
+            for op in ops:
+                kind = op[0]
+                if kind == 0:
+                    v = vals[op[1]]
+                    if op[2] and v is not None and type(v) is not str:
+                        v = str(v)  # yaqltypes.String
+                    if quota > 0 and getsizeof(v, 0) > quota:  # what SmartType.convert checks
+                        raise cs.x.MemoryQuotaExceededException()
+                    args.append(v)
+                elif kind == 1:
+                    args.append(op[1])
+                else:
+                    args.append(ctx)
+            result = fd.payload(*args)
+        elif ops is None:
             result = fd.get_delegate(cs.no_value, cs.engine, ctx, vals, {})()
         else:
-            result = fd.payload(*self.convert(fd, plan, vals, ctx))
-        if cs.quota > 0 and getsizeof(result, 0) > cs.quota:  # yaql's check on every call's result
+            result = fd.payload(*self.convert(fd, ops, vals, ctx))
+        if quota > 0 and getsizeof(result, 0) > quota:  # yaql's check on every call's result
             raise cs.x.MemoryQuotaExceededException()
         return result
 
-    def convert(self, fd: Any, plan: list[tuple[int, Any]], vals: tuple[Any, ...], ctx: Any) -> list[Any]:
-        """The payload's arguments, as yaql's parameter types convert them (``SmartType.convert``:
-        the memory check; the value itself for plain Python types and constants, ``str()`` for
-        ``String``); the other types run their own ``convert``."""
+    def convert(self, fd: Any, ops: list[tuple[Any, ...]], vals: tuple[Any, ...], ctx: Any) -> list[Any]:
+        """The payload's arguments when some parameter type converts on its own."""
         cs = self.cs
         out = []
         child = None
-        quota = cs.quota
-        constant = cs.e.Constant
-        for src, p in plan:
-            if src == -2:
-                if fd.payload in cs.scope_readers:
-                    out.append(ctx)  # flowctx's own functions only read the scope off the context
-                    continue
+        for op in ops:
+            kind = op[0]
+            if kind == 0:
+                v = vals[op[1]]
+                if op[2] and v is not None and type(v) is not str:
+                    v = str(v)
+                if cs.quota > 0 and getsizeof(v, 0) > cs.quota:
+                    raise cs.x.MemoryQuotaExceededException()
+                out.append(v)
+            elif kind == 1:
+                out.append(op[1])
+            elif kind == 2:
+                out.append(ctx)
+            else:
                 if child is None:
                     child = ctx.create_child_context()  # as yaql: the call runs in a new child
-                out.append(child)
-                continue
-            v = vals[src] if src >= 0 else p.default
+                if kind == 3:
+                    out.append(child)
+                    continue
+                src, p = op[1], op[2]
+                v = vals[src] if src >= 0 else p.default
+                try:
+                    out.append(p.value_type.convert(v, cs.no_value, child, fd, cs.engine))
+                except cs.x.ArgumentValueException:
+                    raise cs.x.ArgumentException(p.name) from None
+        return out
+
+    def ops(self, fd: Any, vals: tuple[Any, ...]) -> tuple[Any, bool]:
+        """``cs.plan`` as operations: (0, index, is_string) a run-time plain value; (1, value) a
+        constant or default, converted once here; (2,) the context itself (flowctx's own
+        functions only read the scope off it); (3,) a new child context; (4, index, param) the
+        parameter type's own convert()."""
+        cs = self.cs
+        plan = cs.plan(fd, len(vals))
+        if plan is None:
+            return None, False
+        out: list[tuple[Any, ...]] = []
+        constant = cs.e.Constant
+        for src, p in plan:
             vt = p.value_type
             tv = type(vt)
+            if src == -2:
+                out.append((2,) if fd.payload in cs.scope_readers else (3,))
+                continue
+            static = src < 0 or isinstance(vals[src], constant)
+            v = p.default if src < 0 else vals[src]
             if tv in cs.plain_types:
+                if not static:
+                    out.append((0, src, tv is cs.string_type))
+                    continue
                 if isinstance(v, constant):
                     v = v.value
                 if tv is cs.string_type and v is not None and type(v) is not str:
                     v = str(v)
-                if quota > 0 and getsizeof(v, 0) > quota:
-                    raise cs.x.MemoryQuotaExceededException()
-                out.append(v)
+                if not (cs.quota > 0 and getsizeof(v, 0) > cs.quota):
+                    out.append((1, v))
+                    continue
+            elif tv in cs.constant_types and static and isinstance(v, constant):
+                out.append((1, v.value if vt.expand else v))
                 continue
-            if tv in cs.constant_types and isinstance(v, constant):
-                out.append(v.value if vt.expand else v)
-                continue
-            if child is None:
-                child = ctx.create_child_context()
-            try:
-                out.append(vt.convert(v, cs.no_value, child, fd, cs.engine))
-            except cs.x.ArgumentValueException:
-                raise cs.x.ArgumentException(p.name) from None
-        return out
+            out.append((4, src, p))
+        return out, all(op[0] <= 2 for op in out)
 
-    def choose(self, vals: tuple[Any, ...], ctx: Any) -> tuple[Any, Any]:
+    def choose(self, vals: tuple[Any, ...], ctx: Any) -> tuple[Any, Any, bool]:
         """The overload yaql would call for these argument values (its errors when none or two)."""
         cs = self.cs
         for row in self.matched:
@@ -825,10 +869,11 @@ class _Site:
             if winner is not None:
                 fd = winner[0]
                 plan = self.plans.get(id(fd))
-                if id(fd) not in self.plans:
-                    plan = self.plans[id(fd)] = cs.plan(fd, len(vals))
-                return fd, plan
+                if plan is None:
+                    plan = self.plans[id(fd)] = self.ops(fd, vals)
+                return fd, plan[0], plan[1]
         raise cs.x.NoMatchingFunctionException(self.name)
+
 
 class _ExpressionList:
     """A top-level comma list of YAQL expressions; evaluates to the list of their values."""
