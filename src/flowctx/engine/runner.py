@@ -38,6 +38,7 @@ from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
 _MAX_WAIT = 3600.0  # seconds: the longest single wait of the engine loop
+_WAKE: tuple[Any, ...] = ("wake",)  # an outcome is in the run's ready deque
 MAX_SUBWORKFLOW_DEPTH = 50  # sub-workflows within sub-workflows: a workflow that calls itself stops here
 
 
@@ -155,6 +156,39 @@ def _result_from(conductor: Conductor, execution_id: str, started: float, metric
         metrics=metrics,
         conductor=conductor,
     )
+
+
+class _Sink:
+    """Where a run's pooled calls deliver their outcomes: workers append to ``ready`` (no lock,
+    no wake) and wake the engine thread through its event queue only when it is blocked there
+    (``idle``), so it wakes once per burst of outcomes, not once per call, and then drains
+    whatever is ready (one event, one dispatch, as always)."""
+
+    __slots__ = ("ready", "idle", "events")
+
+    def __init__(self, events: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+        self.ready: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.idle = False
+        self.events = events
+
+
+class _Delivery:
+    """A pooled call's ``on_done``: one small object per call (a closure with its defaults was
+    two, and 10,000 queued calls keep the garbage collector busy)."""
+
+    __slots__ = ("sink", "token", "call")
+
+    def __init__(self, sink: _Sink, token: int, call: ActionCall) -> None:
+        self.sink = sink
+        self.token = token
+        self.call = call
+
+    def __call__(self, outcome: Outcome) -> None:
+        sink = self.sink
+        sink.ready.append(("done", self.token, self.call, outcome))
+        if sink.idle:  # the engine thread waits in events.get(): wake it (once, mostly)
+            sink.idle = False
+            sink.events.put(_WAKE)
 
 
 class Execution:
@@ -450,6 +484,11 @@ class Engine:
         events = ex._events
         handles: dict[int, CallHandle] = {}
         local: collections.deque[tuple[Any, ...]] = collections.deque()  # outcomes of inline calls
+        # Outcomes of pooled calls: workers append to ``ready`` (no lock, no wake) and wake the
+        # engine thread through ``events`` only when it is blocked there (``idle``), so it wakes
+        # once per burst of outcomes, not once per call, and drains whatever is ready.
+        sink = _Sink(events)
+        ready = sink.ready
         timers: list[tuple[float, int, ActionCall]] = []
         held: list[tuple[float, ActionCall]] = []  # delayed calls of a paused run: (delay left, call)
         seq = itertools.count()
@@ -511,10 +550,9 @@ class Engine:
                     local.append(("done", token, call, inline(func, call.inputs, None)))
                     return
 
-            def on_done(outcome: Outcome, _t: int = token, _c: ActionCall = call) -> None:
-                events.put(("done", _t, _c, outcome))
-
-            handle = executor.submit(func, call.inputs, timeout=call.timeout, context=actx, on_done=on_done)
+            handle = executor.submit(
+                func, call.inputs, timeout=call.timeout, context=actx, on_done=_Delivery(sink, token, call)
+            )
             if not handle.done:
                 handles[token] = handle
 
@@ -602,20 +640,31 @@ class Engine:
                             pause_recorded = True
                     elif not paused and c.is_idle():
                         break
-                if local and events.empty():
+                ev = None
+                if not events.empty():  # a cancel / pause first: it must not wait behind a
+                    ev = events.get()  # stream of outcomes (a loop of inline actions never drains)
+                elif ready:
+                    ev = ready.popleft()
+                elif local:
                     ev = local.popleft()
-                elif local:  # a cancel / pause (or a worker's outcome) must not wait behind a
-                    ev = events.get()  # stream of inline calls: a loop of inline actions never drains
                 else:
                     timeout = None
                     if timers:
                         # bounded: a queue wait beyond threading.TIMEOUT_MAX raises OverflowError,
                         # and a long delay (validated: any number >= 0) just wakes up and waits again
                         timeout = min(max(0.0, timers[0][0] - time.monotonic()), _MAX_WAIT)
-                    try:
-                        ev = events.get(timeout=timeout) if timeout is not None else events.get()
-                    except queue.Empty:
-                        ev = None
+                    sink.idle = True
+                    if ready:  # an outcome appended before the flag was seen: no wait
+                        sink.idle = False
+                        ev = ready.popleft()
+                    else:
+                        try:
+                            ev = events.get(timeout=timeout) if timeout is not None else events.get()
+                        except queue.Empty:
+                            ev = None
+                        sink.idle = False
+                if ev is _WAKE:
+                    ev = ready.popleft() if ready else None
                 # one event, then dispatch again: the durable journal's replay mirrors exactly this
                 # rhythm (it dispatches after every recorded event), so keep them in step
                 if ev is not None:
