@@ -32,7 +32,12 @@ of the same input, per item, no engine: ``from_string("{{ item }}").render({"ite
 Ratios (minimum per-item times of one run; printed at the end of the session and written to the
 saved JSON under ``flowctx_engine`` by a ``pytest_benchmark_update_json`` hook this module
 registers): per item at 10,000 vs 100 items (bar <= 1.2), at 5 MB vs empty (bar <= 1.2), per item
-vs the ``Template.render`` floor (bar <= 4).  Every run's result is checked (status, item count,
+vs the ``Template.render`` floor (bar <= 4).
+
+Issue 15 (``test_issue15_*``): CPU time (``time.process_time``, all threads) per item of the
+thread executor, the inline executor and the floor at 10,000 items over ~1 MB, and of YAQL
+expressions against their Jinja twins through the Renderer, each case's rounds interleaved in one
+run so a loaded machine slows all alike (bars: thread <= 2x the floor, YAQL <= 2x Jinja).  Every run's result is checked (status, item count,
 last item, published blob size) so a broken run cannot look fast.
 """
 from __future__ import annotations
@@ -40,7 +45,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from types import ModuleType
 from typing import Any
 
@@ -260,6 +265,111 @@ def test_action_inputs(benchmark: Any, store_name: str, mode: str) -> None:
     assert res.task("fan").result == [RESULTS_PER_MB] * INPUTS_ITEMS
 
 
+# --------------------------------------------------------------------------- issue 15: CPU time
+# CPU time (time.process_time: every thread of the process) per item, measured interleaved in one
+# run so the load of a shared machine hits every case alike; the minimum of the rounds is kept.
+CPU_ITEMS = 10000
+CPU_ROUNDS = 7
+BAR_THREAD_CPU = 2.0  # thread executor / bare Template.render floor
+BAR_YAQL = 2.0  # a YAQL expression / its Jinja twin
+# (YAQL, Jinja twin): the bare item() has a direct reader; the others are evaluated
+YAQL_PAIRS = (
+    ("<% item() %>", "{{ item() }}"),
+    ("<% item() + '' %>", "{{ item() ~ '' }}"),
+    ("<% ctx().big.len() + 1 %>", "{{ (ctx().big | length) + 1 }}"),
+    ("<% $.big.keys().len() %>", "{{ ctx().big.keys() | list | length }}"),
+    ("<% item() = 'host-00001' and true %>", "{{ item() == 'host-00001' and true }}"),
+)
+_CPU: dict[str, float] = {}  # name -> CPU seconds per item (minimum of the rounds)
+
+
+def _cpu_rounds(cases: dict[str, Callable[[], Any]], per: int, rounds: int) -> dict[str, float]:
+    """Interleaved rounds of every case; the minimum CPU seconds per item of each."""
+    best: dict[str, float] = {}
+    for fn in cases.values():  # warm-up: templates compiled, pools started
+        fn()
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            t0 = time.process_time()
+            fn()
+            spent = (time.process_time() - t0) / per
+            best[name] = min(best.get(name, spent), spent)
+    return best
+
+
+@pytest.mark.compiled
+def test_issue15_cpu_ratios(benchmark: Any) -> None:
+    """Thread executor, inline executor and the floor, CPU time per item, 10,000 items over
+    ~1 MB, interleaved in one run (the thread executor's bar: <= 2x the floor)."""
+    benchmark.group = "issue 15: CPU time per item (10,000 items, 1 MB)"
+    disabled = getattr(benchmark, "disabled", False)
+    n = 1000 if disabled else CPU_ITEMS
+    params = {"items": _items(n)}
+    inline, thread = _engine("cython", 1), _engine("cython", 1, executor="thread")
+    render = jinja2.Environment().from_string("{{ item }}").render
+    items = _items(n)
+
+    def floor() -> None:
+        for it in items:
+            render({"item": it})
+
+    def run(engine: Engine) -> Callable[[], None]:
+        def go() -> None:
+            _check(engine.run(SPEC, params), n, 1)
+
+        return go
+
+    best = _cpu_rounds({"floor": floor, "inline": run(inline), "thread": run(thread)}, n, 1 if disabled else CPU_ROUNDS)
+    _CPU.update({f"cpu {k}": v for k, v in best.items()})
+    benchmark.extra_info.update({k: v for k, v in best.items()})
+    benchmark.pedantic(run(thread), rounds=1, iterations=1)
+
+
+@pytest.mark.compiled
+def test_issue15_yaql_vs_jinja(benchmark: Any) -> None:
+    """Each YAQL expression against its Jinja twin, rendered per item through the Renderer over
+    a with-items handle of a context holding the ~1 MB blob (CPU time, interleaved)."""
+    from flowctx.render import Renderer
+
+    benchmark.group = "issue 15: YAQL vs Jinja per render"
+    disabled = getattr(benchmark, "disabled", False)
+    store = _store("cython")
+    r = Renderer()
+    ctx = store.Context({"items": []}, {"big": _blob("cython", 1)})
+    n = 200 if disabled else 2000
+    handles = [ctx.with_item(store.freeze(it), i) for i, it in enumerate(_items(n))]
+    cases: dict[str, Callable[[], None]] = {}
+    for y, j in YAQL_PAIRS:
+        ry, rj = r.render_template(y, handles[1]), r.render_template(j, handles[1])
+        assert ry == rj or (isinstance(ry, bool) and ry == bool(rj)), (y, ry, j, rj)
+
+        def go(src: str = "") -> None:
+            rt = r.render_template
+            for h in handles:
+                rt(src, h)
+
+        cases[y] = partial(go, y)
+        cases[j] = partial(go, j)
+    best = _cpu_rounds(cases, n, 1 if disabled else CPU_ROUNDS)
+    _CPU.update({f"render {k}": v for k, v in best.items()})
+    benchmark.pedantic(cases[YAQL_PAIRS[1][0]], rounds=1, iterations=1)
+
+
+def issue15_ratios() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    fl = _CPU.get("cpu floor")
+    for name, bar in (("thread", BAR_THREAD_CPU), ("inline", None)):
+        v = _r(_CPU.get(f"cpu {name}"), fl)
+        if v is not None:
+            out[f"issue 15: {name} executor CPU / floor CPU, 10,000 items, 1 MB"] = {
+                "value": v, "bar": None if bar is None else f"<= {bar}", "met": None if bar is None else v <= bar}
+    for y, j in YAQL_PAIRS:
+        v = _r(_CPU.get(f"render {y}"), _CPU.get(f"render {j}"))
+        if v is not None:
+            out[f"issue 15: YAQL {y} / Jinja {j}"] = {"value": v, "bar": f"<= {BAR_YAQL}", "met": v <= BAR_YAQL}
+    return out
+
+
 # --------------------------------------------------------------------------- ratios
 BAR_10K_VS_100 = 1.2
 BAR_5MB_VS_EMPTY = 1.2
@@ -296,6 +406,7 @@ def compute_ratios(per_item: dict[tuple[str, int, int], float], floor: dict[str,
         for n in THREAD_COUNTS:
             for mb in THREAD_SIZES_MB:
                 add(f"thread/inline {v}, per item, {n} items, {mb} MB", _r(t((f"thread-{v}", n, mb)), t((v, n, mb))))
+    out.update(issue15_ratios())
     return out
 
 
@@ -335,19 +446,20 @@ class _Summary:
 
     @pytest.hookimpl
     def pytest_benchmark_update_json(self, config: Any, benchmarks: Any, output_json: dict[str, Any]) -> None:
-        if not _PER_ITEM and not _FLOOR:
+        if not _PER_ITEM and not _FLOOR and not _CPU:
             return
         output_json["flowctx_engine"] = {
             "machine": machine(),
             "unit": "seconds per item (minimum of the rounds)",
             "per_item": {f"{v}/{n}/{mb}MB": s for (v, n, mb), s in _PER_ITEM.items()},
             "floor": dict(_FLOOR),
+            "cpu_per_item": dict(_CPU),
             "ratios": compute_ratios(_PER_ITEM, _FLOOR),
         }
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: Any) -> None:
-        if not _PER_ITEM and not _FLOOR:
+        if not _PER_ITEM and not _FLOOR and not _CPU:
             return
         title = "flowctx engine: per-item times and ratios"
         if _STATE["disabled"]:
@@ -357,6 +469,8 @@ class _Summary:
         tr.write_line(f"machine: {machine()}")
         for line in table_lines():
             tr.write_line(line)
+        for name, value in _CPU.items():
+            tr.write_line(f"{name}: {_fmt(value)} CPU per item")
         tr.write_line("")
         for name, r in compute_ratios(_PER_ITEM, _FLOOR).items():
             mark = "" if r["bar"] is None else f"   bar {r['bar']}: {'met' if r['met'] else 'MISSED'}"
