@@ -29,8 +29,8 @@ driver would use it:
   ``Conductor.resume()``: ``resuming`` until a task or call starts.
 * ``pausing`` / ``paused`` -> ``Conductor.pause()``: ``pausing`` while calls are in flight (a
   with-items task pauses too); once no started call is in flight the driver calls
-  ``Conductor.mark_paused()`` (a retry held for its start event does not count), as the runner
-  does.
+  ``Conductor.mark_paused()`` (a retry held for its start event does not count, nor a call
+  that reported ``paused`` / ``pending``), as the runner does.
 * ``canceling`` / ``canceled`` -> ``Conductor.cancel()``: ``canceling`` until the calls in flight
   report; retries held for their start event end ``canceled`` at once (the runner's held calls);
   once the status is ``canceled`` the driver calls ``finish_canceled()``.
@@ -40,8 +40,10 @@ driver would use it:
   staged instance, ``calls_for()`` and ``call_started()`` of the call; a completion
   (``succeeded`` / ``failed`` / ``canceled`` / ``expired`` -> timeout / ``abandoned`` -> failed)
   -> ``call_done()`` of that call; a retry it returns is held until the task's next start event.
-  ``pending``, ``paused``, ``pausing``, ``canceling`` have no flowctx outcome (an action cannot
-  pause itself) and leave the call running.
+  ``pending``, ``paused``, ``pausing``, ``canceling`` are not outcomes: they are
+  ``Conductor.call_status()`` of the running call (it stays in flight), and a later ``running``
+  event of a paused / pending call is ``call_status(call, "running")`` (the call runs again, as
+  a resumed child workflow does).
 * after every step, when the conductor is idle (not pausing, paused or canceling) the driver
   calls ``finalize()``, as the runner does; ``render_output`` is therefore a no-op.
 * ``rerun`` -> ``Conductor.rerun()``.
@@ -74,6 +76,7 @@ DATA = os.path.join(HERE, "conformance", "orquesta-suite", "conducting")
 _START = {"requested", "scheduled", "delayed", "running", "resuming"}
 _OUTCOME = {"succeeded": "succeeded", "failed": "failed", "canceled": "canceled", "expired": "timeout",
             "abandoned": "failed", "timeout": "timeout"}
+_REPORT = {"pending", "paused", "pausing", "canceling"}  # Conductor.call_status: not an outcome
 _STATUS_NAME = {"timeout": "expired"}
 _COMMANDS = frozenset({"continue", "noop", "fail", "retry"})
 _KEYS = ("status", "sequence", "errors", "routes", "term")  # carried forward; output is per step
@@ -190,6 +193,7 @@ class _Driver:
         self.fail_requested = False
         self.held: dict[tuple[str, int], list[Any]] = {}  # calls handed out, not yet started by an event
         self.live: dict[tuple[str, int, Any], Any] = {}  # started calls by (task, route, item)
+        self.parked: set[tuple[str, int, Any]] = set()  # live calls that reported pending / paused
 
     # ------------------------------------------------------------ steps
     def request(self, status: str) -> None:
@@ -262,6 +266,9 @@ class _Driver:
         key = (task, route, item)
         if status in _START:
             if key in self.live and not self.live[key].instance.done:
+                if key in self.parked or self.live[key].instance.status == "pausing":
+                    self.parked.discard(key)  # a paused / pending call runs again
+                    self.c.call_status(self.live[key], "running")
                 return None  # already started (e.g. requested, then running)
             inst = self._instance(task, route, begin=True)
             if inst.done:
@@ -273,8 +280,17 @@ class _Driver:
                 return None
             self.live[key] = call
             return {"action": call.action, "input": self.store.thaw(call.inputs) if call.inputs is not None else {}}
+        if status in _REPORT:  # not an outcome: the call stays in flight
+            call = self.live.get(key)
+            if call is None:
+                raise StepError(f"no call of task {task!r} is running to report {status!r}")
+            if status in ("pending", "paused"):
+                self.parked.add(key)
+            self.c.call_status(call, status)
+            return None
         if status not in _OUTCOME:
-            return None  # pending / paused / pausing / canceling: no flowctx outcome, still running
+            return None
+        self.parked.discard(key)
         call = self.live.pop(key, None)
         if call is None:
             inst = self._instance(task, route, begin=True)
@@ -305,7 +321,9 @@ class _Driver:
         c = self.c
         if not self.started or c.finished:
             return
-        if c.status == "pausing" and not any(not call.instance.done for call in self.live.values()):
+        if c.status == "pausing" and not any(
+            not call.instance.done and k not in self.parked for k, call in self.live.items()
+        ):
             c.mark_paused()
         if c.status == "canceled":
             c.finish_canceled()
