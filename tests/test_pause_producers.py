@@ -323,7 +323,8 @@ def test_durable_run_paused_in_a_child_is_resumed_in_a_new_process(backend: Modu
         eid = first[1]
         assert proc.stdout.readline().strip() == "asked"  # the child's inquiry waits: all paused
         state = SQLiteState(db)
-        wait_until(lambda: any(r["task"] == "sub" for r in state.task_instances(eid)), "the parent's task recorded")
+        # the state file says so (`flowctx status` in another process sees a paused run)
+        wait_until(lambda: state.get_execution(eid)["status"] == "paused", "the parent recorded paused")
     finally:
         proc.send_signal(signal.SIGKILL)  # the process dies while the run is paused
         proc.wait(BOUND)
@@ -338,3 +339,30 @@ def test_report_refuses_what_is_not_a_status(status: str) -> None:
 
     with pytest.raises(ValueError, match="an action may report"):
         ActionContext(task="t").report(status)
+
+
+# ====================================================================== cancel while retrying
+def test_cancel_while_a_retry_waits_leaves_the_task_retrying(backend: ModuleType) -> None:
+    """Orquesta (test_task_retry::test_workflow_cancellation_before_retry_running): the retry
+    never runs, the task stays ``retrying`` (not terminal) in the canceled workflow."""
+    wf = """
+    version: 1.0
+    tasks:
+      flaky:
+        action: core.fail
+        retry: {count: 3, delay: 600}
+        next:
+          - when: <% succeeded() %>
+            do: after
+      after:
+        action: core.noop
+    """
+    ex = Engine(store=backend).start(textwrap.dedent(wf))
+    wait_until(lambda: status_of(ex.conductor, "flaky") == "retrying", "the first attempt failed")
+    ex.cancel()
+    res = ex.wait(BOUND)
+    assert res.status == "canceled"
+    rec = res.task("flaky")
+    assert rec.status == "retrying" and rec.attempts == 1
+    assert ex.conductor.term_tasks() == []
+    assert [e["task_id"] for e in res.errors] == ["flaky"]  # the failed attempt, logged once

@@ -627,12 +627,17 @@ class Engine:
                         call.delay = delay
                         submit(call)
                     held.clear()
+                if pause_recorded and not paused and c.status not in ("pausing", "paused"):
+                    journal.status_changed("running")  # a task's pause ended (its call runs again)
+                    pause_recorded = False
                 if inflight == len(parked) and not timers:  # a paused / pending call waits
                     if paused:
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
-                        if c.status == PAUSED and not pause_recorded and getattr(journal, "durable", False):
-                            journal.status_changed(PAUSED)  # another process may wait for it
-                            pause_recorded = True
+                    if (paused or parked) and c.status == PAUSED and not pause_recorded and getattr(
+                        journal, "durable", False
+                    ):
+                        journal.status_changed(PAUSED)  # another process may wait for it
+                        pause_recorded = True
                     elif not paused and not parked and c.is_idle():
                         break
                 if local and events.empty():
