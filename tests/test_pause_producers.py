@@ -366,3 +366,60 @@ def test_cancel_while_a_retry_waits_leaves_the_task_retrying(backend: ModuleType
     assert rec.status == "retrying" and rec.attempts == 1
     assert ex.conductor.term_tasks() == []
     assert [e["task_id"] for e in res.errors] == ["flaky"]  # the failed attempt, logged once
+
+
+# ====================================================================== the conductor API
+def conductor(backend: ModuleType, text: str) -> Conductor:
+    from flowctx.render import default_renderer
+    from flowctx.spec import load_workflow
+
+    c = Conductor(load_workflow(textwrap.dedent(text)), {}, renderer=default_renderer(), store=backend)
+    c.start()
+    return c
+
+
+def test_call_status_pending_then_running_then_done(backend: ModuleType) -> None:
+    from flowctx.actions.base import Outcome
+
+    c = conductor(backend, """
+    version: 1.0
+    tasks:
+      a:
+        action: core.noop
+    """)
+    (inst,) = c.start_ready()
+    (call,) = c.calls_for(inst)
+    c.call_status(call, "pending")
+    assert (inst.status, c.status) == ("pending", "paused")
+    c.call_status(call, "running")  # the call runs again: so do the task and the workflow
+    assert (inst.status, c.status) == ("running", "running")
+    assert c.call_done(call, Outcome("succeeded", 1)) == []
+    c.finalize()
+    assert (inst.status, c.status) == ("succeeded", "succeeded")
+    with pytest.raises(ValueError, match="a call may report"):
+        c.call_status(call, "succeeded")  # an outcome is call_done's
+
+
+def test_with_items_failure_waits_for_a_paused_item(backend: ModuleType) -> None:
+    """A failed item does not end its task while another item waits (paused): the task is
+    paused until that item reports (Orquesta would fail it with the paused call still out)."""
+    from flowctx.actions.base import Outcome
+
+    c = conductor(backend, """
+    version: 1.0
+    tasks:
+      t:
+        with: {items: "{{ [1, 2] }}"}
+        action: core.noop
+    """)
+    (inst,) = c.start_ready()
+    one, two = c.calls_for(inst)
+    c.call_status(one, "paused")
+    assert inst.status == "pausing" and c.status == "running"
+    c.call_done(two, Outcome("failed", None, "boom"))
+    assert inst.status == "paused" and c.status == "paused"
+    c.call_status(one, "running")
+    assert inst.status == "running" and c.status == "running"
+    c.call_done(one, Outcome("succeeded", "ok"))
+    c.finalize()
+    assert inst.status == "failed" and c.status == "failed"

@@ -767,6 +767,8 @@ class Engine:
                     asked_pause = False
                     child_ex.resume()
                 status = child_ex.status
+                if status == "resuming":
+                    continue  # (a child resumed while its own task still waits is not running yet)
                 now = status if status in ("paused", "pausing", "canceling") else "running"
                 if now != reported:
                     reported = now
