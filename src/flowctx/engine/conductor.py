@@ -4,7 +4,8 @@ It knows nothing about threads, clocks or action implementations.  A driver (the
 :class:`flowctx.engine.runner.Engine`, or the rehearsal in :mod:`flowctx.rehearse`) asks it which
 task instances are ready (:meth:`Conductor.ready`), starts them (:meth:`Conductor.begin`), asks for
 the action calls to make (:meth:`Conductor.calls_for`) and reports each call's outcome
-(:meth:`Conductor.call_done`).  The conductor renders inputs, items, publishes and conditions,
+(:meth:`Conductor.call_done`), and any status a call in flight reports before it (``pending``,
+``paused`` ...: :meth:`Conductor.call_status`).  The conductor renders inputs, items, publishes and conditions,
 evaluates transitions, stages downstream tasks (routes, joins, engine commands), applies retries
 and decides the workflow's status and output.
 
