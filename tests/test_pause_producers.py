@@ -423,3 +423,30 @@ def test_with_items_failure_waits_for_a_paused_item(backend: ModuleType) -> None
     c.call_done(one, Outcome("succeeded", "ok"))
     c.finalize()
     assert inst.status == "failed" and c.status == "failed"
+
+
+def test_a_task_left_retrying_by_a_cancel_can_be_rerun(backend: ModuleType) -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    wf = """
+    version: 1.0
+    tasks:
+      flaky:
+        action: test.flaky
+        retry: {count: 3, delay: 600}
+    """
+    engine = Engine(store=backend, actions={"test.flaky": flaky})
+    ex = engine.start(textwrap.dedent(wf))
+    wait_until(lambda: status_of(ex.conductor, "flaky") == "retrying", "the first attempt failed")
+    ex.cancel()
+    res = ex.wait(BOUND)
+    assert res.status == "canceled" and res.task("flaky").status == "retrying"
+    again = engine.rerun(res, ["flaky"])
+    assert again.status == "succeeded", again.reason
+    assert again.task("flaky").status == "succeeded" and len(calls) == 2

@@ -1464,7 +1464,8 @@ class Conductor:
                 found = latest.get((name, route))
                 if found is None:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
-                if not found.done:
+                if not found.done and not (self.finished and found.status == RETRYING):  # (retrying:
+                    # a canceled run stopped it before its retry)
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {found.status}")
                 if found not in targets:
                     targets.append(found)
