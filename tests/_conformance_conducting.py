@@ -43,6 +43,8 @@ driver would use it:
   An item's completion passes the event's ``accumulated_result`` (the with-items task's result
   as the caller keeps it; ``[]``, Orquesta's default, when the upstream test passed none) as
   ``call_done(accumulated_result=)``: Orquesta's conductor takes the task's result from it.
+  A with-items task with no items: its ``running`` event is ``begin()`` only, its completion
+  event the ``calls_for()`` that ends it (flowctx's runner asks at once, so it completes there).
   ``pending``, ``paused``, ``pausing``, ``canceling`` have no flowctx outcome (an action cannot
   pause itself) and leave the call running.
 * after every step, when the conductor is idle (not pausing, paused or canceling) the driver
@@ -139,7 +141,6 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_task_retry__test_workflow_cancellation_while_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
     'test_task_retry__test_workflow_cancellation_with_multiple_retries_not_all_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
     'test_task_retry__test_workflow_cancellation_with_multiple_retries_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
-    'test_workflow_conductor_with_items__test_empty_items_list': '[empty-items] empty with-items task completes at start',
     'test_workflow_conductor_error_handling__test_multiple_task_transition_criteria_errors': '[after-fail] staged tasks cannot start after the workflow failed',
 }
 
@@ -259,7 +260,9 @@ class _Driver:
                 return None  # already started (e.g. requested, then running)
             inst = self._instance(task, route, begin=True)
             if inst.done:
-                return None  # completed at once (skipped, no items, a render error)
+                return None  # completed at once (skipped, a render error)
+            if inst.items is not None and not inst.items:
+                return None  # no items: running until its completion event asks for its calls
             call = self._take_call(inst, item)
             if call is None:
                 if inst.items is not None and item is not None:
@@ -330,7 +333,7 @@ class _Driver:
                 if inst.concurrency is not None:
                     room = min(room, inst.concurrency - inst.in_flight)
                 ids += list(range(inst.next_item, inst.next_item + max(room, 0)))
-            if ids:
+            if ids or inst.items == []:  # no items: handed out until the driver takes it
                 e = {"task": inst.task, "route": inst.route}
                 if inst.items is not None:
                     e["items"] = sorted(ids)

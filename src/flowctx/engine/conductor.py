@@ -371,8 +371,8 @@ class Conductor:
         self._emit("start", inst)
         if inst.status == SKIPPED:
             self._complete(inst)  # a false `when`: done at once
-        elif inst.items is not None and inst.items_done >= len(inst.items):
-            self._finish_items(inst)  # no items (or a rerun that kept them all)
+        elif inst.items and inst.items_done >= len(inst.items):
+            self._finish_items(inst)  # a rerun that kept them all (no items at all: calls_for)
         return inst
 
     def _too_many(self, inst: TaskInstance) -> None:
@@ -531,13 +531,19 @@ class Conductor:
     def calls_for(self, inst: TaskInstance, limit: int | None = None) -> list[ActionCall]:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
-        item is in flight, and an item failure ends it then with the items not run left out."""
+        item is in flight, and an item failure ends it then with the items not run left out.
+        A with-items task with no items is ``running`` from its start until the driver asks
+        for its calls: it then succeeds (result ``[]``) with none (Orquesta: it runs until the
+        caller reports it done)."""
         if inst.done or self.status in (WF_CANCELED, CANCELING, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
             out.extend(self._take_pending(inst, limit))
             n = len(inst.items)
+            if n == 0:
+                self._finish_items(inst)
+                return out
             while inst.next_item < n and (limit is None or len(out) < limit):
                 if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
                     break
