@@ -312,7 +312,11 @@ class Conductor:
         """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
         enter it in the sequence (a task that fails to render is logged, fails the workflow and
         is not entered).  ``journal_seq``: a durable replay passes the sequence number the
-        journal recorded (-1 for a start the task-instance cap refused)."""
+        journal recorded (-1 for a start the task-instance cap refused).  Any staged instance
+        may be begun, also one :meth:`ready` no longer lists because the run failed (a driver
+        handed it out by :meth:`next_tasks` before the failure reports its start late, as
+        Orquesta's caller may): it runs, its outcome and errors are recorded, the status stays
+        and nothing new starts after it."""
         inst = self._planned.pop(id(st), None)
         if inst is None or inst.staged_from is not st:
             inst = self._new_instance(st)
