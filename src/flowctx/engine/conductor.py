@@ -615,7 +615,8 @@ class Conductor:
         inst.in_flight -= 1
         if inst.done:
             return []
-        inst.caller_result = caller  # for this outcome only
+        if caller is not None:
+            inst.caller_result = caller  # for this outcome only (cleared below, or used and cleared)
         if outcome.status == CANCELED and not self._canceling() and not self.finished:
             self.cancel()  # Orquesta: a canceled task execution cancels the workflow
             if inst.done:
@@ -628,7 +629,8 @@ class Conductor:
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
-            inst.caller_result = None
+            if caller is not None:
+                inst.caller_result = None
             return []
         if call.key is not None:  # parallel sub-task
             inst.item_status[call.key] = outcome.status
