@@ -130,7 +130,10 @@ def test_items_task_canceled_while_paused_keeps_the_items_that_ran(backend: Modu
     assert res.output == {}  # `items` was never published: the output entry fails, logged
 
 
-def test_items_task_that_ends_during_a_pause_publishes_after_the_resume(backend: ModuleType) -> None:
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_items_task_that_ends_during_a_pause_publishes_after_the_resume(
+    backend: ModuleType, tmp_path: Any, durable: bool
+) -> None:
     # test_workflow_conductor_with_items_pause_and_resume::
     # test_pause_workflow_using_paused_status_with_items_active: the items in flight finish while
     # the run pauses; after the resume the run succeeds with the whole result.  The task is not
@@ -144,7 +147,8 @@ def test_items_task_that_ends_during_a_pause_publishes_after_the_resume(backend:
         release.wait(10)
         return key * 10
 
-    ex = engine(backend, {"t.work": work}).start(ITEMS.replace("CONCURRENCY", "4"))
+    st = SQLiteState(str(tmp_path / "state.db")) if durable else None
+    ex = engine(backend, {"t.work": work}, state=st).start(ITEMS.replace("CONCURRENCY", "4"))
     wait_for(lambda: len(started) == 4)
     ex.pause()
     release.set()
@@ -155,6 +159,13 @@ def test_items_task_that_ends_during_a_pause_publishes_after_the_resume(backend:
     assert list(res.task("t").result) == [0, 10, 20, 30]
     assert res.output == {"items": [0, 10, 20, 30]}
     assert res.conductor is not None and res.conductor.term_tasks() == ["continue"]
+    if st is not None:
+        # pauses are not journaled: the replay runs unpaused, so there the task is terminal too
+        # (what Orquesta shows without a pause); the terminal context, hence the output, is the
+        # same, since the `continue` entry carries the task's published context
+        again = engine(backend, {"t.work": work}, state=st).resume(ex.execution_id)
+        assert again.status == "succeeded" and again.output == res.output
+        assert again.conductor is not None and again.conductor.term_tasks() == ["t", "continue"]
 
 
 # ---------------------------------------------------------------- empty with-items

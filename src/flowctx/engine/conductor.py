@@ -850,7 +850,8 @@ class Conductor:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
         # the completion that may end the workflow (a pause ends it later, at the resume:
-        # Orquesta then marks no task terminal for it, only the engine command's entry)
+        # Orquesta then marks no task terminal for it, only the engine command's entry, which
+        # carries the same context; a durable replay, where pauses are not journaled, lists it)
         self._last_completed = None if self.status in (PAUSING, PAUSED) else inst
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
