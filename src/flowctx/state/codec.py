@@ -40,10 +40,15 @@ class _Unstorable(Exception):
 
 def _default(obj: Any) -> Any:
     cls = type(obj)
-    if cls.__name__ == "FrozenDict" and cls.__module__ == "flowctx._store":
-        # not a dict subclass, so json's C encoder cannot walk it: thaw the whole subtree in C
-        # at once (~2 ms per MB) instead of one dict() copy per mapping from here (~3x slower)
-        return sys.modules["flowctx._store"].thaw(obj)
+    if cls.__name__ == "FrozenDict":
+        if cls.__module__ == "flowctx._store":
+            # not a dict subclass, so json's C encoder cannot walk it: thaw the whole subtree in C
+            # at once (~2 ms per MB) instead of one dict() copy per mapping from here (~3x slower)
+            return sys.modules["flowctx._store"].thaw(obj)
+        if cls.__module__ == "flowctx._store_py":
+            # the twin's thaw is Python: a shallow copy per mapping (C) lets the C encoder walk
+            # the rest (FrozenList is a tuple); 1 MB: ~15 ms instead of ~42 ms through Mapping
+            return obj.copy()
     if isinstance(obj, Mapping):
         return dict(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -54,6 +59,11 @@ def _default(obj: Any) -> Any:
 
 
 _encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=True)
+# Frozen values are acyclic by construction (DESIGN: immutable, built bottom-up), so their
+# encoder skips json's cycle bookkeeping (a dict insert and delete per container: ~15% of the
+# time of a 1 MB result).
+_frozen_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+_STORES = ("flowctx._store", "flowctx._store_py")
 _ascii_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=True, check_circular=True)
 _encode_str = json.encoder.encode_basestring  # (C) what _encoder writes for a str
 _SMALL = 1 << 62  # ints below this are decimal text at once (far from the digit limit)
@@ -119,13 +129,19 @@ def dumps(value: Any) -> str:
         return "true" if value else "false"
     elif cls is int and -_SMALL < value < _SMALL:
         return int.__repr__(value)
+    encoder = _encoder
+    frozen = cls.__module__ in _STORES and cls.__name__ in ("FrozenDict", "FrozenList")
+    if frozen:
+        encoder = _frozen_encoder  # a frozen result or value: JSON-like, str keys, acyclic
+        if cls.__module__ == "flowctx._store":
+            value = sys.modules["flowctx._store"].thaw(value)  # one C pass; the encoder walks plain data
     try:
         try:
-            text = _encoder.encode(value)
+            text = encoder.encode(value)
         except ValueError as exc:
             if "integer string conversion" not in str(exc) and "int_max_str_digits" not in str(exc):
                 raise
-            text = _encoder.encode(_tag_big_ints(value))
+            text = encoder.encode(_tag_big_ints(value))
     except _Unstorable as exc:
         raise CodecError(
             f"a value of type {type(exc.obj).__name__!r} cannot be stored (only JSON-like values: "
@@ -145,7 +161,7 @@ def dumps(value: Any) -> str:
                 text = _ascii_encoder.encode(_tag_big_ints(value))
             except (ValueError, TypeError, RecursionError, _Unstorable) as exc:  # pragma: no cover
                 raise CodecError(f"the value cannot be stored ({exc})") from None
-    if ":" in text:
+    if not frozen and ":" in text:  # frozen mappings only ever have str keys
         _check_keys(value)
     return text
 
