@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -157,34 +158,68 @@ class _Sizer:
             return _size(ctx)
 
     def bytes(self, value: Any, depth: int) -> int:
-        # the store's formula (_approx_bytes in ext/_store.pyx and _store_py.py)
-        if value is None or value is True or value is False:
-            return 1
-        if isinstance(value, str):
+        # the store's formula (_approx_bytes in ext/_store.pyx and _store_py.py): None and bools
+        # 1, a str its length + 2, a number 8, a mapping 2 + (key + 3 + value) per item, a list
+        # 2 + (1 + item) per item; exact types first (frozen values hold only those: ~2x faster
+        # than isinstance checks on the pure-Python twin)
+        cls = type(value)
+        if cls is str:
             return len(value) + 2
-        if isinstance(value, (int, float)):
+        if value is None or cls is bool:
+            return 1
+        if cls is int or cls is float:
             return 8
-        frozen = isinstance(value, self.frozen)
-        if frozen:
+        fd, fl = self.frozen
+        if cls is fd or cls is fl:
             hit = self.memo.get(id(value))
             if hit is not None:
                 return hit[1]
             if depth >= self.deep:
                 n = self._store_bytes(value)
-                self.memo[id(value)] = (value, n)
-                return n
-        if isinstance(value, (dict, self.store.FrozenDict)):
-            n = 2
-            for k, v in value.items():
-                n += len(k) + 3 + self.bytes(v, depth + 1)
-        elif isinstance(value, (list, tuple)):
-            n = 2
-            for v in value:
-                n += 1 + self.bytes(v, depth + 1)
-        else:
-            n = 8
-        if frozen:
+            elif cls is fd:
+                n = self._items(value.copy().items(), depth)  # copy(): one C-level shallow copy
+            else:
+                n = self._seq(value, depth)
             self.memo[id(value)] = (value, n)
+            return n
+        if value is True or value is False:
+            return 1
+        if isinstance(value, str):
+            return len(value) + 2
+        if isinstance(value, (int, float)):
+            return 8
+        if isinstance(value, Mapping):
+            return self._items(value.items(), depth)
+        if isinstance(value, (list, tuple)):
+            return self._seq(value, depth)
+        return 8
+
+    def _items(self, items: Any, depth: int) -> int:
+        n = 2
+        for k, v in items:
+            cls = type(v)
+            if cls is str:
+                n += len(k) + 5 + len(v)
+            elif v is None or cls is bool:
+                n += len(k) + 4
+            elif cls is int or cls is float:
+                n += len(k) + 11
+            else:
+                n += len(k) + 3 + self.bytes(v, depth + 1)
+        return n
+
+    def _seq(self, items: Any, depth: int) -> int:
+        n = 2
+        for v in items:
+            cls = type(v)
+            if cls is str:
+                n += len(v) + 3
+            elif v is None or cls is bool:
+                n += 2
+            elif cls is int or cls is float:
+                n += 9
+            else:
+                n += 1 + self.bytes(v, depth + 1)
         return n
 
     def _store_bytes(self, value: Any) -> int:
