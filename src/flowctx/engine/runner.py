@@ -14,7 +14,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -303,7 +302,7 @@ class Engine:
         except BaseException:
             self._release(executor)
             raise
-        execution_id = execution_id or uuid.uuid4().hex[:12]
+        execution_id = execution_id or os.urandom(6).hex()  # 12 random hex digits (uuid not imported)
         system = {
             "execution_id": execution_id,
             "workflow": spec.name,
