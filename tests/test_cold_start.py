@@ -16,7 +16,7 @@ import pytest
 
 NOT_NEEDED = [
     "jsonschema", "prometheus_client", "multiprocessing", "sqlite3", "http.client", "ssl", "rich",
-    "regex", "uuid", "platform", "socket", "subprocess", "selectors", "difflib", "pathlib",
+    "regex", "uuid", "platform", "socket", "subprocess", "selectors", "difflib", "pathlib", "getpass", "termios",
 ]
 
 _PROBE = """

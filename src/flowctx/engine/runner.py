@@ -756,11 +756,16 @@ def render_parameter_defaults(
 
 
 def _login() -> str:
+    # what getpass.getuser() reads, without importing getpass (and termios) on every run
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        import getpass
+        import pwd
 
-        return getpass.getuser()
-    except Exception:  # no user database entry (containers): still a usable value
+        return pwd.getpwuid(os.getuid())[0]
+    except Exception:  # no user database entry (containers), no pwd (Windows): still a usable value
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
