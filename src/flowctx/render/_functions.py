@@ -31,7 +31,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]?")
 _DIGITS = re.compile(r"\d+")
 _formatter = string.Formatter()
 
