@@ -29,8 +29,8 @@ driver would use it:
   ``Conductor.resume()``: ``resuming`` until a task or call starts.
 * ``pausing`` / ``paused`` -> ``Conductor.pause()``: ``pausing`` while calls are in flight (a
   with-items task pauses too); once no started call is in flight the driver calls
-  ``Conductor.mark_paused()`` (a retry held for its start event does not count), as the runner
-  does.
+  ``Conductor.mark_paused()`` (a retry held for its start event does not count, nor a call
+  that reported ``paused`` / ``pending``), as the runner does.
 * ``canceling`` / ``canceled`` -> ``Conductor.cancel()``: ``canceling`` until the calls in flight
   report; retries held for their start event end ``canceled`` at once (the runner's held calls);
   once the status is ``canceled`` the driver calls ``finish_canceled()``.
@@ -47,8 +47,10 @@ driver would use it:
   Orquesta accepts it (its caller was handed the task before the failure).
   A with-items task with no items: its ``running`` event is ``begin()`` only, its completion
   event the ``calls_for()`` that ends it (flowctx's runner asks at once, so it completes there).
-  ``pending``, ``paused``, ``pausing``, ``canceling`` have no flowctx outcome (an action cannot
-  pause itself) and leave the call running.
+  ``pending``, ``paused``, ``pausing``, ``canceling`` are not outcomes: they are
+  ``Conductor.call_status()`` of the running call (it stays in flight), and a later ``running``
+  event of a paused / pending call is ``call_status(call, "running")`` (the call runs again, as
+  a resumed child workflow does).
 * after every step, when the conductor is idle (not pausing, paused or canceling) the driver
   calls ``finalize()``, as the runner does; ``render_output`` is therefore a no-op.
 * ``rerun`` -> ``Conductor.rerun()``.
@@ -81,6 +83,7 @@ DATA = os.path.join(HERE, "conformance", "orquesta-suite", "conducting")
 _START = {"requested", "scheduled", "delayed", "running", "resuming"}
 _OUTCOME = {"succeeded": "succeeded", "failed": "failed", "canceled": "canceled", "expired": "timeout",
             "abandoned": "failed", "timeout": "timeout"}
+_REPORT = {"pending", "paused", "pausing", "canceling"}  # Conductor.call_status: not an outcome
 _STATUS_NAME = {"timeout": "expired"}
 _COMMANDS = frozenset({"continue", "noop", "fail", "retry"})
 _KEYS = ("status", "sequence", "errors", "routes", "term")  # carried forward; output is per step
@@ -127,22 +130,6 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_workflow_conductor_context__test_bad_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
     'test_task_rendering__test_basic_rendering': '[input-expr] task input given as one expression is refused',
     'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
-    'test_workflow_conductor__test_get_next_tasks_when_this_task_canceled': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor__test_get_next_tasks_when_this_task_paused': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_pause_and_resume__test_pause_and_resume_from_branches': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_branches': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_pending_and_resume__test_pause_and_resume_from_workflow': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_pending_and_resume__test_pending_and_failed_with_task_transition_error': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_incomplete': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_pending_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_partial': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_paused_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_workflow_conductor_with_items_pause_and_resume__test_resume_pending_item_list_processed': '[action-pause] an action cannot report paused/pending/pausing/canceling',
-    'test_task_retry__test_workflow_cancellation_before_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
-    'test_task_retry__test_workflow_cancellation_while_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
-    'test_task_retry__test_workflow_cancellation_with_multiple_retries_not_all_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
-    'test_task_retry__test_workflow_cancellation_with_multiple_retries_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
 }
 
 
@@ -186,6 +173,7 @@ class _Driver:
         self.fail_requested = False
         self.held: dict[tuple[str, int], list[Any]] = {}  # calls handed out, not yet started by an event
         self.live: dict[tuple[str, int, Any], Any] = {}  # started calls by (task, route, item)
+        self.parked: set[tuple[str, int, Any]] = set()  # live calls that reported pending / paused
 
     # ------------------------------------------------------------ steps
     def request(self, status: str) -> None:
@@ -263,6 +251,9 @@ class _Driver:
         key = (task, route, item)
         if status in _START:
             if key in self.live and not self.live[key].instance.done:
+                if key in self.parked or self.live[key].instance.status == "pausing":
+                    self.parked.discard(key)  # a paused / pending call runs again
+                    self.c.call_status(self.live[key], "running")
                 return None  # already started (e.g. requested, then running)
             inst = self._instance(task, route, begin=True)
             if inst.done:
@@ -276,8 +267,17 @@ class _Driver:
                 return None
             self.live[key] = call
             return {"action": call.action, "input": self.store.thaw(call.inputs) if call.inputs is not None else {}}
+        if status in _REPORT:  # not an outcome: the call stays in flight
+            call = self.live.get(key)
+            if call is None:
+                raise StepError(f"no call of task {task!r} is running to report {status!r}")
+            if status in ("pending", "paused"):
+                self.parked.add(key)
+            self.c.call_status(call, status)
+            return None
         if status not in _OUTCOME:
-            return None  # pending / paused / pausing / canceling: no flowctx outcome, still running
+            return None
+        self.parked.discard(key)
         call = self.live.pop(key, None)
         if call is None:
             inst = self._instance(task, route, begin=True)
@@ -312,7 +312,9 @@ class _Driver:
         c = self.c
         if not self.started or c.finished:
             return
-        if c.status == "pausing" and not any(not call.instance.done for call in self.live.values()):
+        if c.status == "pausing" and not any(
+            not call.instance.done and k not in self.parked for k, call in self.live.items()
+        ):
             c.mark_paused()
         if c.status == "canceled":
             c.finish_canceled()

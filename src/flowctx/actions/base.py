@@ -7,7 +7,11 @@
   ``timeout`` input running out as ``timeout``).
 
 An action that declares a parameter named ``action_context`` receives an :class:`ActionContext`
-(cancellation event, the workflow's directory, an inquiry responder ...).
+(cancellation event, the workflow's directory, an inquiry responder ...).  Through it an action
+running in the engine's process can also report a status that is not its outcome
+(:meth:`ActionContext.report`: ``pending`` while it waits for an answer, ``paused`` /
+``pausing`` / ``running`` as a sub-workflow does), and sees the workflow ask it to pause or
+resume (``pause_requested`` / ``resume_requested``).
 
 Inputs arrive as plain, mutable ``dict`` / ``list`` values, copied for each call
 (:func:`action_inputs`); an action marked with :func:`frozen_inputs`
@@ -30,8 +34,11 @@ FAILED = "failed"
 TIMEOUT = "timeout"
 CANCELED = "canceled"
 
-#: The statuses an action may report itself through :class:`ActionResult`.
-ACTION_STATUSES = frozenset({SUCCEEDED, FAILED, TIMEOUT})
+#: The statuses an action may report itself through :class:`ActionResult` (``canceled``: it was
+#: canceled from elsewhere, e.g. a sub-workflow canceled on its own; the workflow is canceled).
+ACTION_STATUSES = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED})
+#: What an action may report before its outcome (:meth:`ActionContext.report`).
+REPORT_STATUSES = frozenset({"pending", "paused", "pausing", "canceling", "running"})
 
 _ENGINE_PROCESS_ATTR = "__flowctx_engine_process__"
 
@@ -68,7 +75,8 @@ def runs_inline(func: Callable[..., Any]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
-    """An action's explicit outcome: ``status`` is ``"succeeded"``, ``"failed"`` or ``"timeout"``."""
+    """An action's explicit outcome: ``status`` is ``"succeeded"``, ``"failed"``, ``"timeout"``
+    or ``"canceled"``."""
 
     status: str = SUCCEEDED
     result: Any = None
@@ -90,6 +98,22 @@ class ActionContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     responder: Callable[[Mapping[str, Any]], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: set by the engine (engine-process actions only): sends a status to the conductor
+    reporter: Callable[[str], None] | None = None
+    #: the workflow was paused / resumed: an action that can pause (a sub-workflow) follows
+    pause_requested: threading.Event = field(default_factory=threading.Event)
+    resume_requested: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, status: str) -> None:
+        """Report a status that is not the outcome: ``pending`` (waiting for an answer: the
+        workflow pauses, and continues once this call ends), ``paused`` / ``pausing`` (the task
+        pauses; the workflow once nothing else runs), ``running`` (running again after a pause),
+        ``canceling`` (the workflow is canceled).  The outcome is still what the action returns.
+        A no-op where nothing listens (an action called outside a workflow, another process)."""
+        if status not in REPORT_STATUSES:
+            raise ValueError(f"an action may report {', '.join(sorted(REPORT_STATUSES))}, not {status!r}")
+        if self.reporter is not None:
+            self.reporter(status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,10 @@ def inquiry(
         "ttl": ttl,
         "workflow_file": action_context.workflow_file if action_context is not None else None,
     }
+    if action_context is not None:
+        # Orquesta / st2: an inquiry waiting for its answer is ``pending`` and pauses the
+        # workflow; the answer ends the call and the workflow continues
+        action_context.report("pending")
     try:
         response = responder(payload)
     except TimeoutError as exc:

@@ -4,7 +4,8 @@ It knows nothing about threads, clocks or action implementations.  A driver (the
 :class:`flowctx.engine.runner.Engine`, or the rehearsal in :mod:`flowctx.rehearse`) asks it which
 task instances are ready (:meth:`Conductor.ready`), starts them (:meth:`Conductor.begin`), asks for
 the action calls to make (:meth:`Conductor.calls_for`) and reports each call's outcome
-(:meth:`Conductor.call_done`).  The conductor renders inputs, items, publishes and conditions,
+(:meth:`Conductor.call_done`), and any status a call in flight reports before it (``pending``,
+``paused`` ...: :meth:`Conductor.call_status`).  The conductor renders inputs, items, publishes and conditions,
 evaluates transitions, stages downstream tasks (routes, joins, engine commands), applies retries
 and decides the workflow's status and output.
 
@@ -43,7 +44,12 @@ STAGED = "staged"
 TASK_RUNNING = "running"
 RETRYING = "retrying"  # between a failed attempt and its retry (Orquesta's task status)
 SKIPPED = "skipped"
+PENDING = "pending"  # the action waits for something outside (an inquiry): Orquesta's status
 COMPLETED = frozenset({SUCCEEDED, FAILED, TIMEOUT, CANCELED, SKIPPED})
+#: What a call in flight may report before its outcome (:meth:`Conductor.call_status`).
+CALL_STATUSES = frozenset({PENDING, PAUSED, PAUSING, CANCELING, TASK_RUNNING})
+_PARKED = frozenset({PENDING, PAUSED})  # a call that waits: its task is not active (Orquesta)
+_NOT_ACTIVE = frozenset({PENDING, PAUSED, RETRYING})
 
 DEFAULT_RETRY_COMMAND_COUNT = 3  # ``do: retry`` (Orquesta: the task is retried up to 3 times)
 #: Task instances one execution may start (engine commands and with-items items not counted):
@@ -135,6 +141,7 @@ class TaskInstance:
     #: a caller's with-items result for the outcome being recorded (call_done(accumulated_result=))
     caller_result: Any = None
     pending: list[ActionCall] = field(default_factory=list)
+    parked: int = 0  # with-items: items in flight that reported pending / paused
     is_command: bool = False
     timeout: float | None = None
     delay: float = 0.0
@@ -201,6 +208,7 @@ class Conductor:
         self._last_completed: TaskInstance | None = None
         self._led_to_render_failure: set[int] = set()  # ids of instances whose successor failed to render
         self._paused_from: str | None = None  # running / failing: the status a resume restores
+        self._parked: set[int] = set()  # seqs of instances paused / pending by their own calls
         self._task_count = 0
         #: the error that failed the workflow (what ExecutionResult.reason reports)
         self.failure: dict[str, Any] | None = None
@@ -595,8 +603,112 @@ class Conductor:
         if inst.status == RETRYING or inst.status == PAUSED:
             inst.status = TASK_RUNNING
             self.statuses[inst.task] = TASK_RUNNING
+            self._parked.discard(inst.seq)
         if self.status == RESUMING:
             self.status = RUNNING
+
+    def call_status(self, call: ActionCall, status: str) -> None:
+        """A call in flight reports a status that is not its outcome (Orquesta's action
+        execution statuses; :data:`CALL_STATUSES`): its task and the workflow change as
+        Orquesta's state machines say, and the call stays in flight until :meth:`call_done`.
+
+        * ``pending`` (the action waits for an answer) / ``paused``: the task is ``pending`` /
+          ``paused`` and no longer active.  A pending task pauses the workflow (``pausing``
+          while other tasks are active, then ``paused``); a paused one only once nothing else is
+          active (another task that completes meanwhile makes the workflow ``pausing``).
+        * ``pausing``: the task is ``pausing`` (still active); the workflow does not change.
+        * ``canceling``: the task is ``canceling`` and the workflow is canceled (:meth:`cancel`).
+        * ``running``: the call runs again (a paused child workflow was resumed): the task is
+          ``running``, and a paused (or resuming) workflow is running again.
+
+        With-items: an item that reports ``paused`` / ``pending`` waits; the task is ``pausing``
+        while other items run, then ``paused`` (its remaining items start again once it runs).
+        Not journaled: a durable run resumed in another process runs the call again.
+        """
+        if status not in CALL_STATUSES:
+            raise ValueError(f"a call may report {', '.join(sorted(CALL_STATUSES))}, not {status!r}")
+        inst = call.instance
+        if inst.done or self.finished:
+            return
+        if status == CANCELING:
+            self.cancel()  # Orquesta: a canceling task execution cancels the workflow
+            if not inst.done:
+                inst.status = self.statuses[inst.task] = CANCELING
+            return
+        items = inst.items is not None
+        if status == PAUSING:
+            if inst.status == TASK_RUNNING:
+                inst.status = self.statuses[inst.task] = PAUSING
+            return
+        if status == TASK_RUNNING:
+            if items:
+                if inst.item_status.get(call.key) in _PARKED:
+                    inst.parked -= 1
+                    del inst.item_status[call.key]
+                if inst.status != PAUSED:
+                    return  # (Orquesta: a pausing task stays pausing until its items are done)
+            elif inst.status not in (PAUSED, PENDING, PAUSING):
+                return
+            inst.status = self.statuses[inst.task] = TASK_RUNNING
+            self._parked.discard(inst.seq)
+            if self.status == PAUSED:  # Orquesta: a task running again runs a paused workflow
+                self.status = self._paused_from or RUNNING
+                self._paused_from = None
+            elif self.status == RESUMING:
+                self.status = RUNNING
+            return
+        # pending / paused
+        if items:
+            if inst.item_status.get(call.key) not in _PARKED:
+                inst.parked += 1
+            inst.item_status[call.key] = status
+            if inst.status == CANCELING:
+                if inst.in_flight == inst.parked:
+                    self._finish_items(inst)  # Orquesta: canceled once no item runs
+                return
+            if inst.in_flight > inst.parked:  # other items still run
+                if inst.status in (TASK_RUNNING, PAUSED):
+                    inst.status = self.statuses[inst.task] = PAUSING
+                return
+            self._items_paused(inst)
+            return
+        inst.status = self.statuses[inst.task] = status
+        self._parked.add(inst.seq)
+        self._task_parked(inst, status)
+
+    def _items_paused(self, inst: TaskInstance) -> None:
+        """A with-items task with no item running any more and one waiting (or a pause
+        requested) is ``paused``."""
+        inst.status = self.statuses[inst.task] = PAUSED
+        if inst.parked:
+            self._parked.add(inst.seq)
+            self._task_parked(inst, PAUSED)
+        else:
+            self._check_paused()
+
+    def _task_parked(self, inst: TaskInstance, status: str) -> None:
+        """The workflow after a task became ``pending`` / ``paused`` (Orquesta's workflow
+        machine: pending pauses it, paused only once nothing else is active)."""
+        if self.status == CANCELING:
+            self._check_canceled()
+            return
+        if self.status == PAUSING:
+            self._check_paused()
+            return
+        if self.status not in (RUNNING, RESUMING):
+            return  # failing: a failed workflow does not pause (Orquesta)
+        others = any(i is not inst and i.status not in _NOT_ACTIVE for i in self.active())
+        if status == PENDING:
+            self._pause_self(PAUSING if others else PAUSED)
+        elif self.status == RUNNING and not others:
+            self._pause_self(PAUSED)
+
+    def _pause_self(self, status: str) -> None:
+        """The workflow pauses because of a task (not a request): ``pausing`` or ``paused``."""
+        self._paused_from = self._base_status()
+        self.status = status
+        if status == PAUSING:
+            self._check_paused()
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
         planned = inst.item_calls[idx]
@@ -635,17 +747,34 @@ class Conductor:
         inst.in_flight -= 1
         if inst.done:
             return []
+        if inst.status == RETRYING and outcome.status == CANCELED and self._canceling():
+            # a retry the cancel stopped before it started: Orquesta leaves the task ``retrying``
+            # (not active, not where its branch ended) in the canceled workflow
+            self._active.pop(inst.seq, None)
+            self._check_canceled()
+            return []
         if caller is not None:
             inst.caller_result = caller  # for this outcome only (cleared below, or used and cleared)
         if outcome.status == CANCELED and not self._canceling() and not self.finished:
             self.cancel()  # Orquesta: a canceled task execution cancels the workflow
             if inst.done:
                 return []
+        if inst.status in _PARKED and inst.items is None:
+            self._parked.discard(inst.seq)  # the waiting call ended (an inquiry answered ...)
         retry = self._retry_call(call, outcome)
         if retry is not None:
-            inst.in_flight += 1
             inst.status = RETRYING
             self.statuses[inst.task] = RETRYING
+            if self._canceling():
+                # Orquesta evaluates the retry of an attempt that ends while the workflow is
+                # canceling: the task is ``retrying``, the retry never runs, and the workflow is
+                # canceled once nothing else is active (this task is terminal if that was now)
+                self._active.pop(inst.seq, None)
+                self._check_canceled()
+                if self.status == WF_CANCELED:
+                    inst.term = True
+                return []
+            inst.in_flight += 1
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
@@ -730,8 +859,9 @@ class Conductor:
         ``status`` / ``result``), or None for no retry.  A bad count, when or delay is logged, the
         outcome stands and the workflow fails with that error."""
         spec = inst.spec
-        if spec is None or status == CANCELED or self._base_status() != RUNNING:
-            return None  # Orquesta: no retry once the workflow has failed (or was canceled)
+        if spec is None or status == CANCELED or self._base_status() not in (RUNNING, CANCELING):
+            return None  # Orquesta: no retry once the workflow has failed or was canceled (while
+            # it is canceling the retry is evaluated: the task is left ``retrying``, see call_done)
         retry = self.retry_spec(inst.task)
         if retry is None:
             return None
@@ -777,6 +907,8 @@ class Conductor:
 
     def _item_done(self, inst: TaskInstance, call: ActionCall, outcome: Outcome) -> None:
         idx = call.key
+        if inst.parked and inst.item_status.get(idx) in _PARKED:
+            inst.parked -= 1  # a paused / pending item ended
         if outcome.status in COMPLETED and inst.item_status.get(idx) not in COMPLETED:
             inst.items_done += 1
         inst.item_status[idx] = outcome.status
@@ -793,11 +925,14 @@ class Conductor:
         self._emit("item", inst)
         assert inst.items is not None
         finished_all = inst.items_done >= len(inst.items)
-        if inst.in_flight == 0 and (inst.item_failed or finished_all or inst.status == CANCELING):
+        active = inst.in_flight - inst.parked  # items running (a paused / pending one waits)
+        if active == 0 and (
+            (inst.item_failed and not inst.parked) or finished_all or inst.status == CANCELING
+        ):
             self._finish_items(inst)
-        elif inst.in_flight == 0 and inst.status == PAUSING:  # its items in flight are done
-            inst.status = self.statuses[inst.task] = PAUSED
-            self._check_paused()
+        elif active == 0 and (inst.status == PAUSING or inst.parked):
+            # its running items are done and one waits (or the workflow pauses): paused
+            self._items_paused(inst)
 
     def _finish_items(self, inst: TaskInstance) -> None:
         """All items in flight are done: the task's status and result, or a retry of every item
@@ -874,6 +1009,8 @@ class Conductor:
         # carries the same context; a durable replay, where pauses are not journaled, lists it)
         self._last_completed = None if self.status in (PAUSING, PAUSED) else inst
         self._active.pop(inst.seq, None)
+        if self._parked:
+            self._parked.discard(inst.seq)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
         assert spec is not None
@@ -920,6 +1057,14 @@ class Conductor:
             self._request_fail(fail_err)
         if not spec.transitions or not taken or self._base_status() != RUNNING:
             inst.term = True
+        if self._parked and self.status in (RUNNING, RESUMING):
+            # Orquesta: a task completing while another is paused / pending pauses the
+            # workflow (``pausing`` while tasks are active; a resuming one once none is)
+            others = any(i.status not in _NOT_ACTIVE for i in self.active())
+            if not others:
+                self._pause_self(PAUSED)
+            elif self.status == RUNNING:
+                self._pause_self(PAUSING)
         self._check_paused()
         self._check_canceled()
 
@@ -1190,7 +1335,7 @@ class Conductor:
         self.status = PAUSING
         for inst in self.active():  # Orquesta: a with-items task pauses too (no more items)
             if inst.items is not None and inst.status == TASK_RUNNING:
-                inst.status = self.statuses[inst.task] = PAUSING if inst.in_flight else PAUSED
+                inst.status = self.statuses[inst.task] = PAUSING if inst.in_flight > inst.parked else PAUSED
         self._check_paused()
 
     def _check_paused(self) -> None:
@@ -1217,7 +1362,7 @@ class Conductor:
         self.status = RESUMING if base == RUNNING else base
         self._paused_from = None
         for inst in self.active():
-            if inst.items is not None and inst.status == PAUSING:
+            if inst.items is not None and inst.status == PAUSING and not inst.parked:
                 inst.status = self.statuses[inst.task] = TASK_RUNNING
 
     def is_idle(self) -> bool:
@@ -1340,8 +1485,9 @@ class Conductor:
         self._planned.clear()
         self._joins.clear()
         for inst in self.active():
-            if inst.status == RETRYING:
-                continue  # Orquesta: a task waiting for its retry is not active
+            if inst.status == RETRYING or inst.seq in self._parked:
+                continue  # Orquesta: a task waiting for its retry (or paused by its call) is not
+                # active: it ends when its call reports (the driver asks that call to stop)
             if inst.in_flight > 0:
                 if inst.items is not None:
                     inst.status = self.statuses[inst.task] = CANCELING
@@ -1354,6 +1500,8 @@ class Conductor:
         return self.status in (CANCELING, WF_CANCELED)
 
     def _cancel_now(self, inst: TaskInstance, *, term: bool = True) -> None:
+        if self._parked:
+            self._parked.discard(inst.seq)
         if inst.items is not None and inst.result is None:  # one entry per item, as _finish_items
             inst.result = inst.caller_result
             if inst.result is None:
@@ -1366,7 +1514,9 @@ class Conductor:
         self.statuses[inst.task] = CANCELED
 
     def _check_canceled(self) -> None:
-        if self.status == CANCELING and not any(i.status != RETRYING for i in self.active()):
+        if self.status == CANCELING and not any(
+            i.status != RETRYING and i.seq not in self._parked for i in self.active()
+        ):
             self.status = WF_CANCELED
 
     def finish_canceled(self) -> None:
@@ -1392,7 +1542,8 @@ class Conductor:
                 found = latest.get((name, route))
                 if found is None:
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it never ran")
-                if not found.done:
+                if not found.done and not (self.finished and found.status == RETRYING):  # (retrying:
+                    # a canceled run stopped it before its retry)
                     raise FlowctxError(f"cannot rerun task {name!r} on route {route}: it is still {found.status}")
                 if found not in targets:
                     targets.append(found)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,7 @@ from flowctx.engine.conductor import (
     CANCELING,
     DEFAULT_MAX_TASKS,
     PAUSED,
+    PAUSING,
     WF_CANCELED,
     ActionCall,
     Conductor,
@@ -455,6 +457,8 @@ class Engine:
         # the inline executor's call without a timeout or context: run here, no handle or queue
         inline = InlineExecutor._call if type(executor) is InlineExecutor else None
         inflight = 0
+        contexts: dict[int, ActionContext] = {}  # calls in flight that have an ActionContext
+        parked: dict[int, str] = {}  # calls in flight that reported pending / paused
         paused = False
         pause_recorded = False  # the durable journal was told "paused" (a CLI in another process waits for it)
         metrics = {"actions": 0, "retries": 0, "action_time": 0.0}
@@ -496,8 +500,10 @@ class Engine:
             actx = None
             if wants_ctx:
                 actx = ActionContext(
-                    task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
+                    task=call.instance.task, workflow_file=c.spec.file, responder=self.responder,
+                    reporter=partial(_report, events, token, call),
                 )
+                contexts[token] = actx
                 if getattr(journal, "durable", False):  # a sub-workflow becomes a durable child
                     actx.extra["flowctx.child_id"] = journal.child_id(call)
                     actx.extra["flowctx.parent_id"] = ex.execution_id
@@ -537,9 +543,26 @@ class Engine:
                 handles.pop(token, None)
                 inflight -= 1
                 metrics["action_time"] += max(0.0, outcome.finished - outcome.started)
-                for follow in c.call_done(call, outcome):
+                if contexts:
+                    contexts.pop(token, None)
+                waited = parked.pop(token, None) if parked else None
+                follows = c.call_done(call, outcome)
+                if waited is not None and not paused and not parked and c.status in (PAUSING, PAUSED):
+                    # the call that paused the workflow ended (an inquiry answered, a paused
+                    # sub-workflow finished): the workflow continues (st2 resumes it then too)
+                    c.resume()
+                for follow in follows:
                     metrics["retries"] += 1
                     submit(follow)
+            elif kind == "status":  # a call in flight reports pending / paused / running ...
+                _, token, call, status = ev
+                if token not in contexts:
+                    return  # its outcome came first
+                c.call_status(call, status)
+                if status == "pending" or status == "paused":
+                    parked[token] = status
+                else:
+                    parked.pop(token, None)
             elif kind == "cancel" or kind == "fatal":
                 if kind == "cancel":
                     c.cancel()  # `canceling` until the outcomes of what runs arrive
@@ -550,6 +573,8 @@ class Engine:
                 timers.clear()
                 held.clear()
                 paused = False  # a paused run can be canceled: it ends now
+                for actx in contexts.values():
+                    actx.pause_requested.clear()
                 if kind == "cancel":
                     now_t = time.time()
                     for call in waiting:  # delayed calls and held retries never start
@@ -558,6 +583,9 @@ class Engine:
                 if not paused and not c.finished:
                     paused = True
                     c.pause()
+                    for actx in contexts.values():  # cascades: a sub-workflow pauses too
+                        actx.resume_requested.clear()
+                        actx.pause_requested.set()
                     now = time.monotonic()
                     for deadline, _, call in timers:  # waiting calls keep the delay they had left
                         held.append((max(0.0, deadline - now), call))
@@ -566,6 +594,9 @@ class Engine:
             elif kind == "resume":
                 paused = False
                 c.resume()
+                for actx in contexts.values():  # cascades: a paused sub-workflow resumes too
+                    actx.pause_requested.clear()
+                    actx.resume_requested.set()
                 if pause_recorded:
                     journal.status_changed("running")
                     pause_recorded = False
@@ -588,18 +619,25 @@ class Engine:
                     break
                 executor.flush()  # a batching executor sends this round's calls together
                 if paused and c.status not in ("pausing", "paused"):
-                    paused = False  # the pause ended without resume (a failure while pausing)
+                    paused = False  # the pause ended without resume (a failure while pausing,
+                    for actx in contexts.values():  # a paused call that runs again)
+                        actx.pause_requested.clear()
                     for delay, call in held:
                         call.delay = delay
                         submit(call)
                     held.clear()
-                if inflight == 0 and not timers:
+                if pause_recorded and not paused and c.status not in ("pausing", "paused"):
+                    journal.status_changed("running")  # a task's pause ended (its call runs again)
+                    pause_recorded = False
+                if inflight == len(parked) and not timers:  # a paused / pending call waits
                     if paused:
                         c.mark_paused()  # nothing runs: `pausing` becomes `paused`
-                        if c.status == PAUSED and not pause_recorded and getattr(journal, "durable", False):
-                            journal.status_changed(PAUSED)  # another process may wait for it
-                            pause_recorded = True
-                    elif not paused and c.is_idle():
+                    if (paused or parked) and c.status == PAUSED and not pause_recorded and getattr(
+                        journal, "durable", False
+                    ):
+                        journal.status_changed(PAUSED)  # another process may wait for it
+                        pause_recorded = True
+                    elif not paused and not parked and c.is_idle():
                         break
                 if local and events.empty():
                     ev = local.popleft()
@@ -709,14 +747,37 @@ class Engine:
                 child_ex = child.resume(child_id, background=True)
             else:
                 child_ex = child.start(path, inputs, execution_id=child_id)
-            # a cancel or timeout of the calling task cancels the child (it ran on otherwise)
+            # a cancel or timeout of the calling task cancels the child (it ran on otherwise); a
+            # pause / resume of the parent cascades to the child, and the child's own pause
+            # (or a pending inquiry in it) makes the calling task paused (Orquesta / st2)
+            reported = "running"
+            asked_pause = False
             while not child_ex._done.wait(0.05):
-                if action_context is not None and action_context.cancel_event.is_set():
+                if action_context is None:
+                    continue
+                if action_context.cancel_event.is_set():
                     child_ex.cancel()
                     break
+                if action_context.pause_requested.is_set() and not asked_pause:
+                    asked_pause = True
+                    child_ex.pause()
+                if action_context.resume_requested.is_set():
+                    action_context.resume_requested.clear()
+                    asked_pause = False
+                    child_ex.resume()
+                status = child_ex.status
+                if status == "resuming":
+                    continue  # (a child resumed while its own task still waits is not running yet)
+                now = status if status in ("paused", "pausing", "canceling") else "running"
+                if now != reported:
+                    reported = now
+                    action_context.report(now)
             res = child_ex.wait()
             if res.succeeded:
                 return ActionResult("succeeded", res.output)
+            if res.status == "canceled":  # canceled from the child (or by this task's cancel)
+                return ActionResult(CANCELED, {"output": res.output, "errors": res.errors},
+                                    f"sub-workflow {path} was canceled")
             reason = _failure_reason(res)
             if _TOO_DEEP in reason:  # said once, not once per level
                 reason = reason[reason.index(_TOO_DEEP):]
@@ -725,6 +786,11 @@ class Engine:
             return ActionResult("failed", {"output": res.output, "errors": res.errors}, reason)
 
         return run_subworkflow
+
+
+def _report(events: queue.SimpleQueue[tuple[Any, ...]], token: int, call: ActionCall, status: str) -> None:
+    """ActionContext.report of one call: to the engine loop (the conductor is not thread-safe)."""
+    events.put(("status", token, call, status))
 
 
 def render_parameter_defaults(
