@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowctx.actions.base import FAILED, TIMEOUT, ActionContext, ActionResult, in_engine_process
 from flowctx.actions.core import _seconds
 from flowctx.actions.registry import action
 from flowctx.errors import ActionError
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: How often the wait loop looks at the cancel event (seconds).
 POLL_INTERVAL = 0.05
@@ -70,6 +71,8 @@ def _directory(cwd: Any, context: ActionContext | None) -> str | None:
         return None
     if not isinstance(cwd, (str, os.PathLike)):
         raise ActionError(f"core.local: 'cwd' must be a directory path, got {cwd!r}")
+    from pathlib import Path  # imported when a command runs, like subprocess
+
     path = Path(cwd).expanduser()
     if not path.is_absolute() and context is not None and context.workflow_file:
         path = Path(context.workflow_file).resolve().parent / path
@@ -80,6 +83,8 @@ def _directory(cwd: Any, context: ActionContext | None) -> str | None:
 
 def kill_process_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
     """SIGTERM the process group led by ``proc``, then SIGKILL whatever is left after ``grace``."""
+    import subprocess
+
     pgid = proc.pid
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -122,6 +127,8 @@ def local(
     ``timeout`` (seconds) kills the command's whole process group and makes the task time out.
     A non-zero exit status fails the task (the result still carries stdout and stderr).
     """
+    import subprocess  # here, not at the top: a run without core.local does not import it
+
     argv = _argv(cmd)
     environment = _environment(env)
     directory = _directory(cwd, action_context)

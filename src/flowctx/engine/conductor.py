@@ -55,6 +55,13 @@ DEFAULT_RETRY_COMMAND_COUNT = 3  # ``do: retry`` (Orquesta: the task is retried 
 #: Task instances one execution may start (engine commands and with-items items not counted):
 #: a cycle with no way out (``a -> b -> a``) ends failed here instead of filling memory.
 DEFAULT_MAX_TASKS = 100_000
+#: Calls of one with-items task without ``concurrency`` handed out at once, a bound on memory
+#: (each call in flight holds its call, its outcome and the executor's bookkeeping, ~300 B):
+#: :meth:`Conductor.calls_for` hands out up to this many, and more once half of them are done
+#: (so a dispatch round stays large).  Far above what a pool runs at once, so the items still
+#: run as if all were handed out together (Orquesta); it is a fixed number, so a journal's
+#: replay hands out exactly what the live run did.
+ITEM_WINDOW = 8192
 _SCALARS = frozenset({str, int, float, bool})
 _NEXT_FIELD = re.compile(r"next\[(\d+)\]\.?(.*)")
 _INF = float("inf")
@@ -118,7 +125,9 @@ class TaskInstance:
     superseded: bool = False
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
-    item_calls: list[tuple[str | None, Any, Any]] = field(default_factory=list)  # (action, inputs, item) per item
+    # (action, inputs, item) per item; an entry becomes None once handed out when the task has
+    # no retry policy (only a retry hands an item out again)
+    item_calls: list[tuple[str | None, Any, Any] | None] = field(default_factory=list)
     item_results: dict[Any, Any] = field(default_factory=dict)
     item_status: dict[Any, str] = field(default_factory=dict)
     item_errors: dict[Any, str] = field(default_factory=dict)
@@ -473,7 +482,7 @@ class Conductor:
             concurrency = self._number(wi.concurrency, inst, "concurrency", integer=True)
             inst.concurrency = None if concurrency is None else max(concurrency, 1)  # 0 means 1
             inst.batch_size = self._number(wi.batch_size, inst, "batch_size", integer=True) or None
-            calls: list[tuple[str | None, Any, Any]] = []
+            calls: list[tuple[str | None, Any, Any] | None] = []
             # the per-item path: one clone and one render per item.  The renderer's timing wrapper
             # (metrics) times the whole loop once instead of each item; a literal action name is
             # looked at once.
@@ -556,8 +565,13 @@ class Conductor:
             if n == 0:
                 self._finish_items(inst)
                 return out
+            cap = inst.concurrency
+            if cap is None:  # the memory window (ITEM_WINDOW): refilled once half of it is done
+                if inst.in_flight > ITEM_WINDOW // 2:
+                    return out
+                cap = ITEM_WINDOW
             while inst.next_item < n and (limit is None or len(out) < limit):
-                if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
+                if inst.in_flight >= cap:
                     break
                 if inst.batch_size is not None:
                     if inst.next_item >= inst.batch_end:
@@ -697,7 +711,13 @@ class Conductor:
             self._check_paused()
 
     def _item_call(self, inst: TaskInstance, idx: int) -> ActionCall:
-        action, inputs, item = inst.item_calls[idx]
+        planned = inst.item_calls[idx]
+        assert planned is not None
+        action, inputs, item = planned
+        if self.retry_spec(inst.task) is None:
+            # only a retry of the whole task hands an item out again (a rerun plans anew): the
+            # call carries its rendered input from here on, the plan lets go of it (memory)
+            inst.item_calls[idx] = None
         inst.in_flight += 1
         self.items_run += 1
         call = ActionCall(inst, idx, action, inputs, inst.timeout, inst.delay, inst.retries + 1, item)

@@ -14,7 +14,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -339,7 +338,7 @@ class Engine:
         except BaseException:
             self._release(executor)
             raise
-        execution_id = execution_id or uuid.uuid4().hex[:12]
+        execution_id = execution_id or os.urandom(6).hex()  # 12 random hex digits (uuid not imported)
         system = {
             "execution_id": execution_id,
             "workflow": spec.name,
@@ -872,11 +871,16 @@ def render_parameter_defaults(
 
 
 def _login() -> str:
+    # what getpass.getuser() reads, without importing getpass (and termios) on every run
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        import getpass
+        import pwd
 
-        return getpass.getuser()
-    except Exception:  # no user database entry (containers): still a usable value
+        return pwd.getpwuid(os.getuid())[0]
+    except Exception:  # no user database entry (containers), no pwd (Windows): still a usable value
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 

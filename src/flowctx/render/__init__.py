@@ -729,12 +729,11 @@ def default_renderer() -> Renderer:
 _ = (sys, plain)
 
 
-_INTERNAL_TYPE = re.compile(
-    r"'flowctx\.[\w.]*?(FrozenDict|FrozenList|CtxView|[A-Za-z]+View|[A-Za-z]+Scope) object' has no attribute"
-)
+_INTERNAL_TYPE = r"'flowctx\.[\w.]*?(FrozenDict|FrozenList|CtxView|[A-Za-z]+View|[A-Za-z]+Scope) object' has no attribute"
 _PLAIN_NAMES = {"FrozenList": "the list has no attribute", "CtxView": "ctx() has no variable"}
 
 
 def _plain_type_names(text: str) -> str:
     """Jinja names the object that lacks an attribute by its class; say what it is to a user."""
-    return _INTERNAL_TYPE.sub(lambda m: _PLAIN_NAMES.get(m.group(1), "the mapping has no key"), text)
+    # compiled on the first such error (re caches it), not when flowctx is imported
+    return re.sub(_INTERNAL_TYPE, lambda m: _PLAIN_NAMES.get(m.group(1), "the mapping has no key"), text)

@@ -9,7 +9,6 @@ import itertools
 import json as _json
 import re
 import string
-import uuid as _uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +31,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]?")
 _DIGITS = re.compile(r"\d+")
 _formatter = string.Formatter()
 
@@ -336,6 +334,8 @@ def make_helpers(limits: Limits, keystore: Mapping[str, Any] | None = None) -> d
         return datetime.now(timezone.utc).isoformat() if utc else datetime.now().astimezone().isoformat()
 
     def uuid() -> str:
+        import uuid as _uuid  # on first use: a run that never calls uuid() does not import it
+
         return str(_uuid.uuid4())
 
     def zip_(*seqs: Any, pad: Any = None) -> Any:

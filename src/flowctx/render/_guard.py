@@ -23,8 +23,6 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-import regex as _regex
-
 from flowctx.render._functions import LimitError, Limits
 
 __all__ = [
@@ -138,10 +136,18 @@ def _pattern_cost(seq: Any) -> int:
     return total
 
 
+def _rx() -> Any:
+    """The ``regex`` module, imported on the first regular expression (a run that uses none does
+    not pay for its import: ``tests/test_cold_start.py``)."""
+    import regex
+
+    return regex
+
+
 def check_pattern(pattern: str, flags: int = 0) -> None:
     """Refuse a pattern that is not valid ``re`` syntax or whose compiled size is unbounded."""
     try:
-        parsed = _sre_parse.parse(pattern, flags & ~_regex.V0)
+        parsed = _sre_parse.parse(pattern, flags & ~_rx().V0)
         cost = _pattern_cost(parsed)
     except RecursionError:
         raise LimitError("regular expression nested too deeply") from None
@@ -158,7 +164,8 @@ def rx_compile(pattern: str, flags: int = 0) -> Any:
     The syntax accepted is Python's ``re`` syntax (what Orquesta accepts); matching runs on the
     ``regex`` engine because only it can be interrupted (``timeout=``)."""
     check_pattern(pattern, flags)
-    return _regex.compile(pattern, flags | _regex.V0)
+    regex = _rx()
+    return regex.compile(pattern, flags | regex.V0)
 
 
 def _timeout() -> float:
@@ -209,15 +216,24 @@ def rx_finditer(pattern: Any, string: str) -> Any:
 
 
 def rx_escape(string: str) -> str:
-    return _regex.escape(string)
+    return _rx().escape(string)  # type: ignore[no-any-return]
 
 
-IGNORECASE = _regex.IGNORECASE
-assert IGNORECASE == 2 and _regex.MULTILINE == 8 and _regex.DOTALL == 16  # same values as stdlib re
-MULTILINE = _regex.MULTILINE
-DOTALL = _regex.DOTALL
-PATTERN_TYPE = type(_regex.compile("."))
-RegexError = _regex.error
+# the flag values ``re`` and ``regex`` share (tests/test_cold_start.py checks them against both)
+IGNORECASE = 2
+MULTILINE = 8
+DOTALL = 16
+
+
+#: a pattern that is not valid ``re`` syntax (check_pattern raises it before ``regex`` is asked)
+RegexError = _stdlib_re.error
+
+
+def __getattr__(name: str) -> Any:
+    """``PATTERN_TYPE`` (the ``regex`` pattern type), imported on first use like ``regex``."""
+    if name == "PATTERN_TYPE":
+        return type(_rx().compile("."))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------- size bounds

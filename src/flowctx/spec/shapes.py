@@ -9,7 +9,6 @@ parts are in :mod:`flowctx.spec.orquesta` and :mod:`flowctx.spec.listform`.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -41,6 +40,8 @@ NO_DEFAULT = _NoDefault()
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    import difflib  # only for a misspelt name
+
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -16,10 +16,8 @@ a resume runs it again; an outcome in the database is never recomputed.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -90,7 +88,9 @@ class Journal(Recorder):
         super().__init__(conductor)
         self.state = state
         self.execution_id = execution_id
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        import socket  # durable runs only: a plain run does not import it
+
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self.batch_size = max(1, int(state.batch_size))
         self.flush_interval = max(0.0, float(state.flush_interval))
         self._pos = state.next_pos(execution_id)
