@@ -153,6 +153,7 @@ class Conductor:
         renderer: Any,
         store: ModuleType,
         system: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         copy_items: bool = False,
         on_event: Callable[[str, TaskInstance], None] | None = None,
         setup_errors: list[str] | None = None,
@@ -169,6 +170,9 @@ class Conductor:
         self._RouteStatuses = RouteStatuses
         self.parameters = dict(parameters or {})
         self.system = dict(system or {})
+        #: the application (parent) context: the bottom layer of the workflow context, under the
+        #: parameters and vars (Orquesta's ``WorkflowConductor(context=...)``); data, never rendered
+        self.context = dict(context or {})
         self.copy_items = copy_items
         self.on_event = on_event
         #: errors found before the run (input defaults that failed to render): logged by start()
@@ -209,18 +213,19 @@ class Conductor:
         """Build the initial context (parameters, then vars rendered in order) and stage the
         start tasks on route 0."""
         Context = self.store.Context
-        if self.setup_errors:  # an input default failed to render (Orquesta: a failed workflow)
-            for message in self.setup_errors:
-                self._request_fail(self._log_error(None, message))
-            self._finish_now()
-            return
+        failed = False
+        # an input default that failed to render fails the run (Orquesta: a failed workflow);
+        # the vars are still rendered, each failure logged, as Orquesta does
+        for message in self.setup_errors:
+            self._request_fail(self._log_error(None, message))
+            failed = True
         try:
-            ctx = Context(self.parameters, self.parameters, None, self.system)
+            variables = {**self.context, **self.parameters} if self.context else self.parameters
+            ctx = Context(self.parameters, variables, None, self.system)
         except (TypeError, ValueError) as exc:
             self._request_fail(self._log_error(None, f"invalid parameters: {exc}"))
-            self._finish_now()
+            self._finish_now(output=False)
             return
-        failed = False
         for name, value in self.spec.vars:  # in order, each one seeing those before it
             try:
                 ctx.set_var(name, self._value(
@@ -245,11 +250,14 @@ class Conductor:
         for name in starts:
             self._stage(name, 0, ctx.clone(), None, {})
 
-    def _finish_now(self) -> None:
-        """The run failed before any task was staged (Orquesta: no route either)."""
+    def _finish_now(self, *, output: bool = True) -> None:
+        """The run failed before any task was staged (Orquesta: no route either); the output is
+        rendered as for any finished run (Orquesta renders it once the workflow completed)."""
         self.status = WF_FAILED
-        self.finished = True
         self.routes = []
+        if output:
+            self._render_output()
+        self.finished = True
 
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
