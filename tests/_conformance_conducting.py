@@ -120,7 +120,6 @@ def cases() -> list[Case]:
 # Cases flowctx does not pass yet (strict xfail); reason per case.  Filled from a run of the
 # whole group; FAILURES.md gives the exact differences grouped by behaviour class.
 KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAILURES.md
-    'test_task_rendering__test_basic_rendering': '[input-expr] task input given as one expression is refused',
     'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
     'test_workflow_conductor__test_get_next_tasks_when_this_task_canceled': '[action-pause] an action cannot report paused/pending/pausing/canceling',
     'test_workflow_conductor__test_get_next_tasks_when_this_task_paused': '[action-pause] an action cannot report paused/pending/pausing/canceling',

@@ -587,7 +587,7 @@ tasks:
       - message
 """,
         [
-            "broken.yaml:6:7: error: 'input' must be a mapping, got a list [t1]",
+            "broken.yaml:6:7: error: 'input' must be a mapping, got a list (or one expression giving a mapping: input: <% ctx().args %>) [t1]",
         ],
     ),
     (

@@ -138,6 +138,30 @@ class TaskInstance:
         return self.status in COMPLETED
 
 
+def _input_mapping(source: Any, rendered: Any, inst: TaskInstance, fld: str) -> Any:
+    """A task ``input`` written as one expression must give a mapping (the action's inputs by
+    name); a mapping input is returned as rendered."""
+    if type(source) is not str:
+        return rendered
+    if not isinstance(rendered, Mapping):
+        raise TemplateError(
+            f"the input expression gave {type(rendered).__name__} {_short(rendered)}, not a mapping of input names "
+            "to values", source=source, task=inst.task, field=fld,
+        )
+    bad = [k for k in rendered if not isinstance(k, str)]
+    if bad:
+        raise TemplateError(
+            f"the input expression gave a mapping with a non-string name {bad[0]!r}", source=source,
+            task=inst.task, field=fld,
+        )
+    return dict(rendered)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _outcome_is_failure(status: str) -> bool:
     return status in (FAILED, TIMEOUT, CANCELED)
 
@@ -477,6 +501,7 @@ class Conductor:
             render_json = raw.render_json
             scope = self._scope(inst)
             task_input = spec.input
+            one_expr = type(task_input) is str  # ``input: <% ... %>``: each item's must be a mapping
             action = spec.action
             with_item = inst.ctx.with_item
             append = calls.append
@@ -495,6 +520,8 @@ class Conductor:
                         raise
                     except (TypeError, ValueError) as exc:  # as _render says it
                         raise TemplateError(str(exc), task=inst.task, field="input") from None
+                    if one_expr:
+                        rendered = _input_mapping(task_input, rendered, inst, "input")
                     append((action, rendered, ictx.item))
             finally:
                 if raw is not renderer:
@@ -510,7 +537,8 @@ class Conductor:
             return
         if spec.subtasks:
             for sub in spec.subtasks:
-                inputs = self._render(sub.input, inst.ctx, inst, f"{sub.name}.input")
+                inputs = _input_mapping(sub.input, self._render(sub.input, inst.ctx, inst, f"{sub.name}.input"),
+                                        inst, f"{sub.name}.input")
                 inst.pending.append(
                     ActionCall(
                         inst, sub.name, self._action_name(sub.action, inst.ctx, inst), inputs,
@@ -519,7 +547,7 @@ class Conductor:
                 )
             return
         action = self._action_name(spec.action, inst.ctx, inst)
-        inputs = self._render(spec.input, inst.ctx, inst, "input")
+        inputs = _input_mapping(spec.input, self._render(spec.input, inst.ctx, inst, "input"), inst, "input")
         inst.pending.append(ActionCall(inst, None, action, inputs, inst.timeout, inst.delay))
 
     def _action_name(self, action: str | None, ctx: Any, inst: TaskInstance) -> str | None:

@@ -428,7 +428,7 @@ class Engine:
             except ActionError as exc:
                 problems.append(f"{where}task {task.name!r}: {exc}")
                 continue
-            if _static_names(task.input):  # input names known before the run: check them now
+            if isinstance(task.input, Mapping) and _static_names(task.input):  # names known before the run
                 problems.extend(f"{where}{p}" for p in aspec.check_inputs(task.input, task=task.name))
         if problems:
             raise WorkflowError("; ".join(problems) if len(problems) == 1 else "\n".join(problems), problems=problems)

@@ -270,10 +270,20 @@ class Builder:
                             self.error(anode, f"cannot parse the inline parameters of 'action': {exc}", task)
                         for name, _ in inline:
                             locs[f"input.{name}"] = anode.loc
-        inputs: dict[str, Any] = dict(inline)
+        inputs: dict[str, Any] | str = dict(inline)
         if "input" in f:
             inode = f["input"][1]
-            if isinstance(inode, YMap):
+            if isinstance(inode, YScalar) and isinstance(inode.value, str) and _single_expression(inode.value):
+                # ``input: <% ctx().args %>``: one expression giving the whole mapping at run time
+                # (Orquesta accepts it); its names are not known before the run
+                locs["input"] = inode.loc
+                if inline:
+                    self.error(inode, "'input' given as one expression cannot be combined with inline "
+                                      "parameters in 'action' (put them in the expression's mapping)", task)
+                else:
+                    inputs = inode.value
+            elif isinstance(inode, YMap):
+                assert isinstance(inputs, dict)
                 self.check_keys(inode, "'input'", task)
                 for k, v in inode.pairs:
                     name = k.value
@@ -286,7 +296,8 @@ class Builder:
                     inputs[name] = self.plain(v)
                     self.record(locs, f"input.{name}", v)
             elif not (isinstance(inode, YScalar) and inode.value is None):
-                self.error(inode, f"'input' must be a mapping, got {type_name(inode)}", task)
+                self.error(inode, f"'input' must be a mapping, got {type_name(inode)} (or one expression "
+                                  "giving a mapping: input: <% ctx().args %>)", task)
         kw["input"] = inputs
 
     def with_items(self, node: YNode, task: str, locs: dict[str, Loc], key: str,
