@@ -748,11 +748,17 @@ def run(args: argparse.Namespace) -> int:
     import_actions(args.action_modules)
     if not os.path.exists(args.file):
         raise FlowctxError(f"{args.file}: no such file")
-    spec = load_workflow(args.file)
+    context = read_context_option(args.context) if args.context is not None else None
+    if context:  # its names are defined for the validator (not 'referenced before assignment')
+        from flowctx.spec.validate import raise_for_problems, validate
+
+        spec = load_workflow(args.file, validate=False)
+        raise_for_problems(validate(spec, extra_names=context), spec)
+    else:
+        spec = load_workflow(args.file)
     params = gather_parameters(spec, args)
     check_answers(args, spec)  # report bad --answer values before anything runs
     args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
-    context = read_context_option(args.context) if args.context is not None else None
     kv = open_kv_option(args.kv)
     args.kv_values = kv.values() or None  # None: the shared default renderer (its kv() knows no key)
     masker = Masker.for_run(spec, params, kv.secret_values())

@@ -145,8 +145,8 @@ def _input_mapping(source: Any, rendered: Any, inst: TaskInstance, fld: str) -> 
         return rendered
     if not isinstance(rendered, Mapping):
         raise TemplateError(
-            f"the input expression gave {type(rendered).__name__} {_short(rendered)}, not a mapping of input names "
-            "to values", source=source, task=inst.task, field=fld,
+            f"the input expression gave {_kind(rendered)}, not a mapping of input names to values",
+            source=source, task=inst.task, field=fld,
         )
     bad = [k for k in rendered if not isinstance(k, str)]
     if bad:
@@ -157,9 +157,21 @@ def _input_mapping(source: Any, rendered: Any, inst: TaskInstance, fld: str) -> 
     return dict(rendered)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _kind(value: Any, limit: int = 80) -> str:
+    """``a list [1, 2]``, ``a string 'x'``, ``null``: what a value is, shortly."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        kind, text = "a string", repr(value)
+    elif isinstance(value, bool):
+        kind, text = "a boolean", repr(value)
+    elif isinstance(value, (int, float)):
+        kind, text = "a number", repr(value)
+    elif isinstance(value, Sequence):
+        kind, text = "a list", repr(list(value))
+    else:
+        kind, text = f"a {type(value).__name__}", repr(value)
+    return f"{kind} {text if len(text) <= limit else text[: limit - 3] + '...'}"
 
 
 def _outcome_is_failure(status: str) -> bool:

@@ -302,8 +302,8 @@ class Engine:
         Problems found before anything runs — a broken file, bad parameters, unknown actions —
         raise :class:`~flowctx.errors.FlowctxError` here.
         """
-        spec = self._load(workflow)
-        app_ctx = check_context(context, self.store, spec)
+        app_ctx = check_context(context, self.store, workflow if isinstance(workflow, WorkflowSpec) else None)
+        spec = self._load(workflow, app_ctx)
         setup_errors: list[str] = []
         params = self._parameters(spec, parameters or {}, setup_errors, app_ctx)
         executor = self._make_executor()
@@ -382,12 +382,20 @@ class Engine:
         return ex.wait()
 
     # ------------------------------------------------------------------ preparation
-    def _load(self, workflow: str | os.PathLike[str] | WorkflowSpec) -> WorkflowSpec:
+    def _load(self, workflow: str | os.PathLike[str] | WorkflowSpec, context: Mapping[str, Any] | None = None) -> WorkflowSpec:
+        """Load and validate ``workflow``; the application context's names are defined names
+        (reading them is not 'referenced before assignment').  A spec passed in is taken as it is."""
         if isinstance(workflow, WorkflowSpec):
             return workflow
         from flowctx.spec import load_workflow
 
-        return load_workflow(workflow)
+        if not context:
+            return load_workflow(workflow)
+        from flowctx.spec.validate import raise_for_problems, validate
+
+        spec = load_workflow(workflow, validate=False)
+        raise_for_problems(validate(spec, extra_names=context), spec)
+        return spec
 
     def _parameters(
         self, spec: WorkflowSpec, parameters: Mapping[str, Any], errors: list[str] | None = None,
