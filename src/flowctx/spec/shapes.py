@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from flowctx._expressions import has_expressions
 from flowctx.spec.inline_params import InlineParamsError, parse_inline_params
 from flowctx.spec.model import Loc, RetrySpec, Transition, WithItems
 from flowctx.spec.problems import Problem
@@ -26,7 +27,6 @@ NEXT_KEYS = ("when", "publish", "do")
 RETRY_KEYS = ("when", "count", "delay", "backoff", "max_delay")
 WITH_KEYS = ("items", "concurrency", "batch_size")
 BACKOFFS = ("constant", "linear", "exponential")
-_TEMPLATE_MARKERS = ("{{", "{%", "<%")
 _NAMED_ITEMS_RE = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s+in\s+(\S.*?)\s*$", re.S)
 
 
@@ -46,7 +46,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def is_template(value: Any) -> bool:
-    return isinstance(value, str) and any(m in value for m in _TEMPLATE_MARKERS)
+    """A string holding a complete expression (``{{ }}``, ``{% %}``, ``<% %>``): the renderer's rule."""
+    return has_expressions(value)
 
 
 def _single_expression(text: str) -> tuple[str, str] | None:
