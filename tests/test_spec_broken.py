@@ -1184,7 +1184,7 @@ tasks:
       - when: <% succeeded( %>
         publish: x=<% 1 + %>
 output:
-  - o: "{{ }"
+  - o: "{{ 1 + }}"
 """, [
         ("broken.yaml:3:8", "vars.v", None),
         ("broken.yaml:8:15", "when", "t1"),
