@@ -68,7 +68,7 @@ _VAR_NAMESPACES = frozenset({"vars", "variables", "workflow"})
 
 def _is_template(s: str) -> bool:
     # a complete ``{{ }}`` / ``{% %}`` / ``<% %>``: a lone opener is text, as in Orquesta
-    return ("{{" in s or "{%" in s or "<%" in s) and has_expressions(s)
+    return has_expressions(s)
 
 
 # ---------------------------------------------------------------------- compiled forms

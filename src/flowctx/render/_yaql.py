@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowctx._backend import frozen_types
-from flowctx._expressions import YAQL_RE  # ``<% expr %>``: the rule the loader and validator share
+from flowctx._expressions import YAQL_RE, yaql_spans  # ``<% expr %>``: the rule the loader and validator share
 from flowctx.render._functions import LimitError, Limits
 from flowctx.render._scope import MISSING, ExpressionError, Scope
 
@@ -28,11 +28,11 @@ def split_yaql(source: str) -> list[tuple[bool, str, int]]:
     is text (Orquesta: only complete ``<% %>`` are expressions)."""
     parts: list[tuple[bool, str, int]] = []
     pos = 0
-    for m in YAQL_RE.finditer(source):
-        if m.start() > pos:
-            parts.append((False, source[pos : m.start()], pos))
-        parts.append((True, m.group(1), m.start()))
-        pos = m.end()
+    for start, end in yaql_spans(source):
+        if start > pos:
+            parts.append((False, source[pos:start], pos))
+        parts.append((True, source[start + 2 : end - 2], start))
+        pos = end
     if pos < len(source):
         parts.append((False, source[pos:], pos))
     return parts
