@@ -519,7 +519,8 @@ class Engine:
                 actx = ActionContext(
                     task=call.instance.task, workflow_file=c.spec.file, responder=self.responder
                 )
-                actx.extra["flowctx.context"] = _child_context(ex.execution_id, c, call)  # a sub-workflow's
+                if getattr(func, _SUBWORKFLOW_MARK, False):  # a sub-workflow (it runs in the engine process)
+                    actx.extra["flowctx.context"] = _child_context(ex.execution_id, c, call)
                 if getattr(journal, "durable", False):  # a sub-workflow becomes a durable child
                     actx.extra["flowctx.child_id"] = journal.child_id(call)
                     actx.extra["flowctx.parent_id"] = ex.execution_id
@@ -747,6 +748,7 @@ class Engine:
                 reason = f"sub-workflow {path}: {reason}"
             return ActionResult("failed", {"output": res.output, "errors": res.errors}, reason)
 
+        setattr(run_subworkflow, _SUBWORKFLOW_MARK, True)
         return run_subworkflow
 
 
@@ -848,6 +850,7 @@ def _is_workflow_ref(action: str) -> bool:
 
 
 _TOO_DEEP = "sub-workflows nested more than"
+_SUBWORKFLOW_MARK = "__flowctx_subworkflow__"  # the engine's sub-workflow callables: they get the child context
 
 
 _EXEC_FAILED = "Execution failed. See result for details."
