@@ -370,3 +370,13 @@ def test_cli_validate_accepts_an_input_expression(tmp_path: Any) -> None:
     path = write(tmp_path, "wf.yaml", EXPR_INPUT.replace("t.take", "core.echo"))
     proc = subprocess.run([sys.executable, "-m", "flowctx", "validate", path], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_validate_takes_the_context_names(tmp_path: Any) -> None:
+    path = write(tmp_path, "wf.yaml", READS)
+    cmd = [sys.executable, "-m", "flowctx", "validate", path]
+    bare = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 1 and "variable 'parent' in 'input.a' is referenced before assignment" in bare.stdout
+    given = subprocess.run(cmd + ["--context", json.dumps(CONTEXT)], capture_output=True, text=True, timeout=60)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert given.stdout.strip().endswith(f"{path}: ok")
