@@ -7,9 +7,12 @@ The workflow of ``test_bench_engine.py``: ``load`` publishes a ~1 MB blob, ``fan
 Python action over 1,000 items.  Each case is one ``Engine.run`` with ``state=None`` (in-memory)
 or ``state=SQLiteState(file)`` (durable: execution row, lease, journal of every item outcome,
 write-behind flushes, final flush before the result is returned), on both store backends and
-with the inline and the thread executor.  Bar: durable <= 2x in-memory (minimum times, thread
-executor — the default; the inline executor's ratio is reported too: with actions that cost
-nothing the fixed ~20 ms of storing the 1 MB result once dominates).
+with the inline and the thread executor.  Bar (issue 15): durable <= 1.3x in-memory (minimum
+times, thread executor — the default; the inline executor's ratio is reported too: with actions
+that cost nothing, encoding the 1 MB result once dominates).  Besides the wall time that
+pytest-benchmark reports, each round's CPU time (``time.process_time``: every thread of the
+process, so the state flusher's work counts) is kept, and its ratio printed: on a shared, loaded
+machine the wall time also counts other jobs.
 
 The database size is reported against the number of changes (journal records + task executions):
 it grows by the changes, not by items x context size (1,000 x 1 MB would be ~1 GB).
@@ -17,6 +20,7 @@ it grows by the changes, not by items x context size (1,000 x 1 MB would be ~1 G
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from functools import cache
 from types import ModuleType
@@ -35,9 +39,10 @@ SPEC = load_workflow(WORKFLOW)
 N = 1000
 RESULTS = 100  # make_results(100): ~1 MB of JSON
 ROUNDS = 7
-BAR = 2.0
+BAR = 1.3  # issue 15
 
 _TIMES: dict[tuple[str, str, str], float] = {}  # (backend, executor, mode) -> min seconds per run
+_CPU: dict[tuple[str, str, str], float] = {}  # the same, CPU seconds (process_time) per run
 _SIZES: dict[tuple[str, str], dict[str, Any]] = {}
 _STATE = {"disabled": False}
 
@@ -71,8 +76,14 @@ def test_durable_vs_memory(benchmark: Any, tmp_path: Any, backend_name: str, exe
     )
     params = {"items": ITEMS}
 
+    cpu: list[float] = []
+
     def run() -> Any:
-        return engine.run(SPEC, params)
+        c = time.process_time()
+        try:
+            return engine.run(SPEC, params)
+        finally:
+            cpu.append(time.process_time() - c)
 
     if getattr(benchmark, "disabled", False):
         _STATE["disabled"] = True
@@ -82,9 +93,11 @@ def test_durable_vs_memory(benchmark: Any, tmp_path: Any, backend_name: str, exe
         runs = 1
     else:
         run()  # warm-up: templates compiled, first-run costs out of the way
+        cpu.clear()
         res = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
         _TIMES[(backend_name, executor, mode)] = benchmark.stats.stats.min
         runs = ROUNDS + 1
+    _CPU[(backend_name, executor, mode)] = min(cpu)
     assert res.status == "succeeded", res.reason
     assert res.task("fan").items == N and res.output == {"keys": RESULTS}
     if state is not None:
@@ -107,13 +120,14 @@ def ratios() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for b in ("cython", "python"):
         for ex in ("thread", "inline"):
-            mem, dur = _TIMES.get((b, ex, "memory")), _TIMES.get((b, ex, "durable"))
-            if mem and dur:
-                bar = BAR if ex == "thread" else None
-                out[f"durable/in-memory, {b}, {ex} executor"] = {
-                    "value": dur / mem, "bar": None if bar is None else f"<= {bar}",
-                    "met": None if bar is None else dur / mem <= bar,
-                }
+            for label, times in (("", _TIMES), (" (CPU)", _CPU)):
+                mem, dur = times.get((b, ex, "memory")), times.get((b, ex, "durable"))
+                if mem and dur:
+                    bar = BAR if ex == "thread" else None
+                    out[f"durable/in-memory, {b}, {ex} executor{label}"] = {
+                        "value": dur / mem, "bar": None if bar is None else f"<= {bar}",
+                        "met": None if bar is None else dur / mem <= bar,
+                    }
     return out
 
 
@@ -124,6 +138,8 @@ class _Summary:
             output_json["flowctx_state"] = {
                 "machine": machine(),
                 "seconds_per_run": {"/".join(k): v for k, v in _TIMES.items()},
+                "cpu_seconds_per_run": {"/".join(k): v for k, v in _CPU.items()},
+                "load_average": os.getloadavg(),
                 "ratios": ratios(),
                 "database": {"/".join(k): v for k, v in _SIZES.items()},
             }
@@ -137,12 +153,14 @@ class _Summary:
         if _STATE["disabled"]:
             title += " (--benchmark-disable: single runs, indicative only)"
         tr.section(title)
-        tr.write_line(f"machine: {machine()}")
+        tr.write_line(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         for (b, ex, mode), t in sorted(_TIMES.items()):
-            tr.write_line(f"{b:<7} {ex:<7} {mode:<8} {t * 1000:9.1f} ms per run ({t / N * 1e6:.1f} us per item)")
+            c = _CPU.get((b, ex, mode))
+            tr.write_line(f"{b:<7} {ex:<7} {mode:<8} {t * 1000:9.1f} ms per run ({t / N * 1e6:.1f} us per item)"
+                          + ("" if c is None else f", CPU {c * 1000:.1f} ms"))
         for name, r in ratios().items():
             mark = "" if r["bar"] is None else f"   bar {r['bar']}: {'met' if r['met'] else 'MISSED'}"
-            tr.write_line(f"{name:<48} {r['value']:6.2f}{mark}")
+            tr.write_line(f"{name:<54} {r['value']:6.2f}{mark}")
         for (b, ex), s in sorted(_SIZES.items()):
             tr.write_line(
                 f"database ({b}, {ex}): {s['db_bytes'] / 1e6:.2f} MB after {s['runs']} runs = "

@@ -45,6 +45,13 @@ driver would use it:
   staged instance, ``calls_for()`` and ``call_started()`` of the call; a completion
   (``succeeded`` / ``failed`` / ``canceled`` / ``expired`` -> timeout / ``abandoned`` -> failed)
   -> ``call_done()`` of that call; a retry it returns is held until the task's next start event.
+  An item's completion passes the event's ``accumulated_result`` (the with-items task's result
+  as the caller keeps it; ``[]``, Orquesta's default, when the upstream test passed none) as
+  ``call_done(accumulated_result=)``: Orquesta's conductor takes the task's result from it.
+  An event for a task staged but not ready (the workflow failed meanwhile) begins it too:
+  Orquesta accepts it (its caller was handed the task before the failure).
+  A with-items task with no items: its ``running`` event is ``begin()`` only, its completion
+  event the ``calls_for()`` that ends it (flowctx's runner asks at once, so it completes there).
   ``pending``, ``paused``, ``pausing``, ``canceling`` have no flowctx outcome (an action cannot
   pause itself) and leave the call running.
 * after every step, when the conductor is idle (not pausing, paused or canceling) the driver
@@ -137,17 +144,6 @@ KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAI
     'test_task_retry__test_workflow_cancellation_while_retry_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
     'test_task_retry__test_workflow_cancellation_with_multiple_retries_not_all_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
     'test_task_retry__test_workflow_cancellation_with_multiple_retries_running': '[cancel-retry] Orquesta leaves a retrying task retrying in a canceled workflow',
-    'test_workflow_conductor_with_items_cancel__test_cancel_item_list_incomplete': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceled_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_using_canceling_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_cancel__test_cancel_workflow_with_items_concurrency_and_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_paused_status_with_items_concurrency': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_using_pausing_status_with_items_concurrency': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items_pause_and_resume__test_pause_workflow_with_items_concurrency_and_active': "[canceled-items-result] with-items result is the caller's accumulated_result in Orquesta (harness artifact)",
-    'test_workflow_conductor_with_items__test_empty_items_list': '[empty-items] empty with-items task completes at start',
-    'test_workflow_conductor_error_handling__test_multiple_task_transition_criteria_errors': '[after-fail] staged tasks cannot start after the workflow failed',
 }
 
 
@@ -226,6 +222,11 @@ class _Driver:
             for st in c.ready():
                 if st.task == task and st.route == route:
                     return c.begin(st)
+            # Orquesta accepts an event for any task it staged, whatever the workflow's status
+            # (a task staged before the workflow failed still runs; nothing new starts after it)
+            for st in c.staged:
+                if st.task == task and st.route == route:
+                    return c.begin(st)
         for inst in reversed(c.sequence):
             if inst.task == task and inst.route == route and not inst.is_command:
                 return inst
@@ -265,7 +266,9 @@ class _Driver:
                 return None  # already started (e.g. requested, then running)
             inst = self._instance(task, route, begin=True)
             if inst.done:
-                return None  # completed at once (skipped, no items, a render error)
+                return None  # completed at once (skipped, a render error)
+            if inst.items is not None and not inst.items:
+                return None  # no items: running until its completion event asks for its calls
             call = self._take_call(inst, item)
             if call is None:
                 if inst.items is not None and item is not None:
@@ -283,7 +286,11 @@ class _Driver:
             call = self._take_call(inst, item)
             if call is None:
                 return None
-        for follow in self.c.call_done(call, Outcome(_OUTCOME[status], step.get("result"))):
+        # an item's completion: Orquesta takes the task's result from the caller's
+        # accumulated_result (``[]`` when the event carries none); the data records it on the
+        # events that ended the task, the only ones where Orquesta uses it
+        accumulated = step.get("accumulated_result", []) if item is not None else None
+        for follow in self.c.call_done(call, Outcome(_OUTCOME[status], step.get("result")), accumulated_result=accumulated):
             self.held.setdefault((task, route), []).append(follow)  # a retry: starts on its next start event
         return None
 
@@ -332,7 +339,7 @@ class _Driver:
                 if inst.concurrency is not None:
                     room = min(room, inst.concurrency - inst.in_flight)
                 ids += list(range(inst.next_item, inst.next_item + max(room, 0)))
-            if ids:
+            if ids or inst.items == []:  # no items: handed out until the driver takes it
                 e = {"task": inst.task, "route": inst.route}
                 if inst.items is not None:
                     e["items"] = sorted(ids)

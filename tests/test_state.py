@@ -528,6 +528,31 @@ tasks:
     assert "unsupported type 'bytes'" in (res.task("t").error or "")
 
 
+
+def test_codec_frozen_values_encode_as_their_plain_twins(backend: ModuleType) -> None:
+    """Frozen values take their own encoder path (thawed in one pass, no cycle bookkeeping):
+    the text is the one the plain value gives, and every lossless case still round-trips."""
+    shared = backend.freeze({"rows": [{"id": i, "tags": ["a", "b"]} for i in range(3)]})
+    deep: Any = "leaf"
+    for _ in range(400):  # within the store's 500 levels
+        deep = [deep]
+    cases: list[Any] = [
+        {"x": shared, "y": shared, "z": [shared, shared]},  # one subtree held twice: not a cycle
+        [1, [2, [3, {"k": []}]], {}],  # a frozen list at the top
+        {"n": 2**20000, "inner": [{"m": -(7**6000)}]},  # ints past the decimal limit
+        ["lone \udfff", {"k": "x\ud800"}],  # lone surrogates
+        {"f": [float("inf"), -float("inf"), -0.0, 1e300, 5e-324]},
+        deep,
+        {"ü": "ü", "": ""},
+    ]
+    for plain in cases:
+        frozen = backend.freeze(plain)
+        text = dumps(frozen)
+        assert text == dumps(backend.thaw(frozen))
+        assert loads(text) == backend.thaw(frozen)
+    nan = loads(dumps(backend.freeze({"v": float("nan")})))["v"]
+    assert nan != nan  # NaN stays NaN (not null)
+
 # ---------------------------------------------------------------- metrics
 METRIC_KEYS = {
     "clones", "item_contexts", "items_run", "render_time", "renders", "action_time", "action_calls",
@@ -557,6 +582,41 @@ def test_metrics_in_memory_and_durable(backend: ModuleType, tmp_path: Any) -> No
     stored = st.get_execution(res.execution_id)["metrics"]
     assert stored["items_run"] == 20 and stored["flushes"] == res.metrics["flushes"]
 
+
+
+def test_context_sizes_are_the_stores_sizes(backend: ModuleType) -> None:
+    """context_sizes sizes each shared frozen value once; its numbers are Context.size()'s."""
+    from flowctx.state.metrics import _size, context_sizes
+
+    blob = backend.freeze({f"k{i}": {"rows": [{"id": j, "s": "x" * j, "f": 1.5, "n": None} for j in range(20)]}
+                           for i in range(30)})
+    wf = """\
+version: 1.0
+input: [items]
+tasks:
+  load:
+    action: t.blob
+    next:
+      - publish:
+          - big: "{{ result() }}"
+          - part: "{{ result().k3 }}"
+          - copy: "{{ ctx().big }}"
+        do: use
+  use:
+    action: t.echo
+    input: {value: "{{ ctx().part }}"}
+    next:
+      - publish: [{last: "{{ result() }}"}]
+"""
+    res = engine(backend, None, {"t.blob": lambda: blob, "t.echo": lambda value: value}).run(wf, {"items": [1, [2]]})
+    assert res.status == "succeeded", res.reason
+    c = res.conductor
+    ctxs = [c.initial_ctx] + [i.out_ctxs[0][0] if i.out_ctxs else i.ctx for i in c.sequence
+                              if not i.is_command and i.items is None and i.done]
+    sizes = context_sizes(c)
+    assert [s["after"] for s in sizes] == [None, "load", "use"]
+    assert [{k: v for k, v in s.items() if k not in ("after", "seq")} for s in sizes] == [_size(x) for x in ctxs]
+    assert sizes[1]["variables"]["bytes"] > 2 * sizes[1]["task_results"]["bytes"] > 0
 
 def test_prometheus_export(backend: ModuleType) -> None:
     prometheus_client = pytest.importorskip("prometheus_client")

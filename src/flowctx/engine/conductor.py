@@ -123,6 +123,8 @@ class TaskInstance:
     batch_size: int | None = None
     batch_end: int = 0
     item_failed: bool = False
+    #: a caller's with-items result for the outcome being recorded (call_done(accumulated_result=))
+    caller_result: Any = None
     pending: list[ActionCall] = field(default_factory=list)
     is_command: bool = False
     timeout: float | None = None
@@ -354,7 +356,11 @@ class Conductor:
         """Start one staged instance: render what it needs (unless :meth:`next_tasks` did), then
         enter it in the sequence (a task that fails to render is logged, fails the workflow and
         is not entered).  ``journal_seq``: a durable replay passes the sequence number the
-        journal recorded (-1 for a start the task-instance cap refused)."""
+        journal recorded (-1 for a start the task-instance cap refused).  Any staged instance
+        may be begun, also one :meth:`ready` no longer lists because the run failed (a driver
+        handed it out by :meth:`next_tasks` before the failure reports its start late, as
+        Orquesta's caller may): it runs, its outcome and errors are recorded, the status stays
+        and nothing new starts after it."""
         inst = self._planned.pop(id(st), None)
         if inst is None or inst.staged_from is not st:
             inst = self._new_instance(st)
@@ -413,8 +419,8 @@ class Conductor:
         self._emit("start", inst)
         if inst.status == SKIPPED:
             self._complete(inst)  # a false `when`: done at once
-        elif inst.items is not None and inst.items_done >= len(inst.items):
-            self._finish_items(inst)  # no items (or a rerun that kept them all)
+        elif inst.items and inst.items_done >= len(inst.items):
+            self._finish_items(inst)  # a rerun that kept them all (no items at all: calls_for)
         return inst
 
     def _too_many(self, inst: TaskInstance) -> None:
@@ -577,13 +583,19 @@ class Conductor:
     def calls_for(self, inst: TaskInstance, limit: int | None = None) -> list[ActionCall]:
         """The calls to make now for ``inst`` (at most ``limit``).  A with-items task hands out
         its remaining items while it runs, after a failed item too (Orquesta); it ends once no
-        item is in flight, and an item failure ends it then with the items not run left out."""
+        item is in flight, and an item failure ends it then with the items not run left out.
+        A with-items task with no items is ``running`` from its start until the driver asks
+        for its calls: it then succeeds (result ``[]``) with none (Orquesta: it runs until the
+        caller reports it done)."""
         if inst.done or self.status in (WF_CANCELED, CANCELING, PAUSING, PAUSED):
             return []
         out: list[ActionCall] = []
         if inst.items is not None:
             out.extend(self._take_pending(inst, limit))
             n = len(inst.items)
+            if n == 0:
+                self._finish_items(inst)
+                return out
             while inst.next_item < n and (limit is None or len(out) < limit):
                 if inst.concurrency is not None and inst.in_flight >= inst.concurrency:
                     break
@@ -629,8 +641,21 @@ class Conductor:
         return call
 
     # ================================================================== outcomes
-    def call_done(self, call: ActionCall, outcome: Outcome) -> list[ActionCall]:
-        """Record one call's outcome; returns follow-up calls (retries) to make."""
+    def call_done(
+        self, call: ActionCall, outcome: Outcome, *, accumulated_result: Sequence[Any] | None = None
+    ) -> list[ActionCall]:
+        """Record one call's outcome; returns follow-up calls (retries) to make.
+
+        ``accumulated_result`` (an item of a with-items task only): the task's result as the
+        caller keeps it, one entry per item (Orquesta's ``TaskItemActionExecutionEvent.
+        accumulated_result``; its caller st2 passes ``None`` for an item without a result).  It
+        is used only when this outcome ends the task: it is then the task's result (what
+        ``result()`` publishes and a retry condition sees) instead of the list the conductor
+        assembles from the item outcomes.  Without it (the Engine never passes one) the
+        conductor's own list is the result.  A value that is not a list, or that a context
+        cannot hold, is a :class:`FlowctxError` and nothing is recorded; a durable journal
+        records outcomes only, so it cannot be given to a durable run."""
+        caller = None if accumulated_result is None else self._caller_result(call, accumulated_result)
         outcome = self._freeze_outcome(call, outcome)
         if self.journal is not None:
             self.journal.call_done(call, outcome)
@@ -638,6 +663,8 @@ class Conductor:
         inst.in_flight -= 1
         if inst.done:
             return []
+        if caller is not None:
+            inst.caller_result = caller  # for this outcome only (cleared below, or used and cleared)
         if outcome.status == CANCELED and not self._canceling() and not self.finished:
             self.cancel()  # Orquesta: a canceled task execution cancels the workflow
             if inst.done:
@@ -650,6 +677,8 @@ class Conductor:
             return [retry]
         if inst.items is not None:
             self._item_done(inst, call, outcome)
+            if caller is not None:
+                inst.caller_result = None
             return []
         if call.key is not None:  # parallel sub-task
             inst.item_status[call.key] = outcome.status
@@ -674,6 +703,22 @@ class Conductor:
             return []
         self._complete(inst)
         return []
+
+    def _caller_result(self, call: ActionCall, result: Sequence[Any]) -> Any:
+        """The frozen ``accumulated_result`` of :meth:`call_done` (checked before anything is
+        recorded)."""
+        inst = call.instance
+        where = f"task {inst.task!r} (item {call.key})"
+        if inst.items is None or not isinstance(call.key, int):
+            raise FlowctxError(f"{where}: accumulated_result is for an item of a with-items task only")
+        if getattr(self.journal, "durable", False):
+            raise FlowctxError(f"{where}: accumulated_result cannot be given to a durable run (not journaled)")
+        if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Sequence):
+            raise FlowctxError(f"{where}: accumulated_result must be a list, got {type(result).__name__}")
+        try:
+            return self.store.freeze(list(result), "accumulated_result")
+        except (TypeError, ValueError) as exc:
+            raise FlowctxError(f"{where}: accumulated_result cannot be held by a workflow context: {exc}") from None
 
     def _freeze_outcome(self, call: ActionCall, outcome: Outcome) -> Outcome:
         """Freeze an action's result once, as it enters the workflow (reads are zero-copy from
@@ -784,14 +829,17 @@ class Conductor:
 
     def _finish_items(self, inst: TaskInstance) -> None:
         """All items in flight are done: the task's status and result, or a retry of every item
-        when the task's retry policy says so.  The result has one entry per item, in item order;
-        after a failure, as in the result Orquesta reports, it runs up to the last item that ran
-        (an item before it that never ran is None; items after it are not listed)."""
+        when the task's retry policy says so.  The result has one entry per item, in item order,
+        None for an item with no result (not run, or canceled in flight), as st2 reports it;
+        after a failure, as in the result Orquesta's rehearsal reports, it runs up to the last
+        item that ran (an item before it that never ran is None; items after it are not
+        listed).  A caller's ``accumulated_result`` (:meth:`call_done`) replaces it."""
         assert inst.items is not None
         n = len(inst.items)
         all_ran = inst.items_done >= n and not inst.item_failed
         if inst.item_failed or (inst.status == CANCELING and not all_ran):
-            n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
+            if inst.status != CANCELING:
+                n = max(max(inst.item_status, default=-1), max(inst.item_results, default=-1)) + 1
             statuses = [s for s in inst.item_status.values() if s != SUCCEEDED]
             if inst.status == CANCELING:
                 status = CANCELED
@@ -800,7 +848,9 @@ class Conductor:
             inst.error = "; ".join(f"item {k}: {v}" for k, v in sorted(inst.item_errors.items())) or None
         else:
             status = SUCCEEDED
-        result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
+        result = inst.caller_result
+        if result is None:
+            result = self.store.freeze([inst.item_results.get(i) for i in range(n)])  # O(items)
         delay = self._retry_delay(inst, status, result, inst.retries, inst.error)
         if delay is not None:  # Orquesta retries a with-items task by running all its items again
             inst.retries += 1
@@ -847,7 +897,10 @@ class Conductor:
     def _complete(self, inst: TaskInstance) -> None:
         """An instance reached a final status: publish, evaluate transitions, stage, decide."""
         inst.finished = time.time()
-        self._last_completed = inst
+        # the completion that may end the workflow (a pause ends it later, at the resume:
+        # Orquesta then marks no task terminal for it, only the engine command's entry, which
+        # carries the same context; a durable replay, where pauses are not journaled, lists it)
+        self._last_completed = None if self.status in (PAUSING, PAUSED) else inst
         self._active.pop(inst.seq, None)
         self.statuses[inst.task] = inst.status
         spec = inst.spec
@@ -1329,6 +1382,11 @@ class Conductor:
         return self.status in (CANCELING, WF_CANCELED)
 
     def _cancel_now(self, inst: TaskInstance, *, term: bool = True) -> None:
+        if inst.items is not None and inst.result is None:  # one entry per item, as _finish_items
+            inst.result = inst.caller_result
+            if inst.result is None:
+                inst.result = self.store.freeze([inst.item_results.get(i) for i in range(len(inst.items))])
+        inst.caller_result = None
         inst.status = CANCELED
         inst.finished = time.time()
         inst.term = term

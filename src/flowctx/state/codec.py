@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,12 +37,19 @@ class _Unstorable(Exception):
         self.obj = obj
 
 
+_STORES = ("flowctx._store", "flowctx._store_py")
+_FROZEN_DICTS: set[type] = set()  # either store's FrozenDict, once seen
+
+
 def _default(obj: Any) -> Any:
     cls = type(obj)
-    if cls.__name__ == "FrozenDict" and cls.__module__ == "flowctx._store":
-        # not a dict subclass, so json's C encoder cannot walk it: thaw the whole subtree in C
-        # at once (~2 ms per MB) instead of one dict() copy per mapping from here (~3x slower)
-        return sys.modules["flowctx._store"].thaw(obj)
+    if cls in _FROZEN_DICTS or cls.__name__ == "FrozenDict" and cls.__module__ in _STORES:
+        # not a dict subclass, so json's C encoder cannot walk it: a shallow copy (one C call;
+        # its values are frozen, FrozenList is a tuple) lets the encoder go on.  1 MB: ~13 ms
+        # compiled, against ~15.5 ms thawing the whole tree first (a second tree allocated, then
+        # freed) and ~36 ms on the twin going through the Mapping protocol
+        _FROZEN_DICTS.add(cls)
+        return obj.copy()
     if isinstance(obj, Mapping):
         return dict(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -54,6 +60,10 @@ def _default(obj: Any) -> Any:
 
 
 _encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=True)
+# Frozen values are acyclic by construction (DESIGN: immutable, built bottom-up), so their
+# encoder skips json's cycle bookkeeping (a dict insert and delete per container: ~15% of the
+# time of a 1 MB result).
+_frozen_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 _ascii_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=True, check_circular=True)
 _encode_str = json.encoder.encode_basestring  # (C) what _encoder writes for a str
 _SMALL = 1 << 62  # ints below this are decimal text at once (far from the digit limit)
@@ -100,10 +110,15 @@ def _check_keys(value: Any, depth: int = 0) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise CodecError(f"a mapping key {k!r} is not a string (JSON would store it as {json.dumps(str(k))})")
-            _check_keys(v, depth + 1)
+            if type(v) not in _LEAVES:
+                _check_keys(v, depth + 1)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for v in value:
-            _check_keys(v, depth + 1)
+            if type(v) not in _LEAVES:  # a list of 1,000 strings (parameters) is one pass, no calls
+                _check_keys(v, depth + 1)
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def dumps(value: Any) -> str:
@@ -119,13 +134,17 @@ def dumps(value: Any) -> str:
         return "true" if value else "false"
     elif cls is int and -_SMALL < value < _SMALL:
         return int.__repr__(value)
+    encoder = _encoder
+    frozen = cls.__module__ in _STORES and cls.__name__ in ("FrozenDict", "FrozenList")
+    if frozen:
+        encoder = _frozen_encoder  # a frozen result or value: JSON-like, str keys, acyclic
     try:
         try:
-            text = _encoder.encode(value)
+            text = encoder.encode(value)
         except ValueError as exc:
             if "integer string conversion" not in str(exc) and "int_max_str_digits" not in str(exc):
                 raise
-            text = _encoder.encode(_tag_big_ints(value))
+            text = encoder.encode(_tag_big_ints(value))
     except _Unstorable as exc:
         raise CodecError(
             f"a value of type {type(exc.obj).__name__!r} cannot be stored (only JSON-like values: "
@@ -145,7 +164,7 @@ def dumps(value: Any) -> str:
                 text = _ascii_encoder.encode(_tag_big_ints(value))
             except (ValueError, TypeError, RecursionError, _Unstorable) as exc:  # pragma: no cover
                 raise CodecError(f"the value cannot be stored ({exc})") from None
-    if ":" in text:
+    if not frozen and ":" in text:  # frozen mappings only ever have str keys
         _check_keys(value)
     return text
 

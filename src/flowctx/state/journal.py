@@ -96,7 +96,8 @@ class Journal(Recorder):
         self._pos = state.next_pos(execution_id)
         self._pending: list[Record] = []
         self._oldest = 0.0
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -165,7 +166,7 @@ class Journal(Recorder):
         return pos
 
     def _append(self, rec: Record) -> None:
-        with self._cond:
+        with self._lock:  # the condition's own lock, entered in C (notify needs it held)
             pending = self._pending
             pending.append(rec)
             n = len(pending)
@@ -299,9 +300,12 @@ class Journal(Recorder):
                 f"state file: {exc}"
             ))
             return
+        error = outcome.error
+        pos = self._pos
+        self._pos = pos + 1
         self._append(
-            ("t", self._next_pos(), inst.seq, inst.task, inst.route, call.key, call.attempt, outcome.status,
-             result, text(outcome.error), outcome.started, outcome.finished)
+            ("t", pos, inst.seq, inst.task, inst.route, call.key, call.attempt, outcome.status,
+             result, None if error is None else text(error), outcome.started, outcome.finished)
         )
 
     def child_id(self, call: Any) -> str:

@@ -68,6 +68,18 @@ def fixture_index():
     return idx
 
 
+COMPLETED = {"succeeded", "failed", "canceled", "expired", "abandoned"}
+
+
+def task_completed(snap, task, route):
+    """Whether the latest sequence entry of (task, route) is completed (or retrying: completed,
+    then retried) in ``snap``."""
+    for t, r, status in reversed(snap.get("sequence") or []):
+        if t == task and r == route:
+            return status in COMPLETED or status == "retrying"
+    return False
+
+
 def workflow_text(wf):
     wf = {k: v for k, v in wf.items() if k != "description"}
     return yaml.safe_dump(wf, sort_keys=False, default_flow_style=False, width=1000)
@@ -176,6 +188,11 @@ def convert_trace(tr, fixtures, sparse=False):
                 st["item"] = ev["item_id"]
             if "result" in ev:
                 st["result"] = ev["result"]
+            if "accumulated_result" in ev and task_completed(o.get("snap") or {}, a[0], a[1]):
+                # Orquesta takes a with-items task's result from the event that completes it
+                # (make_task_result; its retry is decided with it too): the caller's list is
+                # written on such events only
+                st["accumulated_result"] = ev["accumulated_result"]
             if ev["type"] not in ("ActionExecutionEvent", "TaskItemActionExecutionEvent"):
                 return None, f"sends an Orquesta-internal event ({ev['type']})"
             call = expected_call(o) if ev["status"] == "running" else None

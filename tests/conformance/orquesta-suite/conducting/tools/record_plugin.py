@@ -36,6 +36,9 @@ def _event(ev):
         d["result"] = _plain(ev.result)
     if isinstance(ev, events.TaskItemActionExecutionEvent):
         d["item_id"] = ev.item_id
+        # the with-items task result the caller passed (Orquesta takes the task's result from it)
+        if getattr(ev, "accumulated_result", None) is not None:
+            d["accumulated_result"] = _plain(ev.accumulated_result)
     ctx = getattr(ev, "context", None)
     if ctx:
         d["context"] = _plain(ctx)

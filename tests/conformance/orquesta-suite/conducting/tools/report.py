@@ -148,7 +148,9 @@ def main():
         "`running` / `resuming` after it is `Conductor.resume()`, a cancel is `Conductor.cancel()` (`canceling` "
         "until the calls in flight report; `finish_canceled()` once `canceled`), a `failed` request is "
         "`Conductor._request_fail()`, action outcomes `pending`/`paused`/`pausing`/`canceling` leave the call "
-        "running, a `running` event is `begin()` + `calls_for()` + `call_started()`, `next_tasks` is "
+        "running, a `running` event is `begin()` + `calls_for()` + `call_started()` (of a task staged before "
+        "the workflow failed too), an item's completion passes the event's `accumulated_result` (`[]` when "
+        "none) as `call_done(accumulated_result=)`, `next_tasks` is "
         "`Conductor.next_tasks()` (plus with-items instances that can start more items). A case stops at its "
         "first difference, so a fixed class may uncover a later one.\n\n",
         "| class | in short | cases |\n|---|---|---|\n",
