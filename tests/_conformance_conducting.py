@@ -25,6 +25,11 @@ step is compared in full.
 How the steps map onto flowctx's engine (:class:`flowctx.engine.conductor.Conductor`), as a
 driver would use it:
 
+* a case's ``context`` (Orquesta's ``WorkflowConductor(spec, context=...)``, the parent /
+  application context) is flowctx's application context: ``context=`` of
+  ``render_parameter_defaults`` (input defaults read it) and of the ``Conductor`` (the bottom
+  layer of the workflow context, as ``Engine.run(..., context=...)`` passes it).
+
 * ``request running`` -> ``Conductor.start()`` the first time; later (and ``resuming``) it is
   ``Conductor.resume()``: ``resuming`` until a task or call starts.
 * ``pausing`` / ``paused`` -> ``Conductor.pause()``: ``pausing`` while calls are in flight (a
@@ -125,10 +130,6 @@ def cases() -> list[Case]:
 # Cases flowctx does not pass yet (strict xfail); reason per case.  Filled from a run of the
 # whole group; FAILURES.md gives the exact differences grouped by behaviour class.
 KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAILURES.md
-    'test_workflow_conductor__test_init_with_context': "[parent-context] Orquesta's parent context is not in the workflow context",
-    'test_workflow_conductor_context__test_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
-    'test_workflow_conductor_context__test_bad_app_ctx_references': "[parent-context] Orquesta's parent context is not in the workflow context",
-    'test_task_rendering__test_basic_rendering': '[input-expr] task input given as one expression is refused',
     'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
 }
 
@@ -160,13 +161,12 @@ class _Driver:
         renderer = default_renderer()
         inputs = dict(case.get("inputs") or {})
         setup_errors: list[str] = []  # as the Engine does: a default that fails fails the run
+        app_ctx = case.get("context") or None  # Orquesta's context=: flowctx's application context
         params = render_parameter_defaults(
-            spec, validate_parameters(spec, inputs), set(inputs), renderer, backend, setup_errors
+            spec, validate_parameters(spec, inputs), set(inputs), renderer, backend, setup_errors, context=app_ctx
         )
-        # Orquesta's parent context has no flowctx counterpart but the system namespace
         self.c = Conductor(
-            spec, params, renderer=renderer, store=backend, system=case.get("context") or None,
-            setup_errors=setup_errors,
+            spec, params, renderer=renderer, store=backend, context=app_ctx, setup_errors=setup_errors,
         )
         self.store = backend
         self.started = False
@@ -548,7 +548,7 @@ def check(case: Case, backend: ModuleType, *, all_steps: bool = False) -> list[s
             elif kind == "next_tasks":
                 got_query = d.next_tasks()
             elif kind == "initial_context":
-                got_query = d.flat(d.c.initial_ctx) if d.c.initial_ctx is not None else d.flat(backend.Context(d.c.parameters))
+                got_query = d.flat(d.c.initial_ctx) if d.c.initial_ctx is not None else d.flat(backend.Context(d.c.parameters, {**d.c.context, **d.c.parameters}))
             elif kind == "terminal_context":
                 if not d.c.finished:
                     raise StepError("workflow is not complete")

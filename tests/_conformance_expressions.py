@@ -40,21 +40,7 @@ from flowctx.errors import TemplateError
 DATA_DIR = Path(__file__).parent / "conformance" / "orquesta-suite" / "expressions"
 
 # Cases flowctx does not pass yet: id -> reason (the test is xfail(strict=True), so a fix shows).
-_TERNARY = (
-    "flowctx accepts C-style 'c ? a : b' in Jinja (added for the attune list syntax's output_map, "
-    "render/__init__.py); Orquesta's validator rejects it -- accepting it only outside Orquesta-syntax "
-    "workflows needs the renderer to know the syntax"
-)
-_LONE_OPENER = (
-    "Orquesta treats a string with an opening '{%' or '<%' and no closing one as plain text; flowctx "
-    "(Renderer._compile_template, render/__init__.py) treats any '{%' / '<%' as a template and rejects "
-    "the unterminated one"
-)
-KNOWN_FAILURES: dict[str, str] = {
-    "test_jinja_validate--parse_error--sibling-1": _TERNARY,
-    "test_jinja_validate--missing_braces_error--sibling-1": _LONE_OPENER,
-    "test_yaql_validate--parse_error--sibling-1": _LONE_OPENER,
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

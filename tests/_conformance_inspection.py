@@ -26,12 +26,7 @@ ROOT = os.path.join(HERE, "conformance", "orquesta-suite", "inspection")
 SAMPLE = os.path.join(HERE, "conformance", "orquesta-more", "inspect")
 
 #: Cases flowctx does not pass yet (strict xfail in the test): id -> why.
-KNOWN_FAILURES: dict[str, str] = {
-    "test_task_rendering__test_basic_rendering": (
-        "a task 'input' given as one expression (input: <% ctx().action_input %>) is refused at load: "
-        "TaskSpec.input is a mapping (the engine iterates it); accepting it needs the engine to render it"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 _CORE = (

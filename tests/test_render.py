@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from flowctx.errors import TemplateError
+from flowctx.errors import TemplateError, WorkflowError
 from flowctx.render import Renderer, TaskScope, default_renderer
 
 
@@ -305,7 +305,8 @@ def test_check(r):
     r.check("plain")
     r.check("{% for x in xs %}{{ x }}{% endfor %}")
     r.check("parameters.n == ", condition=False)  # not a template: nothing to check
-    for bad in ["{{ parameters.n ", "{% for x in %}", "{{ 1 + }}", "{% if x %}", "<% ctx( %>", "{{ a }} <% b %>"]:
+    r.check("{{ parameters.n ")  # no complete {{ }}: text, as in Orquesta (see the siblings below)
+    for bad in ["{% for x in %}", "{{ 1 + }}", "{% if x %}", "<% ctx( %>", "{{ a }} <% b %>"]:
         with pytest.raises(TemplateError):
             r.check(bad)
     with pytest.raises(TemplateError):
@@ -400,25 +401,98 @@ def test_renders_do_not_copy_or_change_the_context(r, ctx):
     assert ctx.export() == before
 
 
-# --------------------------------------------------------------------------- C-style ternary
+# --------------------------------------------------------------------------- which strings are expressions
+# Orquesta 1.6.0's rule (orquesta.expressions.{jinja,yql}; recorded with /work/orquesta): only a
+# complete {{ }}, {% %} or <% %> makes a string an expression; an opener without its closer is
+# text; text after the last complete <% %> is text; both languages in one string is an error.
 @pytest.mark.parametrize(
     "src, expected",
     [
-        ("{{ vars.proceed ? 'rolled_back' : 'success' }}", "rolled_back"),
-        ("s={{ vars.count == 2 ? 'two' : 'other' }}", "s=other"),
-        ("{{ 0 ? 'a' : 1 ? 'b' : 'c' }}", "b"),
-        ("{{ '?' ~ vars.greeting }}", "?hello"),
+        ("{{ x", "{{ x"),
+        ("x }}", "x }}"),
+        ("100 {% done", "100 {% done"),
+        ("echo <% done", "echo <% done"),
+        ("%> alone", "%> alone"),
+        ("}} alone", "}} alone"),
+        ("<% ctx().greeting %> and <% b", "hello and <% b"),
+        ("<% ctx().greeting %> {{ b", "hello {{ b"),
+        ("{{ ctx().greeting }} <% b", "hello <% b"),
+        ("<% ctx().greeting %> %>", "hello %>"),
+        ("{{ ctx().greeting }} }}", "hello }}"),
     ],
 )
-def test_c_style_ternary(r, ctx, src, expected):
-    # list-form workflows (e.g. attune complete-workflow.yaml output_map) use ``a ? b : c``
+def test_lone_delimiters_are_text(r, ctx, src, expected):
+    assert r.is_template(src) == (src != expected)
+    r.check(src)  # Orquesta's validation reports nothing for any of them
     assert r.render_template(src, ctx) == expected
+    assert r.render_json({"k": [src]}, ctx) == {"k": [expected]}
 
 
-def test_c_style_ternary_condition(r, ctx):
-    assert r.evaluate_condition("vars.proceed ? false : true", ctx) is False
+@pytest.mark.parametrize(
+    "src, pattern",
+    [
+        ("{{ ctx().greeting }} and {{ b", "syntax error"),  # a complete {{ }}: the whole text is Jinja
+        ("{{ 1 }} {%", "syntax error"),
+        ("{% if true %}yes", "syntax error"),
+        ("<% ctx().greeting %> {{ ctx().count }}", "one language per string"),
+        ("{% raw %}<% x %>{% endraw %}", "one language per string"),
+        ("{{ ctx().proceed ? 1 : 2 }}", "syntax error"),  # Jinja has no C-style conditional
+        ("s={{ vars.count == 2 ? 'two' : 'other' }}", "syntax error"),
+    ],
+)
+def test_expressions_orquesta_rejects(r, ctx, src, pattern):
+    with pytest.raises(TemplateError, match=pattern):
+        r.check(src)
+    with pytest.raises(TemplateError, match=pattern):
+        r.render_template(src, ctx)
+
+
+def test_c_style_ternary_is_not_an_orquesta_condition(r, ctx):
     with pytest.raises(TemplateError, match="syntax"):
-        r.render_template("{{ vars.proceed ? 'a' }}", ctx)
+        r.evaluate_condition("vars.proceed ? false : true", ctx)
+
+
+LIST_TERNARY = """
+ref: t.ternary
+parameters:
+  proceed: {type: boolean, default: true}
+  count: {type: integer, default: 1}
+tasks:
+  - name: t1
+    action: core.echo
+    input:
+      message: "{{ parameters.proceed ? 'yes' : 'no' }}"
+    next:
+      - when: "parameters.count == 2 ? false : true"
+        do: [t2]
+  - name: t2
+    action: core.noop
+output_map:
+  status: "{{ parameters.proceed ? 'rolled_back' : 'success' }}"
+  nested: "s={{ 0 ? 'a' : parameters.count == 1 ? 'b' : 'c' }}"
+  literal: "{{ '?' ~ 'x' }}"
+  text: "is it? yes: no"
+"""
+
+
+@pytest.mark.parametrize("proceed, status", [(True, "rolled_back"), (False, "success")])
+def test_list_form_c_style_ternary_is_translated_at_load(backend, proceed, status):
+    # the list form (attune's complete-workflow.yaml output_map) writes `c ? a : b`; its loader
+    # turns it into Jinja's conditional, so the renderer itself stays Orquesta's Jinja
+    from flowctx import Engine
+    from flowctx.spec import load_workflow
+
+    spec = load_workflow(LIST_TERNARY)
+    assert spec.tasks["t1"].input["message"] == "{{ (('yes') if (parameters.proceed) else ('no')) }}"
+    res = Engine(store=backend, executor="inline").run(LIST_TERNARY, {"proceed": proceed})
+    assert res.succeeded, res.reason
+    assert [t.task for t in res.tasks] == ["t1", "t2"]  # the bare `when` ternary was translated too
+    assert res.task("t1").result["stdout"] == ("yes" if proceed else "no")
+    assert res.output == {"status": status, "nested": "s=b", "literal": "?x", "text": "is it? yes: no"}
+    # the same text in an Orquesta-syntax workflow is an error, as in Orquesta
+    orq = "version: 1.0\ntasks:\n  t1:\n    action: core.echo\n    input:\n      message: \"{{ ctx().p ? 'a' : 'b' }}\"\n"
+    with pytest.raises(WorkflowError, match="syntax error"):
+        load_workflow(orq)
 
 
 SPLIT = """
@@ -472,3 +546,15 @@ def test_task_status_along_split_routes_in_a_run(backend):
            executor="inline").run(SPLIT)
     assert sorted((s["via"], s["t4"], s["t1"]) for s in seen) == [("bad", "failed", "succeeded"),
                                                                    ("ok", "succeeded", "succeeded")]
+
+
+def test_lone_delimiters_reach_the_action_as_text(backend):
+    from flowctx import Engine
+
+    wf = (
+        "version: 1.0\ntasks:\n  t1:\n    action: core.echo\n    input:\n"
+        "      message: \"100 {% done, echo <% done, {{ x\"\n"
+    )
+    res = Engine(store=backend, executor="inline").run(wf)
+    assert res.succeeded, res.reason
+    assert res.task("t1").result["stdout"] == "100 {% done, echo <% done, {{ x"

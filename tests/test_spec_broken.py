@@ -587,7 +587,7 @@ tasks:
       - message
 """,
         [
-            "broken.yaml:6:7: error: 'input' must be a mapping, got a list [t1]",
+            "broken.yaml:6:7: error: 'input' must be a mapping, got a list (or one expression giving a mapping: input: <% ctx().args %>) [t1]",
         ],
     ),
     (
@@ -1184,7 +1184,7 @@ tasks:
       - when: <% succeeded( %>
         publish: x=<% 1 + %>
 output:
-  - o: "{{ }"
+  - o: "{{ 1 + }}"
 """, [
         ("broken.yaml:3:8", "vars.v", None),
         ("broken.yaml:8:15", "when", "t1"),

@@ -54,6 +54,11 @@ actions:
   --actions MODULE may replace a built-in action (e.g. mock core.local); each replacement is
   reported on stderr as "flowctx: warning: --actions MODULE: replaces the built-in action ...".
 
+application context:
+  --context '{"parent": {"ex_id": "12345"}}' (or --context FILE, a YAML/JSON mapping) gives the
+  run its parent context: ctx().parent.ex_id, input defaults and vars can read it; parameters and
+  vars of the same name win.  Sub-workflows see it too, with `parent` naming the calling task.
+
 config and key-value store:
   --config FILE (YAML/JSON mapping) is `config` and `pack.config` in templates; st2kv('system.x')
   and kv('x') read the key-value store (--kv FILE, default $FLOWCTX_KV or ~/.flowctx/kv.json;
@@ -149,6 +154,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a YAML or JSON mapping the workflow reads as `config` (also `pack.config`)",
     )
     execution.add_argument(
+        "--context", metavar="FILE|JSON",
+        help="the application (parent) context: a JSON object, or a YAML/JSON file holding one mapping; "
+        "its names are read by ctx() and bare names under the parameters and vars (Orquesta's "
+        "WorkflowConductor context, e.g. {\"parent\": {...}, \"st2\": {...}}); data, never rendered",
+    )
+    execution.add_argument(
         "--kv", metavar="FILE",
         help="the key-value store st2kv('system.name') / kv('name') read: a JSON file or a flowctx "
         "state database (default: $FLOWCTX_KV, else ~/.flowctx/kv.json; see `flowctx kv`)",
@@ -214,6 +225,22 @@ def read_mapping_file(path: str, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FlowctxError(f"{what} {path!r}: expected a mapping of names to values, got {type(data).__name__}")
     return {str(k): v for k, v in data.items()}
+
+
+def read_context_option(text: str) -> dict[str, Any]:
+    """``--context FILE|JSON``: a JSON object given inline (it starts with ``{``), else a YAML or
+    JSON file holding one mapping."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise FlowctxError(f"--context: not a valid JSON object ({exc})") from None
+        if not isinstance(data, dict):
+            raise FlowctxError(f"--context: expected a JSON object, got {type(data).__name__}")
+        return data
+    if not os.path.isfile(text):
+        raise FlowctxError(f"--context {text!r}: no such file (give a file or a JSON object)")
+    return read_mapping_file(text, "--context")
 
 
 def _split_assignment(text: str, option: str) -> tuple[str, str]:
@@ -683,13 +710,14 @@ def wait_for(ex: Any, *, stderr: Any = None) -> tuple[Any, int]:
 
 def execute(
     engine: Any, spec: Any, params: Mapping[str, Any], *, stderr: Any = None,
-    on_start: Callable[[Any], None] | None = None,
+    on_start: Callable[[Any], None] | None = None, context: Mapping[str, Any] | None = None,
 ) -> tuple[Any, int]:
     """Start the workflow and wait for it (:func:`wait_for`: Ctrl-C and SIGTERM cancel it).
     Returns ``(result, signal number that interrupted it or 0)``.  ``on_start`` receives the
-    :class:`~flowctx.engine.runner.Execution` once it started."""
+    :class:`~flowctx.engine.runner.Execution` once it started; ``context`` is the application
+    context (``--context``)."""
     stderr = stderr or sys.stderr
-    ex = engine.start(spec, params)
+    ex = engine.start(spec, params, context=context)
     if on_start is not None:
         on_start(ex)
     if getattr(engine, "state", None) is not None:
@@ -720,7 +748,14 @@ def run(args: argparse.Namespace) -> int:
     import_actions(args.action_modules)
     if not os.path.exists(args.file):
         raise FlowctxError(f"{args.file}: no such file")
-    spec = load_workflow(args.file)
+    context = read_context_option(args.context) if args.context is not None else None
+    if context:  # its names are defined for the validator (not 'referenced before assignment')
+        from flowctx.spec.validate import raise_for_problems, validate
+
+        spec = load_workflow(args.file, validate=False)
+        raise_for_problems(validate(spec, extra_names=context), spec)
+    else:
+        spec = load_workflow(args.file)
     params = gather_parameters(spec, args)
     check_answers(args, spec)  # report bad --answer values before anything runs
     args.config_values = load_config(args.config) if args.config else None  # errors before anything runs
@@ -744,9 +779,9 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             if display is not None:
                 with display:
-                    result, interrupted = execute(engine, spec, params, on_start=on_start)
+                    result, interrupted = execute(engine, spec, params, on_start=on_start, context=context)
             else:
-                result, interrupted = execute(engine, spec, params, on_start=on_start)
+                result, interrupted = execute(engine, spec, params, on_start=on_start, context=context)
             elapsed = time.perf_counter() - t0
             settle_actions()
     finally:

@@ -45,20 +45,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "then the action set is known and every action name must resolve (without it only names in "
         "flowctx's core. namespace are checked); repeatable",
     )
+    parser.add_argument(
+        "--context", metavar="FILE|JSON",
+        help="the application context the run will get (as `flowctx run --context`): its names are "
+        "defined, reading them is not 'referenced before assignment'",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no warnings, no 'ok')")
     parser.set_defaults(func=run)
 
 
-def check_file(path: str, actions: Any = None) -> list[Problem]:
+def check_file(path: str, actions: Any = None, context_names: Any = ()) -> list[Problem]:
     """Every problem of one workflow file (a file that cannot be read or parsed gives one);
-    ``actions``: the registry holding the whole action set, when it is known."""
+    ``actions``: the registry holding the whole action set, when it is known; ``context_names``:
+    the names of the application context the run will get."""
     try:
         spec = load_workflow(Path(path), validate=False)  # always a file, never YAML text
     except WorkflowError as exc:
         if exc.problems:
             return list(exc.problems)
         return [Problem("error", exc.message, None)]
-    return validate(spec, actions=actions)
+    return validate(spec, actions=actions, extra_names=context_names)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +75,14 @@ def run(args: argparse.Namespace) -> int:
         for module in args.action_modules:
             import_action_module(module)
         actions = DEFAULT_REGISTRY
+    context_names: Any = ()
+    if args.context is not None:
+        from flowctx.cli.run import read_context_option
+
+        context_names = read_context_option(args.context)
     failed = False
     for path in args.files:
-        problems = check_file(path, actions)
+        problems = check_file(path, actions, context_names)
         bad = [p for p in problems if p.is_error or (args.strict and p.severity == "warning")]
         for p in problems:
             if args.quiet and not p.is_error:

@@ -156,6 +156,42 @@ class TaskInstance:
         return self.status in COMPLETED
 
 
+def _input_mapping(source: Any, rendered: Any, inst: TaskInstance, fld: str) -> Any:
+    """A task ``input`` written as one expression must give a mapping (the action's inputs by
+    name); a mapping input is returned as rendered."""
+    if type(source) is not str:
+        return rendered
+    if not isinstance(rendered, Mapping):
+        raise TemplateError(
+            f"the input expression gave {_kind(rendered)}, not a mapping of input names to values",
+            source=source, task=inst.task, field=fld,
+        )
+    bad = [k for k in rendered if not isinstance(k, str)]
+    if bad:
+        raise TemplateError(
+            f"the input expression gave a mapping with a non-string name {bad[0]!r}", source=source,
+            task=inst.task, field=fld,
+        )
+    return dict(rendered)
+
+
+def _kind(value: Any, limit: int = 80) -> str:
+    """``a list [1, 2]``, ``a string 'x'``, ``null``: what a value is, shortly."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        kind, text = "a string", repr(value)
+    elif isinstance(value, bool):
+        kind, text = "a boolean", repr(value)
+    elif isinstance(value, (int, float)):
+        kind, text = "a number", repr(value)
+    elif isinstance(value, Sequence):
+        kind, text = "a list", repr(list(value))
+    else:
+        kind, text = f"a {type(value).__name__}", repr(value)
+    return f"{kind} {text if len(text) <= limit else text[: limit - 3] + '...'}"
+
+
 def _outcome_is_failure(status: str) -> bool:
     return status in (FAILED, TIMEOUT, CANCELED)
 
@@ -171,6 +207,7 @@ class Conductor:
         renderer: Any,
         store: ModuleType,
         system: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         copy_items: bool = False,
         on_event: Callable[[str, TaskInstance], None] | None = None,
         setup_errors: list[str] | None = None,
@@ -187,6 +224,9 @@ class Conductor:
         self._RouteStatuses = RouteStatuses
         self.parameters = dict(parameters or {})
         self.system = dict(system or {})
+        #: the application (parent) context: the bottom layer of the workflow context, under the
+        #: parameters and vars (Orquesta's ``WorkflowConductor(context=...)``); data, never rendered
+        self.context = dict(context or {})
         self.copy_items = copy_items
         self.on_event = on_event
         #: errors found before the run (input defaults that failed to render): logged by start()
@@ -228,18 +268,19 @@ class Conductor:
         """Build the initial context (parameters, then vars rendered in order) and stage the
         start tasks on route 0."""
         Context = self.store.Context
-        if self.setup_errors:  # an input default failed to render (Orquesta: a failed workflow)
-            for message in self.setup_errors:
-                self._request_fail(self._log_error(None, message))
-            self._finish_now()
-            return
+        failed = False
+        # an input default that failed to render fails the run (Orquesta: a failed workflow);
+        # the vars are still rendered, each failure logged, as Orquesta does
+        for message in self.setup_errors:
+            self._request_fail(self._log_error(None, message))
+            failed = True
         try:
-            ctx = Context(self.parameters, self.parameters, None, self.system)
+            variables = {**self.context, **self.parameters} if self.context else self.parameters
+            ctx = Context(self.parameters, variables, None, self.system)
         except (TypeError, ValueError) as exc:
             self._request_fail(self._log_error(None, f"invalid parameters: {exc}"))
-            self._finish_now()
+            self._finish_now(output=False)
             return
-        failed = False
         for name, value in self.spec.vars:  # in order, each one seeing those before it
             try:
                 ctx.set_var(name, self._value(
@@ -264,11 +305,14 @@ class Conductor:
         for name in starts:
             self._stage(name, 0, ctx.clone(), None, {})
 
-    def _finish_now(self) -> None:
-        """The run failed before any task was staged (Orquesta: no route either)."""
+    def _finish_now(self, *, output: bool = True) -> None:
+        """The run failed before any task was staged (Orquesta: no route either); the output is
+        rendered as for any finished run (Orquesta renders it once the workflow completed)."""
         self.status = WF_FAILED
-        self.finished = True
         self.routes = []
+        if output:
+            self._render_output()
+        self.finished = True
 
     # ================================================================== scheduling
     def ready(self) -> list[Staged]:
@@ -492,6 +536,7 @@ class Conductor:
             render_json = raw.render_json
             scope = self._scope(inst)
             task_input = spec.input
+            one_expr = type(task_input) is str  # ``input: <% ... %>``: each item's must be a mapping
             action = spec.action
             with_item = inst.ctx.with_item
             append = calls.append
@@ -510,6 +555,8 @@ class Conductor:
                         raise
                     except (TypeError, ValueError) as exc:  # as _render says it
                         raise TemplateError(str(exc), task=inst.task, field="input") from None
+                    if one_expr:
+                        rendered = _input_mapping(task_input, rendered, inst, "input")
                     append((action, rendered, ictx.item))
             finally:
                 if raw is not renderer:
@@ -525,7 +572,8 @@ class Conductor:
             return
         if spec.subtasks:
             for sub in spec.subtasks:
-                inputs = self._render(sub.input, inst.ctx, inst, f"{sub.name}.input")
+                inputs = _input_mapping(sub.input, self._render(sub.input, inst.ctx, inst, f"{sub.name}.input"),
+                                        inst, f"{sub.name}.input")
                 inst.pending.append(
                     ActionCall(
                         inst, sub.name, self._action_name(sub.action, inst.ctx, inst), inputs,
@@ -534,7 +582,7 @@ class Conductor:
                 )
             return
         action = self._action_name(spec.action, inst.ctx, inst)
-        inputs = self._render(spec.input, inst.ctx, inst, "input")
+        inputs = _input_mapping(spec.input, self._render(spec.input, inst.ctx, inst, "input"), inst, "input")
         inst.pending.append(ActionCall(inst, None, action, inputs, inst.timeout, inst.delay))
 
     def _action_name(self, action: str | None, ctx: Any, inst: TaskInstance) -> str | None:

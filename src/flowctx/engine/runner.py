@@ -310,10 +310,11 @@ class Engine:
 
     # ------------------------------------------------------------------ public API
     def run(
-        self, workflow: str | os.PathLike[str] | WorkflowSpec, parameters: Mapping[str, Any] | None = None
+        self, workflow: str | os.PathLike[str] | WorkflowSpec, parameters: Mapping[str, Any] | None = None,
+        *, context: Mapping[str, Any] | None = None,
     ) -> ExecutionResult:
-        """Run a workflow to the end and return its result."""
-        ex = self.start(workflow, parameters, background=False)
+        """Run a workflow to the end and return its result (``context``: see :meth:`start`)."""
+        ex = self.start(workflow, parameters, background=False, context=context)
         return ex.wait()
 
     def start(
@@ -323,15 +324,23 @@ class Engine:
         *,
         background: bool = True,
         execution_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Execution:
         """Start a workflow; returns an :class:`Execution` handle (runs in a thread by default).
+
+        ``context``: the application (parent) context, a mapping whose names ``ctx()`` and bare
+        names read under the parameters and vars (Orquesta's ``WorkflowConductor(context=...)``;
+        StackStorm passes ``st2`` and ``parent`` this way).  Input defaults and vars may read it;
+        it is data (never rendered), frozen, and kept in durable state for resume.  A
+        sub-workflow gets its caller's context with ``parent`` describing the caller.
 
         Problems found before anything runs — a broken file, bad parameters, unknown actions —
         raise :class:`~flowctx.errors.FlowctxError` here.
         """
-        spec = self._load(workflow)
+        app_ctx = check_context(context, self.store, workflow if isinstance(workflow, WorkflowSpec) else None)
+        spec = self._load(workflow, app_ctx)
         setup_errors: list[str] = []
-        params = self._parameters(spec, parameters or {}, setup_errors)
+        params = self._parameters(spec, parameters or {}, setup_errors, app_ctx)
         executor = self._make_executor()
         try:
             self._check_actions(spec, executor)
@@ -347,7 +356,7 @@ class Engine:
             "identity": {"login": _login()},
         }
         conductor = Conductor(
-            spec, params, renderer=self.renderer, store=self.store, system=system,
+            spec, params, renderer=self.renderer, store=self.store, system=system, context=app_ctx,
             copy_items=self.copy_items, on_event=self.on_event, setup_errors=setup_errors,
             max_tasks=self.max_tasks,
         )
@@ -408,15 +417,24 @@ class Engine:
         return ex.wait()
 
     # ------------------------------------------------------------------ preparation
-    def _load(self, workflow: str | os.PathLike[str] | WorkflowSpec) -> WorkflowSpec:
+    def _load(self, workflow: str | os.PathLike[str] | WorkflowSpec, context: Mapping[str, Any] | None = None) -> WorkflowSpec:
+        """Load and validate ``workflow``; the application context's names are defined names
+        (reading them is not 'referenced before assignment').  A spec passed in is taken as it is."""
         if isinstance(workflow, WorkflowSpec):
             return workflow
         from flowctx.spec import load_workflow
 
-        return load_workflow(workflow)
+        if not context:
+            return load_workflow(workflow)
+        from flowctx.spec.validate import raise_for_problems, validate
+
+        spec = load_workflow(workflow, validate=False)
+        raise_for_problems(validate(spec, extra_names=context), spec)
+        return spec
 
     def _parameters(
-        self, spec: WorkflowSpec, parameters: Mapping[str, Any], errors: list[str] | None = None
+        self, spec: WorkflowSpec, parameters: Mapping[str, Any], errors: list[str] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         from flowctx.spec import validate_parameters
 
@@ -431,7 +449,9 @@ class Engine:
                 problems.append(f"  parameter {name!r}: {exc}")
         if problems:
             raise WorkflowError(f"invalid parameters for workflow {spec.name!r}:\n" + "\n".join(problems), file=spec.file)
-        return render_parameter_defaults(spec, params, set(parameters), self.renderer, self.store, errors)
+        return render_parameter_defaults(
+            spec, params, set(parameters), self.renderer, self.store, errors, context=context
+        )
 
     def _check_actions(self, spec: WorkflowSpec, executor: Executor) -> None:
         problems = []
@@ -451,7 +471,7 @@ class Engine:
             except ActionError as exc:
                 problems.append(f"{where}task {task.name!r}: {exc}")
                 continue
-            if _static_names(task.input):  # input names known before the run: check them now
+            if isinstance(task.input, Mapping) and _static_names(task.input):  # names known before the run
                 problems.extend(f"{where}{p}" for p in aspec.check_inputs(task.input, task=task.name))
         if problems:
             raise WorkflowError("; ".join(problems) if len(problems) == 1 else "\n".join(problems), problems=problems)
@@ -543,6 +563,8 @@ class Engine:
                     reporter=partial(_report, events, token, call),
                 )
                 contexts[token] = actx
+                if getattr(func, _SUBWORKFLOW_MARK, False):  # a sub-workflow (it runs in the engine process)
+                    actx.extra["flowctx.context"] = _child_context(ex.execution_id, c, call)
                 if getattr(journal, "durable", False):  # a sub-workflow becomes a durable child
                     actx.extra["flowctx.child_id"] = journal.child_id(call)
                     actx.extra["flowctx.parent_id"] = ex.execution_id
@@ -795,7 +817,8 @@ class Engine:
                 # a durable parent resumed: continue its child (recorded results are reused)
                 child_ex = child.resume(child_id, background=True)
             else:
-                child_ex = child.start(path, inputs, execution_id=child_id)
+                context = action_context.extra.get("flowctx.context") if action_context is not None else None
+                child_ex = child.start(path, inputs, execution_id=child_id, context=context)
             # a cancel or timeout of the calling task cancels the child (it ran on otherwise); a
             # pause / resume of the parent cascades to the child, and the child's own pause
             # (or a pending inquiry in it) makes the calling task paused (Orquesta / st2)
@@ -834,6 +857,7 @@ class Engine:
                 reason = f"sub-workflow {path}: {reason}"
             return ActionResult("failed", {"output": res.output, "errors": res.errors}, reason)
 
+        setattr(run_subworkflow, _SUBWORKFLOW_MARK, True)
         return run_subworkflow
 
 
@@ -844,11 +868,13 @@ def _report(events: queue.SimpleQueue[tuple[Any, ...]], token: int, call: Action
 
 def render_parameter_defaults(
     spec: WorkflowSpec, params: dict[str, Any], given: set[str], renderer: Any, store: ModuleType,
-    errors: list[str] | None = None,
+    errors: list[str] | None = None, *, context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Defaults written as expressions (Orquesta: ``input: [{n: "<% len(ctx(xs)) %>"}]``) are
-    rendered in declaration order against the parameters before them; values the caller
-    passed (``given``) are data and never rendered."""
+    rendered in declaration order against the application ``context`` and the parameters before
+    them; values the caller passed (``given``) are data and never rendered.  With ``errors``
+    every default is tried (Orquesta logs one error per failed input): one that fails is left
+    out of the parameters and its message appended."""
     todo = [
         p for p in spec.parameters
         if p.has_default and p.name not in given and isinstance(p.default, str) and renderer.is_template(p.default)
@@ -857,7 +883,9 @@ def render_parameter_defaults(
         return params
     out = dict(params)
     for p in todo:
-        ctx = store.Context(out, out)
+        del out[p.name]  # not visible to its own default, nor (if it fails) to the ones after it
+    for p in todo:
+        ctx = store.Context(out, {**context, **out} if context else out)
         try:
             out[p.name] = store.thaw(renderer.render_json(p.default, ctx, field=f"input.{p.name}"))
         except FlowctxError as exc:
@@ -866,8 +894,49 @@ def render_parameter_defaults(
             if errors is None:
                 raise WorkflowError(message, file=spec.file) from None
             errors.append(message)  # the run fails with this error (Orquesta: a failed workflow)
-            return out  # the defaults after it are not rendered: one error, not a cascade
+    return {k: out[k] for k in params if k in out}  # declaration order, as given
+
+
+def check_context(context: Any, store: ModuleType, spec: WorkflowSpec | None = None) -> dict[str, Any]:
+    """An application context as the conductor takes it (a plain ``dict``; ``{}`` for None),
+    or a :class:`WorkflowError` saying which name holds a value no context can hold."""
+    if context is None:
+        return {}
+    file = spec.file if spec is not None else None
+    if not isinstance(context, Mapping):
+        raise WorkflowError(f"the context must be a mapping of names to values, got {type(context).__name__}", file=file)
+    problems = []
+    out: dict[str, Any] = {}
+    for name, value in context.items():
+        if not isinstance(name, str):
+            problems.append(f"  name {name!r}: names must be strings, not {type(name).__name__}")
+            continue
+        try:
+            out[name] = store.freeze(value, f"context.{name}")  # once: a later change by the caller is not seen
+        except (TypeError, ValueError, RecursionError) as exc:
+            problems.append(f"  {name!r}: {exc}")
+    if problems:
+        raise WorkflowError("invalid context:\n" + "\n".join(problems), file=file)
     return out
+
+
+def _child_context(execution_id: str, conductor: Conductor, call: ActionCall) -> dict[str, Any]:
+    """The application context a sub-workflow started by ``call`` gets: its caller's, with
+    ``parent`` describing the caller (execution, workflow, task, route, item index) and holding
+    the caller's own ``parent`` in turn (StackStorm gives a child workflow ``parent`` the same
+    way: the calling execution's and task's identity, the chain above it nested)."""
+    inst = call.instance
+    caller: dict[str, Any] = {
+        "execution_id": execution_id,
+        "workflow": conductor.spec.name,
+        "task": inst.task,
+        "route": inst.route,
+        "item": call.key if type(call.key) is int else None,
+    }
+    above = conductor.context.get("parent")
+    if above is not None:
+        caller["parent"] = above
+    return {**conductor.context, "parent": caller}
 
 
 def _login() -> str:
@@ -900,6 +969,7 @@ def _is_workflow_ref(action: str) -> bool:
 
 
 _TOO_DEEP = "sub-workflows nested more than"
+_SUBWORKFLOW_MARK = "__flowctx_subworkflow__"  # the engine's sub-workflow callables: they get the child context
 
 
 _EXEC_FAILED = "Execution failed. See result for details."

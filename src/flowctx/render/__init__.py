@@ -36,6 +36,7 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import safe_range
 from jinja2.utils import Namespace
 
+from flowctx._expressions import has_expressions, languages
 from flowctx.errors import TemplateError
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
 from flowctx.render._guard import running as _running
@@ -44,8 +45,6 @@ from flowctx.render._jinja import (
     FlowEnvironment,
     _FlowContext,
     find_undefined,
-    rewrite_ternaries_in_template,
-    rewrite_ternary,
 )
 from flowctx.render._scope import (
     MISSING,
@@ -68,7 +67,8 @@ _VAR_NAMESPACES = frozenset({"vars", "variables", "workflow"})
 
 
 def _is_template(s: str) -> bool:
-    return "{{" in s or "{%" in s or "<%" in s
+    # a complete ``{{ }}`` / ``{% %}`` / ``<% %>``: a lone opener is text, as in Orquesta
+    return has_expressions(s)
 
 
 # ---------------------------------------------------------------------- compiled forms
@@ -212,7 +212,8 @@ class Renderer:
 
     # ------------------------------------------------------------------ public API
     def is_template(self, value: Any) -> bool:
-        """True if ``value`` is a string containing ``{{``, ``{%`` or ``<%``."""
+        """True if ``value`` is a string holding a complete ``{{ }}``, ``{% %}`` or ``<% %>`` (a
+        lone opener, ``100 {% done``, is text, as in Orquesta)."""
         return isinstance(value, str) and _is_template(value)
 
     def render_template(
@@ -384,8 +385,8 @@ class Renderer:
             return _guarded_compile(compile_, source, condition)
 
     def _compile(self, source: str, condition: bool) -> _Compiled:
-        has_yaql = "<%" in source
-        if has_yaql and ("{{" in source or "{%" in source):
+        has_jinja, has_yaql = languages(source)
+        if has_yaql and has_jinja:
             return _Failed(
                 source, "one language per string: this string mixes YAQL '<% %>' and Jinja '{{ }}'/'{% %}'", None
             )
@@ -408,12 +409,8 @@ class Renderer:
         try:
             tmpl = self.env.from_string(source)
         except TemplateSyntaxError as exc:
-            alt = rewrite_ternaries_in_template(source) if "?" in source else None
-            if alt is not None:
-                retry = self._compile(alt, condition)
-                if retry.kind != "failed":
-                    retry.source = source
-                    return retry
+            # no C-style ``c ? a : b`` here (Orquesta rejects it): the list form's loader
+            # translates it (flowctx.spec.listform.translate_c_ternaries)
             return _Failed(source, f"syntax error: {exc.message}", exc.lineno)
         except (LimitError, SecurityError, RecursionError, MemoryError) as exc:
             return _Failed(source, f"{type(exc).__name__}: {exc}", None)
@@ -439,11 +436,6 @@ class Renderer:
                 tok = parser.stream.current
                 raise TemplateSyntaxError(f"unexpected {tok.value or tok.type!r} after the expression", tok.lineno)
         except TemplateSyntaxError as exc:
-            alt = rewrite_ternary(expr_source) if "?" in expr_source else None
-            if alt is not None:
-                retry = self._compile_jinja_expression(alt, source, offset, quiet=True)
-                if retry is not None and retry.kind != "failed":
-                    return retry
             if quiet:
                 return None
             return _Failed(source, f"syntax error: {exc.message}", (exc.lineno or 1) + offset)

@@ -9,37 +9,33 @@ as they are.  Results that still hold frozen store values are returned without c
 from __future__ import annotations
 
 import collections.abc  # noqa: F401  (yaql 3.x uses collections.abc without importing it)
-import re
 import threading
 from collections.abc import Mapping
 from sys import getsizeof
 from typing import Any
 
 from flowctx._backend import frozen_types
+from flowctx._expressions import YAQL_RE, yaql_spans  # ``<% expr %>``: the rule the loader and validator share
 from flowctx.render._functions import LimitError, Limits
 from flowctx.render._scope import MISSING, ExpressionError, Scope
 
 __all__ = ["YaqlFront", "split_yaql", "YAQL_RE"]
 
-# ``<% expr %>`` (non-greedy; an expression cannot contain ``%>``).
-YAQL_RE = re.compile(r"<%(.*?)%>", re.S)
 _SCOPE_KEY = "$__flowctx"
 
 
 def split_yaql(source: str) -> list[tuple[bool, str, int]]:
-    """Split a string into (is_expression, text, offset) parts; raises ValueError on a lone ``<%``."""
+    """Split a string into (is_expression, text, offset) parts.  A ``<%`` with no ``%>`` after it
+    is text (Orquesta: only complete ``<% %>`` are expressions)."""
     parts: list[tuple[bool, str, int]] = []
     pos = 0
-    for m in YAQL_RE.finditer(source):
-        if m.start() > pos:
-            parts.append((False, source[pos : m.start()], pos))
-        parts.append((True, m.group(1), m.start()))
-        pos = m.end()
+    for start, end in yaql_spans(source):
+        if start > pos:
+            parts.append((False, source[pos:start], pos))
+        parts.append((True, source[start + 2 : end - 2], start))
+        pos = end
     if pos < len(source):
         parts.append((False, source[pos:], pos))
-    for is_expr, text, off in parts:
-        if not is_expr and "<%" in text:
-            raise ValueError(f"unterminated '<%' at offset {off + text.index('<%')}")
     return parts
 
 

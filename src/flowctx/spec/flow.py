@@ -127,8 +127,11 @@ def context_problems(spec: WorkflowSpec, extra: set[str] | frozenset[str] = froz
             _check(w.items, ctx, locs.get("with.items", w.loc), "with.items", name, out)
             _check(w.concurrency, ctx, locs.get("with.concurrency", w.loc), "with.concurrency", name, out)
         _check(task.action, ctx, locs.get("action", task.loc), "action", name, out)
-        for key, value in task.input.items():
-            _check(value, ctx, _nearest(locs, f"input.{key}", task.loc), f"input.{key}", name, out)
+        if isinstance(task.input, str):  # one expression giving the whole input mapping
+            _check(task.input, ctx, locs.get("input", task.loc), "input", name, out)
+        else:
+            for key, value in task.input.items():
+                _check(value, ctx, _nearest(locs, f"input.{key}", task.loc), f"input.{key}", name, out)
         for tr in task.transitions:
             branch = set(ctx)
             _check(tr.when, branch, tr.locs.get("when", tr.loc), "when", name, out)

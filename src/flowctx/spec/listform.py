@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from flowctx.spec.model import Loc, ParameterSpec, TaskSpec, Transition
-from flowctx.spec.shapes import Builder, and_condition, did_you_mean
+from flowctx.spec.shapes import Builder, and_condition, did_you_mean, is_template
 from flowctx.spec.yaml_source import YMap, YNode, YScalar, YSeq, type_name
 
-__all__ = ["CONDITION_SHORTCUTS", "LIST_TASK_KEYS", "LIST_WORKFLOW_KEYS", "ListFormBuilder", "TASK_TYPES"]
+__all__ = [
+    "CONDITION_SHORTCUTS", "LIST_TASK_KEYS", "LIST_WORKFLOW_KEYS", "ListFormBuilder", "TASK_TYPES", "translate_c_ternaries",
+]
 
 LIST_WORKFLOW_KEYS = (
     "ref", "label", "description", "version", "parameters", "output", "vars", "tasks", "output_map",
@@ -37,6 +39,36 @@ CONDITION_SHORTCUTS = {
     "on_complete": "{{ completed() }}",
     "on_timeout": "{{ timed_out() }}",
 }
+
+
+_CONDITION_KEYS = frozenset({"when"})
+
+
+def translate_c_ternaries(node: YNode, key: str | None = None) -> None:
+    """The list form's C-style conditional ``c ? a : b`` (attune's ``output_map`` uses it) becomes
+    Jinja's ``(a if c else b)`` in place, in every ``{{ }}`` of the tree and in bare ``when``
+    conditions.  Jinja has no ``?`` operator: only text Jinja would reject is changed (a ``?``
+    inside a string literal is left alone).  Orquesta-syntax workflows get no such translation:
+    there ``?`` is an error, as in Orquesta."""
+    if isinstance(node, YScalar):
+        value = node.value
+        if isinstance(value, str) and "?" in value:
+            from flowctx.render._jinja import rewrite_ternaries_in_template, rewrite_ternary
+
+            if is_template(value):
+                new = rewrite_ternaries_in_template(value) if "{{" in value else None
+            elif key in _CONDITION_KEYS:
+                new = rewrite_ternary(value)
+            else:
+                new = None
+            if new is not None:
+                node.value = new
+    elif isinstance(node, YMap):
+        for k, v in node.pairs:
+            translate_c_ternaries(v, k.value if isinstance(k.value, str) else None)
+    elif isinstance(node, YSeq):
+        for item in node.items:
+            translate_c_ternaries(item, key)
 
 
 class ListFormBuilder(Builder):

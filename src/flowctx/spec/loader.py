@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from flowctx.errors import WorkflowError
 from flowctx.spec.inline_params import parse_inline_params
-from flowctx.spec.listform import LIST_WORKFLOW_KEYS, ListFormBuilder
+from flowctx.spec.listform import LIST_WORKFLOW_KEYS, ListFormBuilder, translate_c_ternaries
 from flowctx.spec.model import Loc, TaskSpec, WorkflowSpec
 from flowctx.spec.orquesta import ORQUESTA_WORKFLOW_KEYS, OrquestaBuilder
 from flowctx.spec.shapes import did_you_mean, is_template
@@ -57,6 +57,8 @@ class _Builder(OrquestaBuilder, ListFormBuilder):
         syntax: Literal["orquesta", "list"] = "list" if isinstance(tasks_node, YSeq) else "orquesta"
         if tasks_node is None and any(root.get(k) is not None for k in ("ref", "parameters", "output_map", "label")):
             syntax = "list"
+        if syntax == "list":
+            translate_c_ternaries(root)  # the list form's `c ? a : b` is Jinja's `(a if c else b)`
         allowed = LIST_WORKFLOW_KEYS if syntax == "list" else ORQUESTA_WORKFLOW_KEYS
         what = "workflow" if syntax == "orquesta" else "workflow (list form)"
         f = self.fields(root, allowed, what)

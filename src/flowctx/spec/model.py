@@ -99,7 +99,9 @@ class TaskSpec:
 
     name: str
     action: str | None = None
-    input: Mapping[str, Any] = field(default_factory=dict)
+    #: name -> value (templates rendered at run time), or one expression string that renders
+    #: to the whole mapping (``input: <% ctx().args %>``; its names are known only at run time)
+    input: Mapping[str, Any] | str = field(default_factory=dict)
     type: Literal["action", "parallel", "workflow"] = "action"
     when: str | None = None
     with_items: WithItems | None = None

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from flowctx._expressions import has_expressions
 from flowctx.spec.inline_params import InlineParamsError, parse_inline_params
 from flowctx.spec.model import Loc, RetrySpec, Transition, WithItems
 from flowctx.spec.problems import Problem
@@ -25,7 +26,6 @@ NEXT_KEYS = ("when", "publish", "do")
 RETRY_KEYS = ("when", "count", "delay", "backoff", "max_delay")
 WITH_KEYS = ("items", "concurrency", "batch_size")
 BACKOFFS = ("constant", "linear", "exponential")
-_TEMPLATE_MARKERS = ("{{", "{%", "<%")
 _NAMED_ITEMS_RE = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s+in\s+(\S.*?)\s*$", re.S)
 
 
@@ -47,7 +47,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def is_template(value: Any) -> bool:
-    return isinstance(value, str) and any(m in value for m in _TEMPLATE_MARKERS)
+    """A string holding a complete expression (``{{ }}``, ``{% %}``, ``<% %>``): the renderer's rule."""
+    return has_expressions(value)
 
 
 def _single_expression(text: str) -> tuple[str, str] | None:
@@ -271,10 +272,20 @@ class Builder:
                             self.error(anode, f"cannot parse the inline parameters of 'action': {exc}", task)
                         for name, _ in inline:
                             locs[f"input.{name}"] = anode.loc
-        inputs: dict[str, Any] = dict(inline)
+        inputs: dict[str, Any] | str = dict(inline)
         if "input" in f:
             inode = f["input"][1]
-            if isinstance(inode, YMap):
+            if isinstance(inode, YScalar) and isinstance(inode.value, str) and _single_expression(inode.value):
+                # ``input: <% ctx().args %>``: one expression giving the whole mapping at run time
+                # (Orquesta accepts it); its names are not known before the run
+                locs["input"] = inode.loc
+                if inline:
+                    self.error(inode, "'input' given as one expression cannot be combined with inline "
+                                      "parameters in 'action' (put them in the expression's mapping)", task)
+                else:
+                    inputs = inode.value
+            elif isinstance(inode, YMap):
+                assert isinstance(inputs, dict)
                 self.check_keys(inode, "'input'", task)
                 for k, v in inode.pairs:
                     name = k.value
@@ -287,7 +298,8 @@ class Builder:
                     inputs[name] = self.plain(v)
                     self.record(locs, f"input.{name}", v)
             elif not (isinstance(inode, YScalar) and inode.value is None):
-                self.error(inode, f"'input' must be a mapping, got {type_name(inode)}", task)
+                self.error(inode, f"'input' must be a mapping, got {type_name(inode)} (or one expression "
+                                  "giving a mapping: input: <% ctx().args %>)", task)
         kw["input"] = inputs
 
     def with_items(self, node: YNode, task: str, locs: dict[str, Loc], key: str,

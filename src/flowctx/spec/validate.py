@@ -354,8 +354,11 @@ class _Checker:
         self.templates(task.action, locs, "action", name)
         self.check_action(task)
         self.shell_quoting(task)
-        for key, value in task.input.items():
-            self.templates(value, locs, f"input.{key}", name)
+        if isinstance(task.input, str):  # one expression giving the whole input mapping
+            self.templates(task.input, locs, "input", name)
+        else:
+            for key, value in task.input.items():
+                self.templates(value, locs, f"input.{key}", name)
         if task.when is not None:
             self.condition(task.when, locs.get("when", task.loc), "when", name)
         if task.with_items is not None:

@@ -527,6 +527,9 @@ def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
     if not spec.source:
         raise StateError("a durable run needs the workflow's YAML source (load it from a file or from text)")
     now = time.time()
+    options = _options(engine, spec)
+    if conductor.context:  # the application context: a resume rebuilds the run on it
+        options["context"] = conductor.store.thaw(conductor.context)
     state.create_execution(
         {
             "id": execution_id,
@@ -535,7 +538,7 @@ def attach(engine: Any, conductor: Any, execution_id: str) -> Recorder:
             "source": spec.source,
             "parameters": conductor.parameters,
             "system": conductor.system,
-            "options": _options(engine, spec),
+            "options": options,
             "status": "running",
             "created": now,
             "updated": now,

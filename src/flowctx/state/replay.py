@@ -50,6 +50,7 @@ def rebuild(engine: Any, execution_id: str, state: StateStore, *, rerun: Any = N
     spec = load_workflow(row["source"], file=row.get("file"), validate=False)
     conductor = Conductor(
         spec, row["parameters"], renderer=engine.renderer, store=engine.store, system=row["system"],
+        context=_context(row),
         copy_items=getattr(engine, "copy_items", False), on_event=None,
         max_tasks=None,  # replay follows the journal (a start the cap refused is recorded as -1)
     )
@@ -101,6 +102,7 @@ def inspect(engine: Any, execution_id: str, state: StateStore) -> tuple[Any, dic
     spec = load_workflow(row["source"], file=row.get("file"), validate=False)
     conductor = Conductor(
         spec, row["parameters"], renderer=engine.renderer, store=engine.store, system=row["system"],
+        context=_context(row),
         copy_items=False, on_event=None,
     )
     journal = Journal(state, execution_id, conductor)  # never opened: no lease, no flusher
@@ -112,6 +114,15 @@ def inspect(engine: Any, execution_id: str, state: StateStore) -> tuple[Any, dic
     seen: dict[tuple[int, Any, int], Any] = {}
     replay(conductor, events, seen=seen)
     return conductor, seen
+
+
+def _context(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The application context an execution was started with (kept with its options)."""
+    options = row.get("options")
+    ctx = options.get("context") if isinstance(options, dict) else None
+    if ctx is not None and not isinstance(ctx, dict):
+        raise StateError(f"execution {row.get('id')}: its stored context is damaged (not a mapping); it was not used")
+    return ctx
 
 
 def replay(conductor: Any, events: list[tuple[Any, ...]], *, seen: dict[tuple[int, Any, int], Any] | None = None) -> list[Any]:
