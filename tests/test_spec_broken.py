@@ -703,6 +703,24 @@ tasks:
         ],
     ),
     (
+        'lone_expression_openers',
+        """\
+version: 1.0
+input:
+  - a
+tasks:
+  t1:
+    action: core.noop
+    input:
+      message: "hello {{ ctx().who"
+      other: "<% ctx().a %> is 100 <%"
+""",
+        [
+            "broken.yaml:8:16: warning: '{{' in 'input.message' has no closing '}}' after it: that part is plain text, not an expression (close it with '}}' to render it) [t1]",
+            "broken.yaml:9:14: warning: '<%' in 'input.other' has no closing '%>' after it: that part is plain text, not an expression (close it with '%>' to render it) [t1]",
+        ],
+    ),
+    (
         'condition_not_template',
         """\
 ref: demo.when

@@ -12,7 +12,7 @@ from every lone opener (quadratic on ``"{{" * 100_000``).
 """
 from __future__ import annotations
 
-__all__ = ["YAQL_RE", "has_expressions", "languages", "yaql_spans"]
+__all__ = ["YAQL_RE", "has_expressions", "languages", "lone_openers", "yaql_spans"]
 
 import re
 
@@ -30,6 +30,18 @@ def languages(text: str) -> tuple[bool, bool]:
     """``(has Jinja, has YAQL)`` for ``text``."""
     jinja = _pair(text, "{{", "}}") or _pair(text, "{%", "%}")
     return jinja, _pair(text, "<%", "%>")
+
+
+def lone_openers(text: str) -> list[str]:
+    """The openers (``{{``, ``{%``, ``<%``) whose last occurrence in ``text`` has no closer after
+    it: by the rule above that part is plain text, which is most often a typo (``{{ x``).  For
+    the validator's warnings; rendering is not affected."""
+    out: list[str] = []
+    for opener, closer in (("{{", "}}"), ("{%", "%}"), ("<%", "%>")):
+        i = text.rfind(opener)
+        if i >= 0 and text.find(closer, i + 2) < 0:
+            out.append(opener)
+    return out
 
 
 def has_expressions(text: object) -> bool:

@@ -23,11 +23,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from flowctx._expressions import lone_openers
 from flowctx.errors import TemplateError, WorkflowError
 from flowctx.spec import flow, references
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.problems import Kind, Problem
 from flowctx.spec.shapes import did_you_mean, is_template
+
+_CLOSERS = {"{{": "}}", "{%": "%}", "<%": "%>"}
 
 __all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
 
@@ -436,12 +439,18 @@ class _Checker:
                   fallback: Loc | None = None) -> None:
         """Check every template string inside ``value`` (nested lists/dicts included)."""
         for sub_path, text in _strings(value, path):
-            if is_template(text):
-                loc = _nearest(locs, sub_path) or fallback
-                if loc is None and task is not None:
-                    t = _find_task(self.spec, task)
-                    loc = t.loc if t else None
-                self.template(text, loc, sub_path, task)
+            lone = lone_openers(text)
+            if not lone and not is_template(text):
+                continue
+            loc = _nearest(locs, sub_path) or fallback
+            if loc is None and task is not None:
+                t = _find_task(self.spec, task)
+                loc = t.loc if t else None
+            for opener in lone:  # plain text by Orquesta's rule: most often a typo
+                closer = _CLOSERS[opener]
+                self.warning(loc, f"'{opener}' in '{sub_path}' has no closing '{closer}' after it: that part is "
+                                  f"plain text, not an expression (close it with '{closer}' to render it)", task)
+            self.template(text, loc, sub_path, task)
 
     def template(self, source: Any, loc: Loc | None, field: str, task: str | None, *,
                  condition: bool = False) -> None:
