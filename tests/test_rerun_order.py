@@ -170,3 +170,34 @@ def test_a_durable_rerun_killed_before_its_tasks_start(backend: ModuleType, tmp_
     again = eng.resume(eid)
     assert again.sequence == done.sequence
     assert [i.seq for i in again.conductor.sequence] == [i.seq for i in done.conductor.sequence]
+
+
+def test_a_killed_rerun_canceled_then_rerun_again(backend: ModuleType, tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from test_lifecycle import env_for  # the same flowctx and store backend in the subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flowctx", *args], capture_output=True, text=True,
+                              env=env_for(backend), cwd=str(tmp_path), timeout=120)
+
+    eng, st, eid, _ = _kill_after_rerun(backend, tmp_path)
+    c = cli("cancel", eid, "--state", st.path)
+    assert c.returncode == 0, c.stderr
+    assert st.get_execution(eid)["status"] == "canceled"
+    # the rerun entries that never started are not runs: task2's latest run is the failed one
+    show = cli("show", eid, "--state", st.path, "--task", "task2", "--json")
+    assert show.returncode == 0, show.stderr
+    (inst,) = json.loads(show.stdout)["instances"]
+    assert inst["status"] == "failed"
+    seen, _calls = inspect(eng, eid, st)
+    first = seen.task_sequence()
+    assert sorted(first) == ["task1", "task2", "task3"] and not seen.staged
+    # a later rerun runs task2 once more, from its failed entry
+    done = eng.resume(eid, rerun=["task2"])
+    assert done.status == "succeeded", done.errors
+    assert done.sequence == first + ["task2", "continue__r1"]
+    assert done.task("task2").status == "succeeded" and done.task("task1").status == "failed"
+    assert [r["kind"] for r in st.journal_rows(eid)].count("rerun") == 2
