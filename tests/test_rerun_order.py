@@ -177,7 +177,7 @@ def test_a_killed_rerun_canceled_then_rerun_again(backend: ModuleType, tmp_path:
     import subprocess
     import sys
 
-    from test_lifecycle import env_for  # the same flowctx and store backend in the subprocess
+    from _backend_env import env_for  # the same flowctx and store backend in the subprocess
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "flowctx", *args], capture_output=True, text=True,
