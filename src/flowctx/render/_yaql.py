@@ -668,7 +668,7 @@ class _CallSites:
         matched: list[list[tuple[Any, Any]]] = []
         type_only = 1
         lazy: set[int] | None = None
-        lambdas: dict[int, bool] = {}  # lazy position -> every overload takes a plain Lambda there
+        lambdas: dict[int, bool] = {}  # lazy position -> some overload runs a plain lambda there
         for level in levels:
             row = []
             for fd in level:
@@ -684,9 +684,7 @@ class _CallSites:
                 elif lazy != here:
                     return None  # yaql calls this ambiguous (per receiver type for a method)
                 for i in here:
-                    vt = pos[i].value_type
-                    plain = type(vt) is t.Lambda and not vt.with_context
-                    lambdas[i] = lambdas.get(i, True) and plain
+                    lambdas[i] = lambdas.get(i, False) or _runs_compiled(pos[i].value_type)
                 for p in fd.parameters.values():
                     type_only = min(type_only, self._runtime_type_only(p.value_type), key=_strictness)
                 row.append((fd, mapping))
@@ -699,27 +697,28 @@ class _CallSites:
             return None  # an unevaluated receiver: yaql's path
         args = []
         keep = []
+        bodies: dict[int, Any] = {}
         for i, n in enumerate(nodes):
             if method and i == 0:
                 continue
             if i in lambdas:
-                # an unevaluated argument: the node itself (yaql's Lambda / expression types take
-                # it); a plain lambda's body is compiled too (it runs in a child of the call's
-                # context, never in one a function made -- those take yaql's path, _Compiled)
-                args.append(self._lambda_body(n) if lambdas[i] else n)
+                # an unevaluated argument: yaql's node, which every overload's check sees; the
+                # compiled body goes only to a plain lambda parameter (see _runs_compiled)
+                args.append(n)
                 keep.append(True)
+                if lambdas[i] and not isinstance(n, e.Constant):
+                    bodies[i] = self._lambda_body(n)
             else:
                 args.append(n if isinstance(n, e.Constant) else self._evaluator(n))
                 keep.append(isinstance(n, e.Constant))
-        site = _Site(self, name, tuple(args), matched, type_only, tuple(keep), tuple(recv) if method else None)
+        site = _Site(self, name, tuple(args), matched, type_only, tuple(keep), tuple(recv) if method else None,
+                     bodies)
         return site.run_method if method else site.run
 
     def _lambda_body(self, node: Any) -> Any:
         """The node a yaql ``Lambda()`` parameter gets: ``node`` compiled (with and without a
         receiver), still an ``Expression`` with the node's ``uses_receiver``."""
         e = self.e
-        if isinstance(node, e.Constant):
-            return node
         run = self._evaluator(node)
         mrun = None
         if type(node) is e.Function:  # a call that a receiver makes a method call (``x.len()``)
@@ -837,14 +836,24 @@ class _Receiver(_yaql_expression_base()):  # type: ignore[misc]
 _RECEIVER = _Receiver()
 
 
+def _runs_compiled(vt: Any) -> bool:
+    """Whether a parameter of type ``vt`` gets a lambda argument's compiled body: a yaql
+    ``Lambda`` run in a child of the call's own context (not ``with_context``: the context a
+    function passes may hold functions it defined).  Expression types and the rest get yaql's node."""
+    from yaql.language import yaqltypes
+
+    return type(vt) is yaqltypes.Lambda and not vt.with_context
+
+
+
 class _Site:
     """One call site: argument evaluators, the overloads that match them, a per-type memo."""
 
     __slots__ = ("cs", "name", "args", "keep", "matched", "memo", "yaqlized_check", "plans", "recv", "recv_memo",
-                 "receiver")
+                 "bodies")
 
     def __init__(self, cs: _CallSites, name: str, args: tuple[Any, ...], matched: list[list[tuple[Any, Any]]],
-                 type_only: int, keep: tuple[bool, ...], recv: tuple[Any, ...] | None) -> None:
+                 type_only: int, keep: tuple[bool, ...], recv: tuple[Any, ...] | None, bodies: dict[int, Any]) -> None:
         self.cs = cs
         self.name = name
         self.args = args
@@ -855,7 +864,7 @@ class _Site:
         self.plans: dict[int, Any] = {}
         self.recv = recv  # a method: the receiver parameter type of every overload of the name
         self.recv_memo: dict[type, bool] | None = {} if type_only else None
-        self.receiver = cs.no_value
+        self.bodies = bodies  # argument index -> a lambda argument's compiled body (_Compiled)
 
     def run_method(self, ctx: Any, receiver: Any) -> Any:
         """The method call ``receiver.name(args)`` (yaql: the receiver is the first argument)."""
@@ -946,6 +955,8 @@ class _Site:
                     continue
                 src, p = op[1], op[2]
                 v = vals[src] if src >= 0 else p.default
+                if src in self.bodies and _runs_compiled(p.value_type):
+                    v = self.bodies[src]  # the compiled body in place of yaql's node
                 try:
                     out.append(p.value_type.convert(v, receiver, child, fd, cs.engine))
                 except cs.x.ArgumentValueException:
