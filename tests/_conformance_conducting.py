@@ -130,7 +130,6 @@ def cases() -> list[Case]:
 # Cases flowctx does not pass yet (strict xfail); reason per case.  Filled from a run of the
 # whole group; FAILURES.md gives the exact differences grouped by behaviour class.
 KNOWN_FAILURES: dict[str, str] = {  # generated from a run of the group; see FAILURES.md
-    'test_workflow_conductor_rerun__test_rerun_from_remediated_task': '[rerun-order] rerun entries enter the sequence when they start, not at rerun time',
 }
 
 
@@ -364,7 +363,7 @@ class _Driver:
             status = "succeeded"  # failed only by its output, which Orquesta has not rendered yet
         return {
             "status": _STATUS_NAME.get(status, status),
-            "sequence": [[i.task, i.route, _STATUS_NAME.get(i.status, i.status)] for i in c.sequence],
+            "sequence": [[i.task, i.route, _STATUS_NAME.get(i.status, i.status)] for i in c.presented()],
             "errors": errors,
             "routes": [list(r) for r in c.routes],
             "output": (c.output or None) if c.finished else None,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from _backend_env import env_for
 from flowctx.actions import DEFAULT_REGISTRY
 from flowctx.cli import build_parser, main
 from flowctx.state import SQLiteState
@@ -57,14 +58,6 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def env_for(backend: ModuleType, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, **extra)
-    env.pop("FLOWCTX_REQUIRE_COMPILED", None)
-    if backend.__name__ == "flowctx._store_py":
-        env["FLOWCTX_PURE_PYTHON"] = "1"
-    else:
-        env.pop("FLOWCTX_PURE_PYTHON", None)
-    return env
 
 
 def flowctx(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

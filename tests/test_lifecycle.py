@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-import flowctx
+from _backend_env import env_for
 from flowctx import Engine
 from flowctx.errors import StateError
 from flowctx.state import SQLiteState
@@ -28,19 +28,8 @@ from flowctx.state import SQLiteState
 HERE = os.path.dirname(os.path.abspath(__file__))
 # the flowctx this test process imported (installed, or an editable src/): subprocesses use the same
 # one (the source tree of a non-editable install has no compiled store)
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(flowctx.__file__)))
 
 
-def env_for(backend: ModuleType, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if backend.__name__.endswith("_store_py"):
-        env["FLOWCTX_PURE_PYTHON"] = "1"
-        env.pop("FLOWCTX_REQUIRE_COMPILED", None)
-    else:
-        env.pop("FLOWCTX_PURE_PYTHON", None)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
 
 
 def snapshot(src: str, dst: str, eid: str) -> None:

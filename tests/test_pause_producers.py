@@ -11,7 +11,6 @@ Waits poll a condition with a generous bound (never a wall-clock assertion).
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,11 +23,10 @@ from typing import Any
 
 import pytest
 
-import flowctx
+from _backend_env import env_for
 from flowctx import Engine
 from flowctx.engine.conductor import Conductor
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(flowctx.__file__)))
 BOUND = 60.0  # seconds a condition may take on a loaded machine before the test gives up
 
 
@@ -308,13 +306,7 @@ def test_durable_run_paused_in_a_child_is_resumed_in_a_new_process(backend: Modu
     write(tmp_path, "child.yaml", ASK_CHILD)
     parent = write(tmp_path, "parent.yaml", CALL_CHILD)
     db = str(tmp_path / "state.db")
-    env = dict(os.environ)
-    if backend.__name__.endswith("_store_py"):
-        env["FLOWCTX_PURE_PYTHON"] = "1"
-        env.pop("FLOWCTX_REQUIRE_COMPILED", None)
-    else:
-        env.pop("FLOWCTX_PURE_PYTHON", None)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env = env_for(backend)
     proc = subprocess.Popen([sys.executable, "-c", DURABLE_RUN, db, parent], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

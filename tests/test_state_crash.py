@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from _backend_env import env_for
 from flowctx import Engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,15 +31,7 @@ SLEEP = 0.004  # per item; 4 at a time: ~0.2-0.4 s of items per run
 
 
 def _env(backend: ModuleType) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FLOWCTX_TEST_SLEEP"] = str(SLEEP)
-    env["FLOWCTX_TEST_BATCH"] = "16"
-    if backend.__name__.endswith("_store_py"):
-        env["FLOWCTX_PURE_PYTHON"] = "1"
-        env.pop("FLOWCTX_REQUIRE_COMPILED", None)
-    else:
-        env.pop("FLOWCTX_PURE_PYTHON", None)
-    return env
+    return env_for(backend, FLOWCTX_TEST_SLEEP=str(SLEEP), FLOWCTX_TEST_BATCH="16")
 
 
 def _spawn(backend: ModuleType, *args: str) -> subprocess.Popen[str]:

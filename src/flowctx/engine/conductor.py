@@ -83,6 +83,9 @@ class Staged:
     is_join: bool = False
     join_required: int = 1
     keep_items: dict[int, Any] | None = None  # a rerun without reset: item index -> kept result
+    # a rerun instance: where Orquesta enters it in the task sequence (at rerun time), see
+    # TaskInstance.slot
+    rerun_slot: tuple[int, int, int] | None = None
 
 
 @dataclass(eq=False, slots=True)  # one per item call: no __dict__ (memory per item)
@@ -123,6 +126,12 @@ class TaskInstance:
     stamps: dict[str, int] = field(default_factory=dict)
     staged_from: Staged | None = None
     superseded: bool = False
+    # where the entry is presented in the task sequence (Conductor.presented): (seq, 1, 0) for
+    # an entry placed when it entered; a rerun entry is placed where Orquesta enters it, at
+    # rerun time, before everything entered after the rerun: (len(sequence) then, 0, its index
+    # among that rerun's tasks).  ``seq`` stays the entry's identity (journal, child ids) and
+    # its index in Conductor.sequence; only the presentation order moves.
+    slot: tuple[int, int, int] = (0, 1, 0)
     # with-items / parallel bookkeeping
     items: list[Any] | None = None
     # (action, inputs, item) per item; an entry becomes None once handed out when the task has
@@ -428,6 +437,7 @@ class Conductor:
             self.status = RUNNING
         inst.started = time.time()
         inst.seq = len(self.sequence)
+        inst.slot = st.rerun_slot or (inst.seq, 1, 0)
         self.sequence.append(inst)
         self._active[inst.seq] = inst
         if self.journal is not None:
@@ -1259,6 +1269,7 @@ class Conductor:
             status=FAILED if name == "fail" else SUCCEEDED, stamps=stamps,
         )
         inst.source = source
+        inst.slot = (inst.seq, 1, 0)
         inst.out_ctxs.append((ctx, stamps))
         inst.started = inst.finished = time.time()
         self.sequence.append(inst)
@@ -1621,7 +1632,7 @@ class Conductor:
                 old = self.sequence[seq]  # reached before is no longer where it ends (Orquesta)
                 old.term = False
                 old.superseded = True
-        for inst in targets:
+        for rank, inst in enumerate(targets):
             # a new sequence entry, as in Orquesta (a with-items task too: without reset_items it
             # keeps the results of the items that succeeded and runs the others)
             inst.term = False
@@ -1635,8 +1646,10 @@ class Conductor:
                 st.keep_items = {
                     i: inst.item_results.get(i) for i, status in inst.item_status.items() if status == SUCCEEDED
                 }
-            # (Orquesta also enters the task in its sequence now, with no status; flowctx enters
-            # it when it starts: until then it is this staged instance)
+            # Orquesta also enters the task in its sequence now, with no status; flowctx enters
+            # it when it starts (until then it is this staged instance: a rerun that never
+            # starts leaves no entry behind), presented at the place Orquesta gave it (slot)
+            st.rerun_slot = (len(self.sequence), 0, rank)
             self.staged.append(st)
 
     def _collapse_reruns(self, targets: list[TaskInstance]) -> list[TaskInstance]:
@@ -1664,8 +1677,13 @@ class Conductor:
         if self.on_event is not None:
             self.on_event(kind, inst)
 
+    def presented(self) -> list[TaskInstance]:
+        """The sequence in Orquesta's order: as :attr:`sequence` (start order, indexed by
+        ``seq``) except that a rerun entry sits where the rerun entered it (TaskInstance.slot)."""
+        return sorted(self.sequence, key=lambda i: i.slot)
+
     def task_sequence(self) -> list[str]:
-        return [i.name for i in self.sequence]
+        return [i.name for i in self.presented()]
 
     def term_tasks(self) -> list[str]:
         """Terminal entries of the sequence, engine commands included (as Orquesta lists them)."""
