@@ -885,7 +885,8 @@ class _Site:
 
     def run(self, ctx: Any, receiver: Any = _NO_RECEIVER) -> Any:
         cs = self.cs
-        vals = tuple([a if k else a(ctx) for a, k in zip(self.args, self.keep)])
+        node = cs.e.Expression  # a constant or an unevaluated argument is passed as it is
+        vals = tuple([a if isinstance(a, node) else a(ctx) for a in self.args])
         if receiver is _NO_RECEIVER:
             receiver = cs.no_value
         else:
