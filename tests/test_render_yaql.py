@@ -180,3 +180,98 @@ def test_without_yaql_installed(ctx, monkeypatch):
     with pytest.raises(TemplateError, match=r"flowctx\[yaql\]"):
         rr.check("<% ctx(greeting) %>")
     assert rr.render_template("{{ vars.greeting }}", ctx) == "hello"  # Jinja unaffected
+
+
+# ---------------------------------------------------------------------- compiled call sites
+# A parsed statement is a tree of call sites (flowctx.render._yaql._CallSites); these forms take
+# the compiled path and must give what yaql's own evaluation of the same parse gives: the value or
+# the error (type and message) and the number of steps (guarded calls) counted on the way.
+def _both_ways(r, ctx, src):
+    from flowctx.render import _monotonic, _running
+    from flowctx.render._scope import Scope
+
+    front = r._yaql_front()
+    with front._lock:
+        plain = front.engine(src)
+    compiled = front.calls.statement(plain)
+    out = []
+    for stmt in (plain, compiled):
+        s = Scope(r, ctx, OK)
+        s.deadline = _monotonic() + r.timeout
+        try:
+            with _running(s):
+                out.append(("ok", front.evaluate(stmt, s), s.steps))
+        except Exception as exc:  # noqa: BLE001 -- the outcome compared is the exception itself
+            out.append(("err", type(exc).__name__, str(exc), s.steps))
+    return compiled is not plain, out[0], out[1]
+
+
+def _has_compiled_lambda(stmt):
+    from flowctx.render._yaql import _Compiled
+
+    def walk(run):
+        site = getattr(run, "__self__", None)
+        if site is None or not hasattr(site, "bodies"):
+            return False
+        return bool(site.bodies) or any(walk(a) for a in site.args) or any(
+            walk(b.run) or walk(b.mrun) for b in site.bodies.values() if isinstance(b, _Compiled))
+
+    return walk(stmt.run)
+
+
+@pytest.mark.parametrize(
+    "src, lam",
+    [
+        ("ctx(a) and ctx(b)", True),
+        ("ctx(b) or ctx(count) > 0", True),
+        ("succeeded() and ctx(count) > 0", True),
+        ("not ctx(a) or ctx(b)", True),
+        ("not ctx(xs)", False),
+        ("ctx(b) and ctx(nope)", True),  # short circuit: the right side is never evaluated
+        ("ctx(a) or ctx(nope)", True),
+        ("ctx(a) and ctx(nope)", True),  # ... and here it is (the error of ctx(nope))
+        ("ctx(xs).len() + 1", True),
+        ("ctx(greeting).toUpper()", True),
+        ("ctx(cfg).keys().len()", True),
+        ("$.xs.select($ * 2)", True),
+        ("$.xs.where($ > 1).select($ + ctx(count))", True),
+        ("ctx(xs).select($nope)", True),
+        ("ctx(count).len()", True),  # a method on the wrong type: NoMatchingMethodException
+        ("ctx(count).nosuch()", True),  # no such method at all: the body runs yaql's path and error
+        ("ctx(count).toUpper(ctx(nope))", True),  # the receiver fails before the argument runs
+        ("ctx(xs).select($ * 'x')", True),
+        ("range(20).select(range($).len()).sum()", True),
+        ("let(x => 3) -> $x and ctx(a)", False),
+        ("def(f, $ * 2) -> ctx(xs).select(f($))", True),
+        ("ctx(xs).select(let(y => $) -> $y + 1)", True),
+        ("ctx(greeting)?.len()", False),
+    ],
+)
+def test_yaql_compiled_sites_match_yaql(r, ctx, src, lam):
+    compiled, plain, fast = _both_ways(r, ctx, src)
+    assert compiled
+    assert fast == plain
+    front = r._yaql_front()
+    with front._lock:
+        stmt = front.calls.statement(front.engine(src))
+    assert _has_compiled_lambda(stmt) is lam
+
+
+def test_yaql_short_circuit_and_wrong_type(r, ctx):
+    assert r.render_template("<% ctx(b) and ctx(nope) %>", ctx) is False
+    assert r.render_template("<% ctx(a) or ctx(nope) %>", ctx) is True
+    with pytest.raises(TemplateError, match="nope"):
+        r.render_template("<% ctx(a) and ctx(nope) %>", ctx)
+    with pytest.raises(TemplateError, match="No method \"len\" for receiver 1 matches"):
+        r.render_template("<% ctx(count).len() %>", ctx)
+    assert r.render_template("<% $.xs.where($ > 1).select($ * 2) %>", ctx) == [4, 6]
+
+
+def test_yaql_compiled_lambda_step_budget(ctx):
+    few = Renderer(max_steps=100)  # checked every 1024 steps
+    # each select() item is a few guarded calls: the budget fails inside the compiled lambda
+    with pytest.raises(TemplateError, match="step limit"):
+        few.render_template("<% range(400).select($ * 2 + 1).sum() %>", ctx)
+    assert few.render_template("<% range(5).select($ * 2 + 1).sum() %>", ctx) == 25
+    _, plain, fast = _both_ways(few, ctx, "range(400).select($ * 2 + 1).sum()")
+    assert fast == plain and plain[0] == "err" and "step limit" in plain[2]

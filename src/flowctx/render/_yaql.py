@@ -596,6 +596,9 @@ class _CallSites:
                 self.scope_readers.update(fd.payload for fd in defs if getattr(fd.payload, "_flowctx_reads_scope", False))
             ctx = ctx.parent
         self.constant_types = frozenset((t.Constant, t.StringConstant, t.Keyword, t.BooleanConstant, t.NumericConstant))
+        from yaql.language.contexts import Context
+
+        self.plain_context = Context
 
     # -------------------------------------------------------------- compile time
     def statement(self, stmt: Any) -> Any:
@@ -621,6 +624,8 @@ class _CallSites:
         t = self.t
         if isinstance(vt, t.HiddenParameterType):
             return 1  # never checked
+        if isinstance(vt, t.LazyParameterType):
+            return 1  # checks the argument's node: the same every time
         cls = type(vt)
         if cls in self.constant_types:
             return 1  # a constant argument is the same node every time; anything else fails
@@ -635,17 +640,35 @@ class _CallSites:
             return 0
         return int(cls is not t.PythonType or vt.validators[0].__code__ is self.default_validator)
 
-    def _site(self, name: str, nodes: tuple[Any, ...]) -> Any:
+    def _site(self, name: str, nodes: tuple[Any, ...], method: bool = False) -> Any:
+        """A compiled call of ``name`` on the argument expressions ``nodes`` (a method call when
+        ``method``: the receiver value comes first at run time), or None for yaql's own path."""
         e, t = self.e, self.t
         if any(isinstance(n, e.MappingRuleExpression) for n in nodes):
             return None  # keyword arguments: yaql's path
-        levels = self.root.collect_functions(name, lambda fd, ctx: fd.is_function)
+        recv: list[Any] = []
+        if method:
+            levels = self.root.collect_functions(name, lambda fd, ctx: fd.is_method)
+            # the receiver is a value at run time; at compile time a placeholder expression, which
+            # the receiver types below accept without looking (their check runs per call, first)
+            nodes = (_RECEIVER, *nodes)
+            for fd in (fd for level in levels for fd in level):
+                ps = sorted((p for k, p in fd.parameters.items() if p.position is not None and k != "*"
+                             and not isinstance(p.value_type, t.HiddenParameterType)), key=lambda p: p.position)
+                rp = ps[0] if ps else fd.parameters.get("*")
+                if rp is None or type(rp.value_type) not in self.own_validators:
+                    return None  # a receiver type that looks at expressions: yaql's path
+                recv.append(rp.value_type)
+        else:
+            levels = self.root.collect_functions(name, lambda fd, ctx: fd.is_function)
         if not levels:
             return None  # yaql raises its own "no function" error at run time
         if len({fd.no_kwargs for level in levels for fd in level}) > 1:
             return None  # yaql calls this ambiguous
         matched: list[list[tuple[Any, Any]]] = []
         type_only = 1
+        lazy: set[int] | None = None
+        lambdas: dict[int, bool] = {}  # lazy position -> some overload runs a plain lambda there
         for level in levels:
             row = []
             for fd in level:
@@ -653,8 +676,15 @@ class _CallSites:
                 if mapping is None:
                     continue
                 pos, kwd = mapping
-                if kwd or any(isinstance(p.value_type, t.LazyParameterType) for p in pos):
-                    return None  # a lambda or an unevaluated expression: yaql's path
+                if kwd:
+                    return None
+                here = {i for i, p in enumerate(pos) if isinstance(p.value_type, t.LazyParameterType)}
+                if lazy is None:
+                    lazy = here
+                elif lazy != here:
+                    return None  # yaql calls this ambiguous (per receiver type for a method)
+                for i in here:
+                    lambdas[i] = lambdas.get(i, False) or _runs_compiled(pos[i].value_type)
                 for p in fd.parameters.values():
                     type_only = min(type_only, self._runtime_type_only(p.value_type), key=_strictness)
                 row.append((fd, mapping))
@@ -663,8 +693,37 @@ class _CallSites:
                 matched.append(row)
         if not matched:
             return None
-        args = tuple(n if isinstance(n, e.Constant) else self._evaluator(n) for n in nodes)
-        return _Site(self, name, args, matched, type_only).run
+        if method and 0 in lambdas:
+            return None  # an unevaluated receiver: yaql's path
+        args = []
+        keep = []
+        bodies: dict[int, Any] = {}
+        for i, n in enumerate(nodes):
+            if method and i == 0:
+                continue
+            if i in lambdas:
+                # an unevaluated argument: yaql's node, which every overload's check sees; the
+                # compiled body goes only to a plain lambda parameter (see _runs_compiled)
+                args.append(n)
+                keep.append(True)
+                if lambdas[i] and not isinstance(n, e.Constant):
+                    bodies[i] = self._lambda_body(n)
+            else:
+                args.append(n if isinstance(n, e.Constant) else self._evaluator(n))
+                keep.append(isinstance(n, e.Constant))
+        site = _Site(self, name, tuple(args), matched, type_only, tuple(keep), tuple(recv) if method else None,
+                     bodies)
+        return site.run_method if method else site.run
+
+    def _lambda_body(self, node: Any) -> Any:
+        """The node a yaql ``Lambda()`` parameter gets: ``node`` compiled (with and without a
+        receiver), still an ``Expression`` with the node's ``uses_receiver``."""
+        e = self.e
+        run = self._evaluator(node)
+        mrun = None
+        if type(node) is e.Function:  # a call that a receiver makes a method call (``x.len()``)
+            mrun = self._site(node.name, node.args, method=True)
+        return _Compiled(self, node, run, mrun)
 
     def plan(self, fd: Any, nargs: int) -> Any:
         """How to call ``fd.payload`` directly: [(argument index | -1 default | -2 context, param)]
@@ -721,25 +780,117 @@ class _Statement:
             raise exc.wrapped.with_traceback(exc.__traceback__) from None  # type: ignore[attr-defined]
 
 
+_NO_RECEIVER: Any = object()  # _Site.run called as a function (not a method)
+
+
+def _yaql_expression_base() -> type:
+    from yaql.language.expressions import Expression
+
+    base: type = Expression
+    return base
+
+
+class _Compiled(_yaql_expression_base()):  # type: ignore[misc]
+    """A lambda argument's node, compiled: what a yaql ``Lambda()`` parameter gets in its place.
+
+    yaql calls it as it calls any expression node, ``node(receiver, context, engine)``.  It runs
+    the compiled form only in a plain child chain of the evaluation's own context (no function
+    registered on the way, as ``def`` does): anywhere else -- a context a function built and
+    handed over -- the original node runs, so yaql resolves the names there itself.
+    """
+
+    def __init__(self, cs: _CallSites, node: Any, run: Any, mrun: Any) -> None:
+        self.cs = cs
+        self.node = node
+        self.run = run
+        self.mrun = mrun
+        self.uses_receiver = node.uses_receiver
+
+    def __call__(self, receiver: Any, context: Any, engine: Any) -> Any:
+        cs = self.cs
+        c = context
+        plain = cs.plain_context
+        while c is not cs.root:
+            if type(c) is not plain or c._functions:
+                return self.node(receiver, context, engine)
+            c = c.parent
+            if c is None:
+                return self.node(receiver, context, engine)
+        if receiver is cs.no_value:
+            return self.run(context)
+        if self.mrun is not None:
+            return self.mrun(context, receiver)
+        return self.node(receiver, context, engine)
+
+    def __str__(self) -> str:
+        return str(self.node)
+
+
+class _Receiver(_yaql_expression_base()):  # type: ignore[misc]
+    """The receiver's place among a method's arguments when its overloads are matched at
+    compile time (never evaluated)."""
+
+    uses_receiver = False
+
+
+_RECEIVER = _Receiver()
+
+
+def _runs_compiled(vt: Any) -> bool:
+    """Whether a parameter of type ``vt`` gets a lambda argument's compiled body: a yaql
+    ``Lambda`` run in a child of the call's own context (not ``with_context``: the context a
+    function passes may hold functions it defined).  Expression types and the rest get yaql's node."""
+    from yaql.language import yaqltypes
+
+    return type(vt) is yaqltypes.Lambda and not vt.with_context
+
+
+
 class _Site:
     """One call site: argument evaluators, the overloads that match them, a per-type memo."""
 
-    __slots__ = ("cs", "name", "args", "matched", "memo", "yaqlized_check", "plans")
+    __slots__ = ("cs", "name", "args", "keep", "matched", "memo", "yaqlized_check", "plans", "recv", "recv_memo",
+                 "bodies")
 
     def __init__(self, cs: _CallSites, name: str, args: tuple[Any, ...], matched: list[list[tuple[Any, Any]]],
-                 type_only: int) -> None:
+                 type_only: int, keep: tuple[bool, ...], recv: tuple[Any, ...] | None, bodies: dict[int, Any]) -> None:
         self.cs = cs
         self.name = name
         self.args = args
+        self.keep = keep  # per argument: passed as it is (a constant or an unevaluated node)
         self.matched = matched
         self.memo: dict[tuple[type, ...], Any] | None = {} if type_only else None
         self.yaqlized_check = type_only == 2  # the memo holds for values that are not yaqlized
         self.plans: dict[int, Any] = {}
+        self.recv = recv  # a method: the receiver parameter type of every overload of the name
+        self.recv_memo: dict[type, bool] | None = {} if type_only else None
+        self.bodies = bodies  # argument index -> a lambda argument's compiled body (_Compiled)
 
-    def run(self, ctx: Any) -> Any:
+    def run_method(self, ctx: Any, receiver: Any) -> Any:
+        """The method call ``receiver.name(args)`` (yaql: the receiver is the first argument)."""
         cs = self.cs
-        const = cs.e.Constant
-        vals = tuple([a if isinstance(a, const) else a(ctx) for a in self.args])
+        # yaql first matches the overloads against the receiver value, and fails before it
+        # evaluates any other argument when none takes it
+        ok = None
+        rm = self.recv_memo
+        if rm is not None and getattr(receiver, cs.yaqlization_attr, None) is None:
+            ok = rm.get(type(receiver))
+        if ok is None:
+            ok = any(vt.check(receiver, ctx, cs.engine) for vt in self.recv or ())
+            if rm is not None and len(rm) < cs.MEMO_MAX and getattr(receiver, cs.yaqlization_attr, None) is None:
+                rm[type(receiver)] = ok
+        if not ok:
+            raise cs.x.NoMatchingMethodException(self.name, receiver)
+        return self.run(ctx, receiver)
+
+    def run(self, ctx: Any, receiver: Any = _NO_RECEIVER) -> Any:
+        cs = self.cs
+        node = cs.e.Expression  # a constant or an unevaluated argument is passed as it is
+        vals = tuple([a if isinstance(a, node) else a(ctx) for a in self.args])
+        if receiver is _NO_RECEIVER:
+            receiver = cs.no_value
+        else:
+            vals = (receiver, *vals)
         memo = self.memo
         if self.yaqlized_check and any(getattr(v, cs.yaqlization_attr, None) is not None for v in vals):
             memo = None  # a yaqlized value: its own settings decide (yaql's check, every time)
@@ -747,11 +898,11 @@ class _Site:
             key = tuple(map(type, vals))
             hit = memo.get(key)
             if hit is None:
-                hit = self.choose(vals, ctx)
+                hit = self.choose(vals, ctx, receiver)
                 if len(memo) < cs.MEMO_MAX:
                     memo[key] = hit
         else:
-            hit = self.choose(vals, ctx)
+            hit = self.choose(vals, ctx, receiver)
         fd, ops, fast = hit
         quota = cs.quota
         if fast:
@@ -771,14 +922,15 @@ class _Site:
                     args.append(ctx)
             result = fd.payload(*args)
         elif ops is None:
-            result = fd.get_delegate(cs.no_value, cs.engine, ctx, vals, {})()
+            result = fd.get_delegate(receiver, cs.engine, ctx, vals, {})()
         else:
-            result = fd.payload(*self.convert(fd, ops, vals, ctx))
+            result = fd.payload(*self.convert(fd, ops, vals, ctx, receiver))
         if quota > 0 and getsizeof(result, 0) > quota:  # yaql's check on every call's result
             raise cs.x.MemoryQuotaExceededException()
         return result
 
-    def convert(self, fd: Any, ops: list[tuple[Any, ...]], vals: tuple[Any, ...], ctx: Any) -> list[Any]:
+    def convert(self, fd: Any, ops: list[tuple[Any, ...]], vals: tuple[Any, ...], ctx: Any,
+                receiver: Any) -> list[Any]:
         """The payload's arguments when some parameter type converts on its own."""
         cs = self.cs
         out = []
@@ -804,8 +956,10 @@ class _Site:
                     continue
                 src, p = op[1], op[2]
                 v = vals[src] if src >= 0 else p.default
+                if src in self.bodies and _runs_compiled(p.value_type):
+                    v = self.bodies[src]  # the compiled body in place of yaql's node
                 try:
-                    out.append(p.value_type.convert(v, cs.no_value, child, fd, cs.engine))
+                    out.append(p.value_type.convert(v, receiver, child, fd, cs.engine))
                 except cs.x.ArgumentValueException:
                     raise cs.x.ArgumentException(p.name) from None
         return out
@@ -846,21 +1000,23 @@ class _Site:
             out.append((4, src, p))
         return out, all(op[0] <= 2 for op in out)
 
-    def choose(self, vals: tuple[Any, ...], ctx: Any) -> tuple[Any, Any, bool]:
+    def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, bool]:
         """The overload yaql would call for these argument values (its errors when none or two)."""
         cs = self.cs
         for row in self.matched:
             winner = None
             for fd, mapping in row:
                 try:
-                    fd.get_delegate(cs.no_value, cs.engine, ctx, vals, {})  # checks every argument
+                    fd.get_delegate(receiver, cs.engine, ctx, vals, {})  # checks every argument
                 except cs.x.ArgumentException:
                     continue
                 if winner is not None:
                     if cs.specialization(winner[1], mapping):
                         continue
                     if not cs.specialization(mapping, winner[1]):
-                        raise cs.x.AmbiguousFunctionException(self.name)
+                        if receiver is cs.no_value:
+                            raise cs.x.AmbiguousFunctionException(self.name)
+                        raise cs.x.AmbiguousMethodException(self.name, receiver)
                 winner = (fd, mapping)
             if winner is not None:
                 fd = winner[0]
@@ -868,7 +1024,9 @@ class _Site:
                 if plan is None:
                     plan = self.plans[id(fd)] = self.ops(fd, vals)
                 return fd, plan[0], plan[1]
-        raise cs.x.NoMatchingFunctionException(self.name)
+        if receiver is cs.no_value:
+            raise cs.x.NoMatchingFunctionException(self.name)
+        raise cs.x.NoMatchingMethodException(self.name, receiver)
 
 
 class _ExpressionList:
