@@ -696,7 +696,6 @@ class _CallSites:
         if method and 0 in lambdas:
             return None  # an unevaluated receiver: yaql's path
         args = []
-        keep = []
         bodies: dict[int, Any] = {}
         for i, n in enumerate(nodes):
             if method and i == 0:
@@ -705,13 +704,11 @@ class _CallSites:
                 # an unevaluated argument: yaql's node, which every overload's check sees; the
                 # compiled body goes only to a plain lambda parameter (see _runs_compiled)
                 args.append(n)
-                keep.append(True)
                 if lambdas[i] and not isinstance(n, e.Constant):
                     bodies[i] = self._lambda_body(n)
             else:
                 args.append(n if isinstance(n, e.Constant) else self._evaluator(n))
-                keep.append(isinstance(n, e.Constant))
-        site = _Site(self, name, tuple(args), matched, type_only, tuple(keep), tuple(recv) if method else None,
+        site = _Site(self, name, tuple(args), matched, type_only, tuple(recv) if method else None,
                      bodies)
         return site.run_method if method else site.run
 
@@ -849,15 +846,14 @@ def _runs_compiled(vt: Any) -> bool:
 class _Site:
     """One call site: argument evaluators, the overloads that match them, a per-type memo."""
 
-    __slots__ = ("cs", "name", "args", "keep", "matched", "memo", "yaqlized_check", "plans", "recv", "recv_memo",
+    __slots__ = ("cs", "name", "args", "matched", "memo", "yaqlized_check", "plans", "recv", "recv_memo",
                  "bodies")
 
     def __init__(self, cs: _CallSites, name: str, args: tuple[Any, ...], matched: list[list[tuple[Any, Any]]],
-                 type_only: int, keep: tuple[bool, ...], recv: tuple[Any, ...] | None, bodies: dict[int, Any]) -> None:
+                 type_only: int, recv: tuple[Any, ...] | None, bodies: dict[int, Any]) -> None:
         self.cs = cs
         self.name = name
         self.args = args
-        self.keep = keep  # per argument: passed as it is (a constant or an unevaluated node)
         self.matched = matched
         self.memo: dict[tuple[type, ...], Any] | None = {} if type_only else None
         self.yaqlized_check = type_only == 2  # the memo holds for values that are not yaqlized
