@@ -112,16 +112,25 @@ class _ThreadPool:
         worker.thread.start()
 
     def _loop(self, worker: _Worker) -> None:
+        jobs = self._jobs
         while True:
-            with self._cond:
-                while not self._jobs:
-                    if self._closed:
-                        self._live.discard(worker)
-                        return
-                    self._idle += 1
-                    self._cond.wait()
-                    self._idle -= 1
-                job = self._jobs.popleft()
+            # A busy worker takes its next job without the lock (deque.popleft is atomic): with
+            # 32 workers and short calls, taking the condition's lock for every job made them
+            # queue on it (a lock convoy).  The lock is for sleeping only: the emptiness check
+            # is repeated under it, and submitters append and notify under it, so no wake-up
+            # is lost.
+            try:
+                job = jobs.popleft()
+            except IndexError:
+                with self._cond:
+                    while not jobs:
+                        if self._closed:
+                            self._live.discard(worker)
+                            return
+                        self._idle += 1
+                        self._cond.wait()
+                        self._idle -= 1
+                continue
             try:
                 job(worker)
             except BaseException:  # an on_done callback raised: report it, keep the worker
@@ -145,8 +154,12 @@ class _ThreadPool:
         """Stop taking jobs; returns the jobs that never started."""
         with self._cond:
             self._closed = True
-            pending = list(self._jobs)
-            self._jobs.clear()
+            pending: list[Callable[[_Worker], None]] = []
+            while True:  # one popleft at a time: a job is either taken here or by a worker, never both
+                try:
+                    pending.append(self._jobs.popleft())
+                except IndexError:
+                    break
             self._cond.notify_all()
             return pending
 
