@@ -626,8 +626,12 @@ class Engine:
             elif kind == "cancel" or kind == "fatal":
                 if kind == "cancel":
                     c.cancel()  # `canceling` until the outcomes of what runs arrive
-                for h in list(handles.values()):
-                    h.cancel()  # each reports `canceled` (once) as a "done" event
+                # each reports `canceled` (once) as a "done" event.  Newest first: the pool's
+                # workers take the oldest next, and canceling the very call a worker is starting
+                # waits for that worker (thousands of queued calls, canceled from the front, raced
+                # the workers call by call while they kept running the rest)
+                for h in reversed(list(handles.values())):
+                    h.cancel()
                 waiting = [call for _, _, call in timers] + [call for _, call in held]
                 inflight -= len(timers)
                 timers.clear()
