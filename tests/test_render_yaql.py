@@ -230,6 +230,16 @@ def _has_compiled_lambda(stmt):
         ("ctx(b) and ctx(nope)", True),  # short circuit: the right side is never evaluated
         ("ctx(a) or ctx(nope)", True),
         ("ctx(a) and ctx(nope)", True),  # ... and here it is (the error of ctx(nope))
+        # `and` / `or` get their compiled bodies as thunks over the call's context: inside a
+        # lambda ($ is the item), nested, and with the operand's own value as the result
+        ("$.xs.where($ > 1 and $ < 3)", True),
+        ("$.xs.select($ = 1 or $ = 3)", True),
+        ("ctx(count) and ctx(greeting)", True),
+        ("(ctx(b) or ctx(a)) and (ctx(a) or ctx(nope))", True),
+        # `.` hands its compiled method body the receiver directly: chained, inside a lambda
+        ("ctx(greeting).toUpper().len()", True),
+        ("$.xs.select($.toString()).join(',')", True),
+        ("ctx(cfg).keys().select($.len()).sum()", True),
         ("ctx(xs).len() + 1", True),
         ("ctx(greeting).toUpper()", True),
         ("ctx(cfg).keys().len()", True),

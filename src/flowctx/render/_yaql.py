@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections.abc  # noqa: F401  (yaql 3.x uses collections.abc without importing it)
 import threading
 from collections.abc import Mapping
+from functools import partial
 from sys import getsizeof
 from typing import Any
 
@@ -232,6 +233,7 @@ class YaqlFront:
 
 
 # ---------------------------------------------------------------------- limits on every call
+_NOT_LAZY = frozenset((int, float, bool, type(None), dict, list, tuple))  # results that are no iterator
 def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
     """Name -> check(args) run before a YAQL function builds its result (size amplification)."""
     cap = limits.max_size
@@ -346,6 +348,8 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
             if t is str:
                 if len(res) > cap:
                     raise limits.fail(f"YAQL {name.lstrip('#')}()")
+            elif t in _NOT_LAZY:
+                return res
             elif hasattr(t, "__next__"):
                 # a lazy result (select, where, ...): what it yields is counted against the cap
                 return _capped(res, name)
@@ -353,6 +357,7 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
 
         if getattr(payload, "_flowctx_reads_scope", False):
             guarded._flowctx_reads_scope = True  # type: ignore[attr-defined]
+        guarded._flowctx_inner = payload  # type: ignore[attr-defined]  # which yaql function it guards
         c = fd.clone()
         c.payload = guarded
         return c
@@ -590,10 +595,23 @@ class _CallSites:
         # validators per class that come with the class itself (all type-based)
         self.own_validators = {t.PythonType: 1, t.Integer: 1, t.Number: 1, t.Sequence: 1, t.Iterable: 1,
                                t.Iterator: 2, t.String: 1, t.DateTime: 1}
+        # yaql's `and` / `or`: they call each lambda argument once with no arguments, so a compiled
+        # body can be handed over as a plain thunk over the call's context (yaql's Lambda would
+        # wrap it in a closure over two new child contexts that receive no names)
+        # ... and yaql's `.` (`op_dot`) calls its method lambda once with the receiver only
+        from yaql.standard_library import boolean, system
+
+        thunked = (boolean.and_, boolean.or_)
+        self.thunk_payloads: set[Any] = set()
+        self.method_thunk_payloads: set[Any] = set()
         ctx = root
         while ctx is not None:
             for defs in getattr(ctx, "_functions", {}).values():
                 self.scope_readers.update(fd.payload for fd in defs if getattr(fd.payload, "_flowctx_reads_scope", False))
+                self.thunk_payloads.update(fd.payload for fd in defs if getattr(fd.payload, "_flowctx_inner", None) in thunked)
+                self.method_thunk_payloads.update(
+                    fd.payload for fd in defs if getattr(fd.payload, "_flowctx_inner", None) is system.op_dot
+                )
             ctx = ctx.parent
         self.constant_types = frozenset((t.Constant, t.StringConstant, t.Keyword, t.BooleanConstant, t.NumericConstant))
         from yaql.language.contexts import Context
@@ -778,6 +796,7 @@ class _Statement:
 
 
 _NO_RECEIVER: Any = object()  # _Site.run called as a function (not a method)
+_DIRECT: Any = object()  # a plan's "fast" flag when the payload takes the evaluated values unchanged (truthy)
 
 
 def _yaql_expression_base() -> type:
@@ -823,6 +842,17 @@ class _Compiled(_yaql_expression_base()):  # type: ignore[misc]
         return str(self.node)
 
 
+def _method_thunk(body: _Compiled, ctx: Any, receiver: Any) -> Any:
+    """What yaql's method ``Lambda`` does with a compiled body: run it on ``receiver`` (a child
+    context of the call's only where yaql's own node runs: the compiled forms read names the same
+    in either and make their own children for calls)."""
+    if receiver is body.cs.no_value:
+        return body.run(ctx)
+    if body.mrun is not None:
+        return body.mrun(ctx, receiver)
+    return body.node(receiver, ctx.create_child_context(), body.cs.engine)
+
+
 class _Receiver(_yaql_expression_base()):  # type: ignore[misc]
     """The receiver's place among a method's arguments when its overloads are matched at
     compile time (never evaluated)."""
@@ -847,7 +877,7 @@ class _Site:
     """One call site: argument evaluators, the overloads that match them, a per-type memo."""
 
     __slots__ = ("cs", "name", "args", "matched", "memo", "yaqlized_check", "plans", "recv", "recv_memo",
-                 "bodies")
+                 "bodies", "evals", "quota")
 
     def __init__(self, cs: _CallSites, name: str, args: tuple[Any, ...], matched: list[list[tuple[Any, Any]]],
                  type_only: int, recv: tuple[Any, ...] | None, bodies: dict[int, Any]) -> None:
@@ -861,6 +891,10 @@ class _Site:
         self.recv = recv  # a method: the receiver parameter type of every overload of the name
         self.recv_memo: dict[type, bool] | None = {} if type_only else None
         self.bodies = bodies  # argument index -> a lambda argument's compiled body (_Compiled)
+        # per argument: its evaluator, or None for a constant / unevaluated node passed as it is
+        node = cs.e.Expression
+        self.evals: tuple[Any, ...] = tuple(None if isinstance(a, node) else a for a in args)
+        self.quota: int = cs.quota
 
     def run_method(self, ctx: Any, receiver: Any) -> Any:
         """The method call ``receiver.name(args)`` (yaql: the receiver is the first argument)."""
@@ -881,17 +915,39 @@ class _Site:
 
     def run(self, ctx: Any, receiver: Any = _NO_RECEIVER) -> Any:
         cs = self.cs
-        node = cs.e.Expression  # a constant or an unevaluated argument is passed as it is
-        vals = tuple([a if isinstance(a, node) else a(ctx) for a in self.args])
+        ev = self.evals  # left to right, as yaql evaluates them; the short forms are the common arities
+        n = len(ev)
+        if n == 0:
+            vals: tuple[Any, ...] = ()
+        elif n == 1:
+            e = ev[0]
+            vals = (self.args[0] if e is None else e(ctx),)
+        elif n == 2:
+            e, e1 = ev
+            a = self.args
+            v0 = a[0] if e is None else e(ctx)
+            vals = (v0, a[1] if e1 is None else e1(ctx))
+        else:
+            vals = tuple([a if e is None else e(ctx) for a, e in zip(self.args, ev)])
         if receiver is _NO_RECEIVER:
             receiver = cs.no_value
         else:
             vals = (receiver, *vals)
         memo = self.memo
-        if self.yaqlized_check and any(getattr(v, cs.yaqlization_attr, None) is not None for v in vals):
-            memo = None  # a yaqlized value: its own settings decide (yaql's check, every time)
+        if self.yaqlized_check:
+            attr = cs.yaqlization_attr
+            for v in vals:
+                if getattr(v, attr, None) is not None:
+                    memo = None  # a yaqlized value: its own settings decide (yaql's check, every time)
+                    break
         if memo is not None:
-            key = tuple(map(type, vals))
+            nv = len(vals)
+            if nv == 1:
+                key: tuple[type, ...] = (type(vals[0]),)
+            elif nv == 2:
+                key = (type(vals[0]), type(vals[1]))
+            else:
+                key = tuple(map(type, vals))
             hit = memo.get(key)
             if hit is None:
                 hit = self.choose(vals, ctx, receiver)
@@ -900,8 +956,14 @@ class _Site:
         else:
             hit = self.choose(vals, ctx, receiver)
         fd, ops, fast = hit
-        quota = cs.quota
-        if fast:
+        quota = self.quota
+        if fast is _DIRECT:  # every argument as evaluated, in order: the size check, then the call
+            if quota > 0:
+                for v in vals:
+                    if getsizeof(v, 0) > quota:  # what SmartType.convert checks
+                        raise cs.x.MemoryQuotaExceededException()
+            result = fd.payload(*vals)
+        elif fast:
             args = []
             for op in ops:
                 kind = op[0]
@@ -944,6 +1006,16 @@ class _Site:
                 out.append(op[1])
             elif kind == 2:
                 out.append(ctx)
+            elif kind == 5:  # what yaql's Lambda conversion checks, then the body over this context
+                body = self.bodies[op[1]]
+                if cs.quota > 0 and getsizeof(body, 0) > cs.quota:
+                    raise cs.x.MemoryQuotaExceededException()
+                out.append(partial(body.run, ctx))
+            elif kind == 6:  # as kind 5, for a method lambda (its one argument is the receiver)
+                body = self.bodies[op[1]]
+                if cs.quota > 0 and getsizeof(body, 0) > cs.quota:
+                    raise cs.x.MemoryQuotaExceededException()
+                out.append(partial(_method_thunk, body, ctx))
             else:
                 if child is None:
                     child = ctx.create_child_context()  # as yaql: the call runs in a new child
@@ -960,7 +1032,7 @@ class _Site:
                     raise cs.x.ArgumentException(p.name) from None
         return out
 
-    def ops(self, fd: Any, vals: tuple[Any, ...]) -> tuple[Any, bool]:
+    def ops(self, fd: Any, vals: tuple[Any, ...]) -> tuple[Any, Any]:
         """``cs.plan`` as operations: (0, index, is_string) a run-time plain value; (1, value) a
         constant or default, converted once here; (2,) the context itself (flowctx's own
         functions only read the scope off it); (3,) a new child context; (4, index, param) the
@@ -993,10 +1065,19 @@ class _Site:
             elif tv in cs.constant_types and static and isinstance(v, constant):
                 out.append((1, v.value if vt.expand else v))
                 continue
+            elif (fd.payload in cs.thunk_payloads and src in self.bodies and _runs_compiled(vt)
+                  and not vt.method):
+                out.append((5, src))  # the compiled body as a thunk (see _CallSites.thunk_payloads)
+                continue
+            elif fd.payload in cs.method_thunk_payloads and src in self.bodies and _runs_compiled(vt) and vt.method:
+                out.append((6, src))  # the compiled method body, called with the receiver
+                continue
             out.append((4, src, p))
+        if len(out) == len(vals) and all(op[0] == 0 and op[1] == i and not op[2] for i, op in enumerate(out)):
+            return out, _DIRECT  # the payload takes the evaluated values as they are
         return out, all(op[0] <= 2 for op in out)
 
-    def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, bool]:
+    def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, Any]:
         """The overload yaql would call for these argument values (its errors when none or two)."""
         cs = self.cs
         for row in self.matched:
