@@ -234,6 +234,8 @@ class YaqlFront:
 
 # ---------------------------------------------------------------------- limits on every call
 _NOT_LAZY = frozenset((int, float, bool, type(None), dict, list, tuple))  # results that are no iterator
+
+
 def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
     """Name -> check(args) run before a YAQL function builds its result (size amplification)."""
     cap = limits.max_size
@@ -1036,7 +1038,10 @@ class _Site:
         """``cs.plan`` as operations: (0, index, is_string) a run-time plain value; (1, value) a
         constant or default, converted once here; (2,) the context itself (flowctx's own
         functions only read the scope off it); (3,) a new child context; (4, index, param) the
-        parameter type's own convert()."""
+        parameter type's own convert(); (5, index) / (6, index) a compiled lambda body handed to
+        ``and`` / ``or`` as a thunk, to ``.`` as a function of the receiver.  The flag is
+        ``_DIRECT`` when the payload takes the evaluated values unchanged, else whether every
+        operation is 0-2."""
         cs = self.cs
         plan = cs.plan(fd, len(vals))
         if plan is None:
