@@ -290,12 +290,19 @@ import sys, threading
 from flowctx import Engine
 from flowctx.state import SQLiteState
 
+out = threading.Lock()  # the two lines come from two threads: one whole line at a time
+
+def say(line):
+    with out:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
 def never(request):
-    print("asked", flush=True)
+    say("asked")
     threading.Event().wait()
 
 ex = Engine(state=SQLiteState(sys.argv[1], flush_interval=0.01), responder=never).start(sys.argv[2])
-print("started", ex.execution_id, flush=True)
+say("started " + ex.execution_id)
 ex.wait()
 """
 
@@ -310,10 +317,11 @@ def test_durable_run_paused_in_a_child_is_resumed_in_a_new_process(backend: Modu
     proc = subprocess.Popen([sys.executable, "-c", DURABLE_RUN, db, parent], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline().split()
-        assert first[0] == "started", first
-        eid = first[1]
-        assert proc.stdout.readline().strip() == "asked"  # the child's inquiry waits: all paused
+        # "started <id>" (main thread) and "asked" (the child's inquiry waits: all paused) come
+        # from two threads, in either order
+        lines = sorted(proc.stdout.readline().split() for _ in range(2))
+        assert lines[0] == ["asked"] and lines[1][0] == "started", lines
+        eid = lines[1][1]
         state = SQLiteState(db)
         # the state file says so (`flowctx status` in another process sees a paused run)
         wait_until(lambda: state.get_execution(eid)["status"] == "paused", "the parent recorded paused")
