@@ -1008,16 +1008,12 @@ class _Site:
                 out.append(op[1])
             elif kind == 2:
                 out.append(ctx)
-            elif kind == 5:  # what yaql's Lambda conversion checks, then the body over this context
+            elif kind >= 5:  # what yaql's Lambda conversion checks, then the body over this context
                 body = self.bodies[op[1]]
                 if cs.quota > 0 and getsizeof(body, 0) > cs.quota:
                     raise cs.x.MemoryQuotaExceededException()
-                out.append(partial(body.run, ctx))
-            elif kind == 6:  # as kind 5, for a method lambda (its one argument is the receiver)
-                body = self.bodies[op[1]]
-                if cs.quota > 0 and getsizeof(body, 0) > cs.quota:
-                    raise cs.x.MemoryQuotaExceededException()
-                out.append(partial(_method_thunk, body, ctx))
+                # 5: a thunk (and / or); 6: a function of the receiver (a method lambda, `.`)
+                out.append(partial(body.run, ctx) if kind == 5 else partial(_method_thunk, body, ctx))
             else:
                 if child is None:
                     child = ctx.create_child_context()  # as yaql: the call runs in a new child
