@@ -236,6 +236,16 @@ def _has_compiled_lambda(stmt):
         ("$.xs.select($ = 1 or $ = 3)", True),
         ("ctx(count) and ctx(greeting)", True),
         ("(ctx(b) or ctx(a)) and (ctx(a) or ctx(nope))", True),
+        # ... done in the call site's own frame (_Site.native): a constant operand is its value,
+        # a lazy operand (select) still counted against the size cap as the result
+        ("ctx(a) and true", True),
+        ("false or ctx(count)", True),
+        ("null and ctx(nope)", True),
+        ("ctx(b) or $.xs.select($ * 2)", True),
+        ("$.xs.select($) and true", True),
+        ("ctx(a) and ctx(b) and ctx(count) or ctx(xs)", True),
+        ("ctx(xs).select($ > 1 and ctx(a) or false)", True),
+        ("range(5).toList().len() and ctx(nope)", True),
         # `.` hands its compiled method body the receiver directly: chained, inside a lambda
         ("ctx(greeting).toUpper().len()", True),
         ("$.xs.select($.toString()).join(',')", True),

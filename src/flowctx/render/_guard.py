@@ -46,6 +46,7 @@ DEFAULT_TIMEOUT = 10.0
 
 # ---------------------------------------------------------------------- the running render
 _tls = threading.local()
+scope_local = _tls  # the running scope as ``.scope``: read directly by YAQL's compiled call sites
 
 
 class running:  # noqa: N801 - used as ``with running(scope):``

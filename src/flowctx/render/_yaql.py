@@ -18,11 +18,13 @@ from typing import Any
 from flowctx._backend import frozen_types
 from flowctx._expressions import YAQL_RE, yaql_spans  # ``<% expr %>``: the rule the loader and validator share
 from flowctx.render._functions import LimitError, Limits
-from flowctx.render._scope import MISSING, ExpressionError, Scope
+from flowctx.render._guard import scope_local as _scope_tls
+from flowctx.render._scope import MISSING, CtxView, ExpressionError, Scope
 
 __all__ = ["YaqlFront", "split_yaql", "YAQL_RE"]
 
 _SCOPE_KEY = "$__flowctx"
+_NO_DATA: Mapping[str, Any] = {}  # a context without yaql's ``_data`` (scope_of)
 
 
 def split_yaql(source: str) -> list[tuple[bool, str, int]]:
@@ -73,6 +75,7 @@ class YaqlFront:
         def finalize(obj: Any) -> Any:
             return out(obj, frozen_types())
 
+        _NOT_LAZY.update(t for t in (*frozen_types(), CtxView) if not hasattr(t, "__next__"))
         self.engine = yaql.factory.YaqlFactory().create(
             options={
                 "yaql.limitIterators": max_items,
@@ -88,7 +91,10 @@ class YaqlFront:
         self.root = root
 
         def scope_of(context: Any) -> Scope:
-            scope: Scope = context[_SCOPE_KEY]
+            # the evaluation's own context holds it (YaqlFront.evaluate); a child looks it up
+            scope: Scope | None = getattr(context, "_data", _NO_DATA).get(_SCOPE_KEY)
+            if scope is None:
+                scope = context[_SCOPE_KEY]
             return scope
 
         @specs.parameter("name", yaqltypes.StringConstant())
@@ -233,7 +239,8 @@ class YaqlFront:
 
 
 # ---------------------------------------------------------------------- limits on every call
-_NOT_LAZY = frozenset((int, float, bool, type(None), dict, list, tuple))  # results that are no iterator
+# result types that are no iterator (YaqlFront adds the store's frozen types and ctx()'s view)
+_NOT_LAZY: set[type] = {int, float, bool, type(None), dict, list, tuple}
 
 
 def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
@@ -321,6 +328,7 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
     from flowctx.render._guard import current_scope
 
     checks = _yaql_prechecks(limits)
+    lazy_types: dict[type, bool] = {}  # result type -> whether it is an iterator (hasattr per call is slow)
     cap = limits.max_size
     approx = limits.approx_size
 
@@ -339,6 +347,21 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
         if name == "join":
             payload = _bounded_join(limits, payload)
 
+        def post(res: Any) -> Any:
+            # the checks on a result whose type is not in _NOT_LAZY
+            t = type(res)
+            if t is str:
+                if len(res) > cap:
+                    raise limits.fail(f"YAQL {name.lstrip('#')}()")
+                return res
+            lazy = lazy_types.get(t)
+            if lazy is None:
+                lazy = hasattr(t, "__next__")
+                if len(lazy_types) < 1024:
+                    lazy_types[t] = lazy
+            # a lazy result (select, where, ...): what it yields is counted against the cap
+            return _capped(res, name) if lazy else res
+
         def guarded(*args: Any, **kwargs: Any) -> Any:
             s = current_scope()
             if s is not None:
@@ -346,20 +369,13 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
             if pre is not None:
                 pre(args)
             res = payload(*args, **kwargs)
-            t = type(res)
-            if t is str:
-                if len(res) > cap:
-                    raise limits.fail(f"YAQL {name.lstrip('#')}()")
-            elif t in _NOT_LAZY:
-                return res
-            elif hasattr(t, "__next__"):
-                # a lazy result (select, where, ...): what it yields is counted against the cap
-                return _capped(res, name)
-            return res
+            return res if type(res) in _NOT_LAZY else post(res)
 
         if getattr(payload, "_flowctx_reads_scope", False):
             guarded._flowctx_reads_scope = True  # type: ignore[attr-defined]
         guarded._flowctx_inner = payload  # type: ignore[attr-defined]  # which yaql function it guards
+        # what a compiled call site needs to do guarded's work in its own frame (_Site.run)
+        guarded._flowctx_unwrapped = None if pre is not None else (payload, post)  # type: ignore[attr-defined]
         c = fd.clone()
         c.payload = guarded
         return c
@@ -799,6 +815,7 @@ class _Statement:
 
 _NO_RECEIVER: Any = object()  # _Site.run called as a function (not a method)
 _DIRECT: Any = object()  # a plan's "fast" flag when the payload takes the evaluated values unchanged (truthy)
+_NATIVE: Any = object()  # ... when the site does what the function does itself (_Site.native)
 
 
 def _yaql_expression_base() -> type:
@@ -842,6 +859,35 @@ class _Compiled(_yaql_expression_base()):  # type: ignore[misc]
 
     def __str__(self) -> str:
         return str(self.node)
+
+
+def _constant(value: Any, *ctx: Any) -> Any:
+    """A constant lambda argument of ``and`` / ``or``, called (``partial(_constant, v)``: with no
+    argument by yaql's ``and_``, with the context by _yaql_and)."""
+    return value
+
+
+# yaql's `and` / `or` / `.` (boolean.and_, boolean.or_, system.op_dot), as _Site.native calls them
+def _yaql_and(left: Any, right: Any, ctx: Any, vals: Any) -> Any:
+    v = left(ctx)
+    return right(ctx) if v else v
+
+
+def _yaql_or(left: Any, right: Any, ctx: Any, vals: Any) -> Any:
+    v = left(ctx)
+    return v if v else right(ctx)
+
+
+def _yaql_dot(body: Any, _: Any, ctx: Any, vals: Any) -> Any:
+    return _method_thunk(body, ctx, vals[0])
+
+
+def _yaql_dot_method(mrun: Any, body: Any, ctx: Any, vals: Any) -> Any:
+    # _method_thunk for a body with a method form (``x.len()``), one frame less
+    receiver = vals[0]
+    if receiver is body.cs.no_value:
+        return body.run(ctx)
+    return mrun(ctx, receiver)
 
 
 def _method_thunk(body: _Compiled, ctx: Any, receiver: Any) -> Any:
@@ -944,8 +990,10 @@ class _Site:
                     break
         if memo is not None:
             nv = len(vals)
-            if nv == 1:
-                key: tuple[type, ...] = (type(vals[0]),)
+            if nv == 0:
+                key: tuple[type, ...] = ()
+            elif nv == 1:
+                key = (type(vals[0]),)
             elif nv == 2:
                 key = (type(vals[0]), type(vals[1]))
             else:
@@ -957,14 +1005,27 @@ class _Site:
                     memo[key] = hit
         else:
             hit = self.choose(vals, ctx, receiver)
-        fd, ops, fast = hit
+        fd, ops, fast, bare = hit
         quota = self.quota
-        if fast is _DIRECT:  # every argument as evaluated, in order: the size check, then the call
-            if quota > 0:
-                for v in vals:
-                    if getsizeof(v, 0) > quota:  # what SmartType.convert checks
-                        raise cs.x.MemoryQuotaExceededException()
-            result = fd.payload(*vals)
+        # The size check yaql's parameter conversion (SmartType.convert) makes on an argument is
+        # left out for a value passed as evaluated: every such value is the result of a call,
+        # already checked against the same quota by that call (yaql's runner, or the line at the
+        # end of this method) and not changed since -- constants and lambda nodes are checked in
+        # ops(), converted values below.
+        if fast is _NATIVE:  # and / or / `.` (see _Site.native), with guarded's work around it
+            callee, a, b = ops
+            s = getattr(_scope_tls, "scope", None)  # current_scope()
+            if s is not None:
+                s.tick()
+            result = callee(a, b, ctx, vals)
+            if type(result) not in _NOT_LAZY:
+                result = bare[1](result)
+            if quota > 0 and getsizeof(result, 0) > quota:
+                raise cs.x.MemoryQuotaExceededException()
+            return result
+        args: Any
+        if fast is _DIRECT:  # every argument as evaluated, in order
+            args = vals
         elif fast:
             args = []
             for op in ops:
@@ -973,18 +1034,32 @@ class _Site:
                     v = vals[op[1]]
                     if op[2] and v is not None and type(v) is not str:
                         v = str(v)  # yaqltypes.String
-                    if quota > 0 and getsizeof(v, 0) > quota:  # what SmartType.convert checks
-                        raise cs.x.MemoryQuotaExceededException()
+                        if quota > 0 and getsizeof(v, 0) > quota:  # what SmartType.convert checks
+                            raise cs.x.MemoryQuotaExceededException()
                     args.append(v)
                 elif kind == 1:
                     args.append(op[1])
-                else:
+                elif kind == 2:
                     args.append(ctx)
-            result = fd.payload(*args)
+                elif kind == 5:  # and / or: the compiled body as a thunk over this context
+                    args.append(partial(self.bodies[op[1]].run, ctx))
+                else:  # 6: `.`: the compiled method body as a function of the receiver
+                    args.append(partial(_method_thunk, self.bodies[op[1]], ctx))
         elif ops is None:
-            result = fd.get_delegate(receiver, cs.engine, ctx, vals, {})()
+            args = None
         else:
-            result = fd.payload(*self.convert(fd, ops, vals, ctx, receiver))
+            args = self.convert(fd, ops, vals, ctx, receiver)
+        if args is None:
+            result = fd.get_delegate(receiver, cs.engine, ctx, vals, {})()
+        elif bare is None:
+            result = fd.payload(*args)
+        else:  # what the guarded payload does (_guard_all_functions), without its frame
+            s = getattr(_scope_tls, "scope", None)  # current_scope()
+            if s is not None:
+                s.tick()
+            result = bare[0](*args)
+            if type(result) not in _NOT_LAZY:
+                result = bare[1](result)
         if quota > 0 and getsizeof(result, 0) > quota:  # yaql's check on every call's result
             raise cs.x.MemoryQuotaExceededException()
         return result
@@ -1008,12 +1083,10 @@ class _Site:
                 out.append(op[1])
             elif kind == 2:
                 out.append(ctx)
-            elif kind >= 5:  # what yaql's Lambda conversion checks, then the body over this context
-                body = self.bodies[op[1]]
-                if cs.quota > 0 and getsizeof(body, 0) > cs.quota:
-                    raise cs.x.MemoryQuotaExceededException()
-                # 5: a thunk (and / or); 6: a function of the receiver (a method lambda, `.`)
-                out.append(partial(body.run, ctx) if kind == 5 else partial(_method_thunk, body, ctx))
+            elif kind == 5:  # the quota check yaql's Lambda conversion makes was made in ops()
+                out.append(partial(self.bodies[op[1]].run, ctx))
+            elif kind == 6:
+                out.append(partial(_method_thunk, self.bodies[op[1]], ctx))
             else:
                 if child is None:
                     child = ctx.create_child_context()  # as yaql: the call runs in a new child
@@ -1035,9 +1108,10 @@ class _Site:
         constant or default, converted once here; (2,) the context itself (flowctx's own
         functions only read the scope off it); (3,) a new child context; (4, index, param) the
         parameter type's own convert(); (5, index) / (6, index) a compiled lambda body handed to
-        ``and`` / ``or`` as a thunk, to ``.`` as a function of the receiver.  The flag is
-        ``_DIRECT`` when the payload takes the evaluated values unchanged, else whether every
-        operation is 0-2."""
+        ``and`` / ``or`` as a thunk, to ``.`` as a function of the receiver (a constant argument of
+        ``and`` / ``or`` is a (1, thunk) returning its value).  The flag is
+        ``_DIRECT`` when the payload takes the evaluated values unchanged, else whether no operation
+        is 3 or 4."""
         cs = self.cs
         plan = cs.plan(fd, len(vals))
         if plan is None:
@@ -1066,19 +1140,53 @@ class _Site:
             elif tv in cs.constant_types and static and isinstance(v, constant):
                 out.append((1, v.value if vt.expand else v))
                 continue
-            elif (fd.payload in cs.thunk_payloads and src in self.bodies and _runs_compiled(vt)
-                  and not vt.method):
-                out.append((5, src))  # the compiled body as a thunk (see _CallSites.thunk_payloads)
-                continue
-            elif fd.payload in cs.method_thunk_payloads and src in self.bodies and _runs_compiled(vt) and vt.method:
-                out.append((6, src))  # the compiled method body, called with the receiver
-                continue
+            elif src >= 0 and _runs_compiled(vt) and (fd.payload in cs.thunk_payloads or fd.payload in cs.method_thunk_payloads):
+                lam = self.bodies.get(src, v)  # what yaql's Lambda conversion would get
+                # its quota check on it is the same on every call, so it is made here, once (one
+                # above the quota takes (4, ...) and fails there as in yaql)
+                if not (cs.quota > 0 and getsizeof(lam, 0) > cs.quota):
+                    if fd.payload in cs.method_thunk_payloads:
+                        if vt.method and lam is not v:
+                            out.append((6, src))  # the compiled method body, called with the receiver
+                            continue
+                    elif not vt.method:
+                        if lam is not v:
+                            out.append((5, src))  # the compiled body as a thunk (see _CallSites.thunk_payloads)
+                            continue
+                        if isinstance(v, constant):
+                            # yaql's thunk of a constant node returns its value (no call, no step)
+                            out.append((1, partial(_constant, v.value)))
+                            continue
             out.append((4, src, p))
         if len(out) == len(vals) and all(op[0] == 0 and op[1] == i and not op[2] for i, op in enumerate(out)):
             return out, _DIRECT  # the payload takes the evaluated values as they are
-        return out, all(op[0] <= 2 for op in out)
+        return out, all(op[0] <= 2 or op[0] >= 5 for op in out)
 
-    def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, Any]:
+    def native(self, fd: Any, ops: list[tuple[Any, ...]]) -> tuple[Any, Any, Any] | None:
+        """yaql's ``and`` / ``or`` / ``.`` done in the site's own frame: (callee, a, b) for
+        ``callee(a, b, ctx, vals)``, or None.  The callees do what the
+        yaql functions do with the lambdas ``ops`` would hand them (see ``ops``)."""
+        from yaql.standard_library import boolean, system
+
+        inner = fd.payload._flowctx_inner
+        if inner is system.op_dot and len(ops) == 2 and ops[0] == (0, 0, False) and ops[1][0] == 6:
+            body = self.bodies[ops[1][1]]
+            if body.mrun is not None:
+                return _yaql_dot_method, body.mrun, body
+            return _yaql_dot, body, None
+        if (inner is boolean.and_ or inner is boolean.or_) and len(ops) == 2:
+            runs = []
+            for op in ops:
+                if op[0] == 5:
+                    runs.append(self.bodies[op[1]].run)
+                elif op[0] == 1 and type(op[1]) is partial and op[1].func is _constant:
+                    runs.append(op[1])
+                else:
+                    return None
+            return (_yaql_and if inner is boolean.and_ else _yaql_or), runs[0], runs[1]
+        return None
+
+    def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, Any, Any]:
         """The overload yaql would call for these argument values (its errors when none or two)."""
         cs = self.cs
         for row in self.matched:
@@ -1100,8 +1208,13 @@ class _Site:
                 fd = winner[0]
                 plan = self.plans.get(id(fd))
                 if plan is None:
-                    plan = self.plans[id(fd)] = self.ops(fd, vals)
-                return fd, plan[0], plan[1]
+                    ops, fast = self.ops(fd, vals)
+                    bare = getattr(fd.payload, "_flowctx_unwrapped", None)
+                    native = None if bare is None or not fast else self.native(fd, ops)
+                    if native is not None:
+                        ops, fast = native, _NATIVE
+                    plan = self.plans[id(fd)] = (ops, fast, bare)
+                return fd, plan[0], plan[1], plan[2]
         if receiver is cs.no_value:
             raise cs.x.NoMatchingFunctionException(self.name)
         raise cs.x.NoMatchingMethodException(self.name, receiver)
