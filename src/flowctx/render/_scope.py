@@ -223,16 +223,21 @@ class Scope:
 
     # ------------------------------------------------------------------ limits
     def tick(self) -> None:
+        # (YAQL's compiled call sites count the same way in their own frame: _yaql._Site.run)
         self.steps = s = self.steps + 1
         if s & 1023 == 0:
-            r = self.renderer
-            if s > r.max_steps:
-                raise LimitError(f"template exceeded the step limit ({r.max_steps} calls and loop iterations)")
-            now = time.monotonic()
-            if self.deadline == 0.0:
-                self.deadline = now + r.timeout
-            elif now > self.deadline:
-                raise LimitError(f"template exceeded the time limit ({r.timeout} s)")
+            self.check_limits()
+
+    def check_limits(self) -> None:
+        """The step and time limits, checked every 1024 steps."""
+        r = self.renderer
+        if self.steps > r.max_steps:
+            raise LimitError(f"template exceeded the step limit ({r.max_steps} calls and loop iterations)")
+        now = time.monotonic()
+        if self.deadline == 0.0:
+            self.deadline = now + r.timeout
+        elif now > self.deadline:
+            raise LimitError(f"template exceeded the time limit ({r.timeout} s)")
 
     def loop(self, iterable: Any) -> Iterator[Any]:
         tick = self.tick

@@ -73,7 +73,12 @@ class YaqlFront:
 
         @specs.name("#finalize")
         def finalize(obj: Any) -> Any:
+            t = type(obj)
+            if t is str or t is int or t is bool or t is float or obj is None:
+                return obj  # what out() returns for them, without looking up the frozen types
             return out(obj, frozen_types())
+
+        finalize._flowctx_finalize = True  # see _CallSites.statement
 
         _NOT_LAZY.update(t for t in (*frozen_types(), CtxView) if not hasattr(t, "__next__"))
         self.engine = yaql.factory.YaqlFactory().create(
@@ -234,7 +239,7 @@ class YaqlFront:
 
     def evaluate(self, expr: Any, scope: Scope) -> Any:
         child = self.root.create_child_context()
-        child[_SCOPE_KEY] = scope
+        child._data[_SCOPE_KEY] = scope  # child[_SCOPE_KEY] = scope (the key is a normalized name)
         return expr.evaluate(context=child)
 
 
@@ -375,7 +380,7 @@ def _guard_all_functions(root: Any, limits: Limits) -> None:
             guarded._flowctx_reads_scope = True  # type: ignore[attr-defined]
         guarded._flowctx_inner = payload  # type: ignore[attr-defined]  # which yaql function it guards
         # what a compiled call site needs to do guarded's work in its own frame (_Site.run)
-        guarded._flowctx_unwrapped = None if pre is not None else (payload, post)  # type: ignore[attr-defined]
+        guarded._flowctx_unwrapped = (payload, post, pre)  # type: ignore[attr-defined]
         c = fd.clone()
         c.payload = guarded
         return c
@@ -640,7 +645,18 @@ class _CallSites:
     def statement(self, stmt: Any) -> Any:
         """A parsed ``yaql`` statement -> an object with ``evaluate(context=...)``."""
         run = self._site("#finalize", (stmt.expression,))
-        return stmt if run is None else _Statement(run, self.x.WrappedException)
+        if run is None:
+            return stmt
+        out = _Statement(run, self.x.WrappedException)
+        levels = self.root.collect_functions("#finalize")
+        inner = run.__self__.evals[0]
+        if inner is not None and len(levels) == 1 and len(levels[0]) == 1:
+            fd = next(iter(levels[0]))
+            if getattr(fd.payload, "_flowctx_finalize", False):
+                # flowctx's own finalizer, the only overload, takes any value (a nullable object
+                # parameter; not a guarded call): the site's dispatch always ends in this call
+                out.lean = (inner, fd.payload, self.quota, self.x.MemoryQuotaExceededException)
+        return out
 
     def _evaluator(self, node: Any) -> Any:
         e = self.e
@@ -800,15 +816,23 @@ def _strictness(level: int) -> int:
 class _Statement:
     """A compiled statement (``evaluate(context=...)`` like yaql's)."""
 
-    __slots__ = ("run", "wrapped")
+    __slots__ = ("run", "wrapped", "lean")
 
     def __init__(self, run: Any, wrapped: type[BaseException]) -> None:
-        self.run = run
+        self.run = run  # the #finalize call site
         self.wrapped = wrapped
+        # (expression, finalize, quota, quota error) when the site's call is known (statement())
+        self.lean: tuple[Any, Any, int, Any] | None = None
 
     def evaluate(self, context: Any = None) -> Any:
         try:
-            return self.run(context)
+            lean = self.lean
+            if lean is None:
+                return self.run(context)
+            result = lean[1](lean[0](context))
+            if lean[2] > 0 and getsizeof(result, 0) > lean[2]:  # as the site checks a call's result
+                raise lean[3]()
+            return result
         except self.wrapped as exc:  # as yaql's Statement: the StopIteration a call raised
             raise exc.wrapped.with_traceback(exc.__traceback__) from None  # type: ignore[attr-defined]
 
@@ -1014,9 +1038,11 @@ class _Site:
         # ops(), converted values below.
         if fast is _NATIVE:  # and / or / `.` (see _Site.native), with guarded's work around it
             callee, a, b = ops
-            s = getattr(_scope_tls, "scope", None)  # current_scope()
+            s = getattr(_scope_tls, "scope", None)  # current_scope().tick(), in this frame
             if s is not None:
-                s.tick()
+                s.steps = n = s.steps + 1
+                if n & 1023 == 0:
+                    s.check_limits()
             result = callee(a, b, ctx, vals)
             if type(result) not in _NOT_LAZY:
                 result = bare[1](result)
@@ -1054,9 +1080,14 @@ class _Site:
         elif bare is None:
             result = fd.payload(*args)
         else:  # what the guarded payload does (_guard_all_functions), without its frame
-            s = getattr(_scope_tls, "scope", None)  # current_scope()
+            s = getattr(_scope_tls, "scope", None)  # current_scope().tick(), in this frame
             if s is not None:
-                s.tick()
+                s.steps = n = s.steps + 1
+                if n & 1023 == 0:
+                    s.check_limits()
+            pre = bare[2]
+            if pre is not None:
+                pre(args if type(args) is tuple else tuple(args))
             result = bare[0](*args)
             if type(result) not in _NOT_LAZY:
                 result = bare[1](result)
@@ -1210,7 +1241,7 @@ class _Site:
                 if plan is None:
                     ops, fast = self.ops(fd, vals)
                     bare = getattr(fd.payload, "_flowctx_unwrapped", None)
-                    native = None if bare is None or not fast else self.native(fd, ops)
+                    native = None if bare is None or bare[2] is not None or not fast else self.native(fd, ops)
                     if native is not None:
                         ops, fast = native, _NATIVE
                     plan = self.plans[id(fd)] = (ops, fast, bare)
