@@ -762,7 +762,7 @@ class _CallSites:
                 args.append(n if isinstance(n, e.Constant) else self._evaluator(n))
         site = _Site(self, name, tuple(args), matched, type_only, tuple(recv) if method else None,
                      bodies)
-        return site.run_method if method else site.run
+        return site.run
 
     def _lambda_body(self, node: Any) -> Any:
         """The node a yaql ``Lambda()`` parameter gets: ``node`` compiled (with and without a
@@ -968,11 +968,10 @@ class _Site:
         self.evals: tuple[Any, ...] = tuple(None if isinstance(a, node) else a for a in args)
         self.quota: int = cs.quota
 
-    def run_method(self, ctx: Any, receiver: Any) -> Any:
-        """The method call ``receiver.name(args)`` (yaql: the receiver is the first argument)."""
+    def check_receiver(self, ctx: Any, receiver: Any) -> None:
+        """Whether some overload of the method takes ``receiver`` (its NoMatchingMethodException if
+        none): yaql matches the receiver value first, before it evaluates any other argument."""
         cs = self.cs
-        # yaql first matches the overloads against the receiver value, and fails before it
-        # evaluates any other argument when none takes it
         ok = None
         rm = self.recv_memo
         if rm is not None and getattr(receiver, cs.yaqlization_attr, None) is None:
@@ -983,10 +982,15 @@ class _Site:
                 rm[type(receiver)] = ok
         if not ok:
             raise cs.x.NoMatchingMethodException(self.name, receiver)
-        return self.run(ctx, receiver)
 
     def run(self, ctx: Any, receiver: Any = _NO_RECEIVER) -> Any:
+        """The call, or the method call ``receiver.name(args)`` of a method site (yaql: the
+        receiver is the first argument)."""
         cs = self.cs
+        if receiver is not _NO_RECEIVER:  # a method site: the receiver's check first
+            rm = self.recv_memo
+            if rm is None or rm.get(type(receiver)) is not True or getattr(receiver, cs.yaqlization_attr, None) is not None:
+                self.check_receiver(ctx, receiver)
         ev = self.evals  # left to right, as yaql evaluates them; the short forms are the common arities
         n = len(ev)
         if n == 0:
