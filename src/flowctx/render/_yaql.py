@@ -274,6 +274,8 @@ def _yaql_prechecks(limits: Limits) -> dict[str, Any]:
             if len(args[0]) + len(args[1]) > cap:
                 raise fail("YAQL concatenation")
 
+    plus._flowctx_str_first = True  # type: ignore[attr-defined]  # a no-op unless args[0] is a str (_Site.choose)
+
     def replace(args: tuple[Any, ...]) -> None:
         if len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
             rest = tuple(a for a in args[3:4] if isinstance(a, int) and a >= 0)
@@ -1221,6 +1223,17 @@ class _Site:
             return (_yaql_and if inner is boolean.and_ else _yaql_or), runs[0], runs[1]
         return None
 
+    @staticmethod
+    def may_be_str(fd: Any) -> bool:
+        """Whether ``fd``'s first positional parameter can receive a string."""
+        first = next((p for p in fd.parameters.values() if p.position == 0), None)
+        types = getattr(getattr(first, "value_type", None), "python_type", None)
+        if types is None:
+            return True
+        if not isinstance(types, tuple):
+            types = (types,)
+        return any(not isinstance(t, type) or issubclass(t, str) or issubclass(str, t) for t in types)
+
     def choose(self, vals: tuple[Any, ...], ctx: Any, receiver: Any) -> tuple[Any, Any, Any, Any]:
         """The overload yaql would call for these argument values (its errors when none or two)."""
         cs = self.cs
@@ -1245,6 +1258,8 @@ class _Site:
                 if plan is None:
                     ops, fast = self.ops(fd, vals)
                     bare = getattr(fd.payload, "_flowctx_unwrapped", None)
+                    if bare is not None and getattr(bare[2], "_flowctx_str_first", False) and not self.may_be_str(fd):
+                        bare = (bare[0], bare[1], None)  # e.g. `+` on numbers: its string check cannot apply
                     native = None if bare is None or bare[2] is not None or not fast else self.native(fd, ops)
                     if native is not None:
                         ops, fast = native, _NATIVE
