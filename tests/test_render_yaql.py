@@ -295,3 +295,14 @@ def test_yaql_compiled_lambda_step_budget(ctx):
     assert few.render_template("<% range(5).select($ * 2 + 1).sum() %>", ctx) == 25
     _, plain, fast = _both_ways(few, ctx, "range(400).select($ * 2 + 1).sum()")
     assert fast == plain and plain[0] == "err" and "step limit" in plain[2]
+
+
+@pytest.mark.parametrize("src", ["<% $__flowctx %>", "x <% $__flowctx %>", "<% [1].select($__flowctx) %>",
+                                 "<% let(x => $__flowctx) -> $x %>", "<% $__flowctx.renderer %>",
+                                 "<% ctx(a) and $__flowctx %>"])
+def test_yaql_cannot_read_the_evaluation_scope(r, ctx, src):
+    # the evaluation context holds the render's scope under this name: a template never gets it
+    with pytest.raises(TemplateError, match="unknown name '\\$__flowctx'"):
+        r.render_template(src, ctx)
+    _, plain, fast = _both_ways(r, ctx, src.split("<%")[1].split("%>")[0].strip())
+    assert fast == plain and plain[0] == "err" and "__flowctx" in plain[2]

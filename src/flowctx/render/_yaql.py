@@ -105,6 +105,8 @@ class YaqlFront:
         @specs.parameter("name", yaqltypes.StringConstant())
         @specs.name("#get_context_data")
         def get_context_data(name: str, context: Any) -> Any:
+            if name == _SCOPE_KEY:  # the evaluation's own state (the scope), never a template's value
+                raise ExpressionError(f"unknown name {name!r}")
             v = context.get_data(name, no_value)
             if v is not no_value:
                 return v
