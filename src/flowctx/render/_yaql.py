@@ -867,6 +867,7 @@ class _Compiled(_yaql_expression_base()):  # type: ignore[misc]
         self.node = node
         self.run = run
         self.mrun = mrun
+        self.no_value = cs.no_value
         self.uses_receiver = node.uses_receiver
 
     def __call__(self, receiver: Any, context: Any, engine: Any) -> Any:
@@ -906,27 +907,22 @@ def _yaql_or(left: Any, right: Any, ctx: Any, vals: Any) -> Any:
     return v if v else right(ctx)
 
 
-def _yaql_dot(body: Any, _: Any, ctx: Any, vals: Any) -> Any:
-    return _method_thunk(body, ctx, vals[0])
-
-
-def _yaql_dot_method(mrun: Any, body: Any, ctx: Any, vals: Any) -> Any:
-    # _method_thunk for a body with a method form (``x.len()``), one frame less
+def _yaql_dot(body: _Compiled, mrun: Any, ctx: Any, vals: Any) -> Any:
+    """What yaql's method ``Lambda`` does with a compiled body (``mrun``: its method form, or
+    None): run it on the receiver ``vals[0]`` (a child context of the call's only where yaql's
+    own node runs: the compiled forms read names the same in either and make their own children
+    for calls)."""
     receiver = vals[0]
-    if receiver is body.cs.no_value:
+    if receiver is body.no_value:
         return body.run(ctx)
-    return mrun(ctx, receiver)
+    if mrun is not None:
+        return mrun(ctx, receiver)
+    return body.node(receiver, ctx.create_child_context(), body.cs.engine)
 
 
 def _method_thunk(body: _Compiled, ctx: Any, receiver: Any) -> Any:
-    """What yaql's method ``Lambda`` does with a compiled body: run it on ``receiver`` (a child
-    context of the call's only where yaql's own node runs: the compiled forms read names the same
-    in either and make their own children for calls)."""
-    if receiver is body.cs.no_value:
-        return body.run(ctx)
-    if body.mrun is not None:
-        return body.mrun(ctx, receiver)
-    return body.node(receiver, ctx.create_child_context(), body.cs.engine)
+    """The same as the function of the receiver that yaql's ``op_dot`` is handed (kind 6)."""
+    return _yaql_dot(body, body.mrun, ctx, (receiver,))
 
 
 class _Receiver(_yaql_expression_base()):  # type: ignore[misc]
@@ -1044,21 +1040,8 @@ class _Site:
         # already checked against the same quota by that call (yaql's runner, or the line at the
         # end of this method) and not changed since -- constants and lambda nodes are checked in
         # ops(), converted values below.
-        if fast is _NATIVE:  # and / or / `.` (see _Site.native), with guarded's work around it
-            callee, a, b = ops
-            s = getattr(_scope_tls, "scope", None)  # current_scope().tick(), in this frame
-            if s is not None:
-                s.steps = n = s.steps + 1
-                if n & 1023 == 0:
-                    s.check_limits()
-            result = callee(a, b, ctx, vals)
-            if type(result) not in _NOT_LAZY:
-                result = bare[1](result)
-            if quota > 0 and getsizeof(result, 0) > quota:
-                raise cs.x.MemoryQuotaExceededException()
-            return result
         args: Any
-        if fast is _DIRECT:  # every argument as evaluated, in order
+        if fast is _DIRECT or fast is _NATIVE:  # every argument as evaluated, in order
             args = vals
         elif fast:
             args = []
@@ -1090,13 +1073,16 @@ class _Site:
         else:  # what the guarded payload does (_guard_all_functions), without its frame
             s = getattr(_scope_tls, "scope", None)  # current_scope().tick(), in this frame
             if s is not None:
-                s.steps = n = s.steps + 1
-                if n & 1023 == 0:
+                s.steps = steps = s.steps + 1
+                if steps & 1023 == 0:
                     s.check_limits()
-            pre = bare[2]
-            if pre is not None:
-                pre(args if type(args) is tuple else tuple(args))
-            result = bare[0](*args)
+            if fast is _NATIVE:  # and / or / `.`: what the function does (_Site.native)
+                result = ops[0](ops[1], ops[2], ctx, vals)
+            else:
+                pre = bare[2]
+                if pre is not None:
+                    pre(args if type(args) is tuple else tuple(args))
+                result = bare[0](*args)
             if type(result) not in _NOT_LAZY:
                 result = bare[1](result)
         if quota > 0 and getsizeof(result, 0) > quota:  # yaql's check on every call's result
@@ -1210,9 +1196,7 @@ class _Site:
         inner = fd.payload._flowctx_inner
         if inner is system.op_dot and len(ops) == 2 and ops[0] == (0, 0, False) and ops[1][0] == 6:
             body = self.bodies[ops[1][1]]
-            if body.mrun is not None:
-                return _yaql_dot_method, body.mrun, body
-            return _yaql_dot, body, None
+            return _yaql_dot, body, body.mrun
         if (inner is boolean.and_ or inner is boolean.or_) and len(ops) == 2:
             runs = []
             for op in ops:
