@@ -39,6 +39,7 @@ from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 EventHook = Callable[[str, TaskInstance], None]
 _MAX_WAIT = 3600.0  # seconds: the longest single wait of the engine loop
+_POLL_BELOW = 0.001  # seconds: a shorter wait for a timer is a look at the queue (see _drive)
 _WAKE: tuple[Any, ...] = ("wake",)  # an outcome is in the run's ready deque
 MAX_SUBWORKFLOW_DEPTH = 50  # sub-workflows within sub-workflows: a workflow that calls itself stops here
 
@@ -722,7 +723,13 @@ class Engine:
                         ev = ready.popleft()
                     else:
                         try:
-                            ev = events.get(timeout=timeout) if timeout is not None else events.get()
+                            if timeout is not None and timeout < _POLL_BELOW:
+                                # a timer due within a millisecond: look, do not wait.  A timed
+                                # wait of a few microseconds hung here in CI for minutes (the
+                                # engine idle, nothing else to do; twice, CPython 3.10 and 3.11)
+                                ev = events.get(block=False)
+                            else:
+                                ev = events.get(timeout=timeout) if timeout is not None else events.get()
                         except queue.Empty:
                             ev = None
                         sink.idle = False
