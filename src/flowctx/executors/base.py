@@ -66,7 +66,10 @@ class _Deadlines:
                         continue
                     delay = self._heap[0][0] - time.monotonic()
                     if delay > 0:
-                        self._cond.wait(delay)
+                        # under a millisecond: a look (wait(0) never blocks), not a timed wait --
+                        # the engine loop's timed wait of a few microseconds once overslept for
+                        # minutes (flowctx.engine.runner._POLL_BELOW)
+                        self._cond.wait(delay if delay >= 0.001 else 0)
                         continue
                     entry = heapq.heappop(self._heap)
                     callback, entry[2] = entry[2], None
