@@ -21,9 +21,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowctx._record import record
 from flowctx.errors import FlowctxError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class KVError(FlowctxError):
     """A key-value store that cannot be read or written, or a bad key / value."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KVEntry:
     """One key: its value, whether it is secret, when it was last set (epoch seconds)."""
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import ModuleType
 from typing import Any
 
 import yaml
 
+from flowctx._record import record
 from flowctx.actions.base import SUCCEEDED, Outcome
 from flowctx.engine.conductor import Conductor, TaskInstance
 from flowctx.engine.runner import render_parameter_defaults
@@ -34,7 +35,7 @@ _SPEC_KEYS = {
 }
 
 
-@dataclass
+@record
 class RehearsalResult:
     """What one rehearsal found: ``ok`` when every stated expectation held (or, for a spec that
     declares ``expect_rehearsal_mismatch``, when exactly that expectation failed)."""
@@ -49,7 +50,7 @@ class RehearsalResult:
         return self.mismatches[0] if self.mismatches else None
 
 
-@dataclass
+@record
 class _Mock:
     task_id: str
     status: str

@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowctx._record import record
+
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TIMEOUT = "timeout"
@@ -73,7 +75,7 @@ def runs_inline(func: Callable[..., Any]) -> bool:
     return bool(getattr(func, _INLINE_ATTR, False))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ActionResult:
     """An action's explicit outcome: ``status`` is ``"succeeded"``, ``"failed"``, ``"timeout"``
     or ``"canceled"``."""
@@ -89,7 +91,7 @@ class ActionResult:
             )
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ActionContext:
     """Run-time information handed to actions that ask for it (parameter ``action_context``)."""
 

@@ -21,10 +21,10 @@ import inspect
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from flowctx._record import record
 from flowctx.actions.base import frozen_inputs as mark_frozen_inputs
 from flowctx.errors import ActionError
 
@@ -32,7 +32,7 @@ ENTRY_POINT_GROUP = "flowctx.actions"
 CONTEXT_PARAM = "action_context"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ParamInfo:
     """One parameter of an action, as ``flowctx actions`` shows it."""
 
@@ -51,7 +51,7 @@ class ParamInfo:
         return f"{self.name}={self.default!r}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ActionSpec:
     """A registered action: its name, the callable and its signature."""
 

@@ -23,6 +23,7 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
+from flowctx._record import record
 from flowctx.actions.base import CANCELED, FAILED, SUCCEEDED, TIMEOUT, Outcome
 from flowctx.engine.graph import Edge, WorkflowGraph
 from flowctx.errors import FlowctxError, TemplateError
@@ -68,7 +69,7 @@ _INF = float("inf")
 _TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Staged:
     """A task instance waiting to start: where it came from and the context it will get."""
 
@@ -102,7 +103,7 @@ class ActionCall:
     item: Any = None
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class TaskInstance:
     """One run of a task (or one reach of an engine command) on one route."""
 

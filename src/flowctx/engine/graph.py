@@ -15,13 +15,12 @@ named ``<source>__t<k>`` (that name is what a route records).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flowctx._graphs import strongly_connected
+from flowctx._record import record
 from flowctx.spec.model import ENGINE_COMMANDS, TaskSpec, Transition, WorkflowSpec
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Edge:
     """One (transition entry, target) pair: ``source`` reaches ``target`` as its ``k``-th edge."""
 

@@ -15,11 +15,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from types import ModuleType
 from typing import Any
 
+from flowctx._record import record
 from flowctx.actions.base import CANCELED, FAILED, ActionContext, ActionResult, Outcome, in_engine_process, runs_inline
 from flowctx.actions.registry import DEFAULT_REGISTRY, ActionRegistry, ActionSpec
 from flowctx.engine.conductor import (
@@ -44,7 +45,7 @@ _WAKE: tuple[Any, ...] = ("wake",)  # an outcome is in the run's ready deque
 MAX_SUBWORKFLOW_DEPTH = 50  # sub-workflows within sub-workflows: a workflow that calls itself stops here
 
 
-@dataclass
+@record
 class TaskRecord:
     """One task instance of an execution, as users see it."""
 
@@ -82,7 +83,7 @@ class TaskRecord:
         }
 
 
-@dataclass
+@record
 class ExecutionResult:
     """The outcome of a workflow run."""
 

@@ -30,15 +30,17 @@ Conventions the engine relies on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from flowctx._record import record
 
 ENGINE_COMMANDS = frozenset({"continue", "noop", "fail", "retry"})
 
 Backoff = Literal["constant", "linear", "exponential"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Loc:
     """Where a node was written: file (None for text input), 1-based line and column."""
 
@@ -50,7 +52,7 @@ class Loc:
         return f"{self.file or '<string>'}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Transition:
     """One outbound transition of a task."""
 
@@ -65,7 +67,7 @@ class Transition:
     locs: Mapping[str, Loc] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WithItems:
     """``with`` / ``with_items``: what to iterate and how.
 
@@ -81,7 +83,7 @@ class WithItems:
     loc: Loc | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RetrySpec:
     """Retry of a failed task: ``count`` more attempts while ``when`` holds (default: failed())."""
 
@@ -93,7 +95,7 @@ class RetrySpec:
     loc: Loc | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class TaskSpec:
     """One task of the workflow graph."""
 
@@ -120,7 +122,7 @@ class TaskSpec:
     locs: Mapping[str, Loc] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ParameterSpec:
     """One workflow input/parameter (its JSON-schema fragment is in ``schema``)."""
 
@@ -132,7 +134,7 @@ class ParameterSpec:
     loc: Loc | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WorkflowSpec:
     """A loaded workflow: the one model the engine consumes."""
 

@@ -1,9 +1,9 @@
 """One problem found in a workflow file (shared by the loader and the validator)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
+from flowctx._record import record
 from flowctx.spec.model import Loc
 
 Severity = Literal["error", "warning"]
@@ -13,7 +13,7 @@ Severity = Literal["error", "warning"]
 Kind = Literal["syntax", "expression", "context", "semantics"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Problem:
     """A problem in a workflow: printed as ``file:line:col: error: message [task name]``."""
 
