@@ -222,8 +222,8 @@ def test_a_class_body_method_wins_and_a_bad_order_is_refused() -> None:
 
 def test_the_value_classes_of_a_run_are_records() -> None:
     """The point of ``record``: the dataclasses a ``flowctx run`` imports are records (no code is
-    compiled for them at import) but for the three made for every action call or retry test,
-    which keep dataclasses' generated, faster ``__init__``."""
+    compiled for them at import); the three made for every action call or retry test write
+    their ``__init__`` out (faster than the shared one)."""
     code = (
         "import dataclasses, sys\n"
         "import flowctx.cli.run, flowctx.spec, flowctx.engine, flowctx.kv, flowctx.actions, flowctx.executors\n"
@@ -238,8 +238,26 @@ def test_the_value_classes_of_a_run_are_records() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seen = dict(ast.literal_eval(out.stdout))
-    plain = sorted(name for name, is_record in seen.items() if not is_record)
-    assert plain == ["ActionCall", "Outcome", "TaskScope"], plain
-    assert {"WorkflowSpec", "TaskSpec", "Loc", "TaskInstance", "Staged", "TaskRecord"} <= {
-        name for name, is_record in seen.items() if is_record
-    }
+    assert {"WorkflowSpec", "TaskSpec", "Loc", "TaskInstance", "Staged", "TaskRecord", "Outcome"} <= set(seen)
+    plain = sorted(name for name, record_init in seen.items() if not record_init)
+    assert plain == ["ActionCall", "Outcome", "TaskScope"], plain  # their own __init__, below
+    from flowctx.actions.base import Outcome
+    from flowctx.engine.conductor import ActionCall
+    from flowctx.render import TaskScope
+
+    for cls in (ActionCall, Outcome, TaskScope):
+        assert "_flowctx_record" in vars(cls)  # made by record all the same
+
+
+def test_the_written_out_inits_keep_dataclass_behaviour() -> None:
+    from flowctx.actions.base import Outcome
+    from flowctx.render import TaskScope
+
+    o = Outcome("succeeded", 1, None, 2.0)
+    assert (o.status, o.result, o.error, o.started, o.finished) == ("succeeded", 1, None, 2.0, 0.0)
+    assert o == Outcome("succeeded", 1, None, 2.0) and hash(o) == hash(Outcome("succeeded", 1, None, 2.0))
+    assert repr(o) == "Outcome(status='succeeded', result=1, error=None, started=2.0, finished=0.0)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.status = "failed"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(o)) == o and dataclasses.replace(o, result=2).result == 2
+    assert TaskScope() == TaskScope(None, None, None) and TaskScope(status="x").status == "x"

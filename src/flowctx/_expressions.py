@@ -16,9 +16,11 @@ __all__ = ["YAQL_RE", "has_expressions", "languages", "lone_openers", "yaql_span
 
 import re
 
+from flowctx._patterns import lazy_compile
+
 #: ``<% expr %>`` (group 1: its code), for callers that want a pattern; :func:`yaql_spans` is
 #: the linear-time equivalent
-YAQL_RE = re.compile(r"<%(.*?)%>", re.S)
+YAQL_RE = lazy_compile(r"<%(.*?)%>", re.S)
 
 
 def _pair(text: str, opener: str, closer: str) -> bool:

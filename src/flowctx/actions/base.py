@@ -26,7 +26,7 @@ import typing
 import weakref
 from collections import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from flowctx._record import record
@@ -118,7 +118,7 @@ class ActionContext:
             self.reporter(status)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Outcome:
     """What the executor reports back to the engine for one action call."""
 
@@ -127,6 +127,16 @@ class Outcome:
     error: str | None = None
     started: float = 0.0
     finished: float = 0.0
+
+    def __init__(  # written out (not record's shared one): one per action call, the fast form
+        self, status: str, result: Any = None, error: str | None = None, started: float = 0.0, finished: float = 0.0
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "status", status)
+        _set(self, "result", result)
+        _set(self, "error", error)
+        _set(self, "started", started)
+        _set(self, "finished", finished)
 
 
 # ------------------------------------------------------------------ what actions receive

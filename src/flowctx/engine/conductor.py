@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from types import ModuleType
 from typing import Any
 
+from flowctx._patterns import lazy_compile
 from flowctx._record import record
 from flowctx.actions.base import CANCELED, FAILED, SUCCEEDED, TIMEOUT, Outcome
 from flowctx.engine.graph import Edge, WorkflowGraph
@@ -64,7 +65,7 @@ DEFAULT_MAX_TASKS = 100_000
 #: replay hands out exactly what the live run did.
 ITEM_WINDOW = 8192
 _SCALARS = frozenset({str, int, float, bool})
-_NEXT_FIELD = re.compile(r"next\[(\d+)\]\.?(.*)")
+_NEXT_FIELD = lazy_compile(r"next\[(\d+)\]\.?(.*)")
 _INF = float("inf")
 _TASK_KEY = "\x00task:"  # stamp key of a task result (cannot clash with a variable name)
 
@@ -89,7 +90,7 @@ class Staged:
     rerun_slot: tuple[int, int, int] | None = None
 
 
-@dataclass(eq=False, slots=True)  # one per item call: no __dict__ (memory per item)
+@record(eq=False, slots=True)  # one per item call: no __dict__ (memory per item)
 class ActionCall:
     """One action call the driver must make (after ``delay`` seconds)."""
 
@@ -101,6 +102,26 @@ class ActionCall:
     delay: float = 0.0
     attempt: int = 1
     item: Any = None
+
+    def __init__(  # written out (not record's shared one): one per action call, the fast form
+        self,
+        instance: TaskInstance,
+        key: int | str | None,
+        action: str | None,
+        inputs: Mapping[str, Any],
+        timeout: float | None,
+        delay: float = 0.0,
+        attempt: int = 1,
+        item: Any = None,
+    ) -> None:
+        self.instance = instance
+        self.key = key
+        self.action = action
+        self.inputs = inputs
+        self.timeout = timeout
+        self.delay = delay
+        self.attempt = attempt
+        self.item = item
 
 
 @record(eq=False)

@@ -37,6 +37,7 @@ from jinja2.sandbox import safe_range
 from jinja2.utils import Namespace
 
 from flowctx._expressions import has_expressions, languages
+from flowctx._patterns import lazy_compile
 from flowctx.errors import TemplateError
 from flowctx.render._functions import LimitError, Limits, make_helpers, plain
 from flowctx.render._guard import running as _running
@@ -649,9 +650,9 @@ def _reason(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- static analysis
-_YAQL_CTX_NAME = re.compile(r"\bctx\(\s*['\"]?([A-Za-z_][\w]*)['\"]?\s*\)")
-_YAQL_CTX_ATTR = re.compile(r"\bctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)")
-_YAQL_DOLLAR = re.compile(r"\$\s*\.\s*([A-Za-z_]\w*)")
+_YAQL_CTX_NAME = lazy_compile(r"\bctx\(\s*['\"]?([A-Za-z_][\w]*)['\"]?\s*\)")
+_YAQL_CTX_ATTR = lazy_compile(r"\bctx\(\s*\)\s*\.\s*([A-Za-z_]\w*)")
+_YAQL_DOLLAR = lazy_compile(r"\$\s*\.\s*([A-Za-z_]\w*)")
 
 
 def _yaql_references(source: str) -> set[str]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import itertools
 import json as _json
-import re
 import string
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import yaml
+
+from flowctx._patterns import lazy_compile
 
 __all__ = ["Limits", "LimitError", "plain"]
 
@@ -31,7 +32,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = lazy_compile(r"\d+")
 _formatter = string.Formatter()
 
 
@@ -216,7 +217,7 @@ class Limits:
 
 
 # ---------------------------------------------------------------------- helper functions
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE = lazy_compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _json_text(text: str | bytes, what: str) -> Any:

@@ -27,6 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatt
 from jinja2.utils import Namespace
 from markupsafe import Markup
 
+from flowctx._patterns import lazy_compile
 from flowctx.render import _guard
 from flowctx.render._functions import LimitError, Limits, plain
 from flowctx.render._scope import MISSING, Scope
@@ -196,7 +197,7 @@ class _BoundedEscapeFormatter(_BoundedFormat, SandboxedEscapeFormatter):
         self.limits = limits
 
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = lazy_compile(r"\d+")
 
 
 class FlowEnvironment(ImmutableSandboxedEnvironment):
@@ -681,7 +682,7 @@ def rewrite_ternary(expr: str) -> str | None:
     return f"(({a.strip()}) if ({cond.strip()}) else ({b.strip()}))"
 
 
-_VAR_BLOCK = re.compile(r"(\{\{-?)(.*?)(-?\}\})", re.S)
+_VAR_BLOCK = lazy_compile(r"(\{\{-?)(.*?)(-?\}\})", re.S)
 
 
 def rewrite_ternaries_in_template(source: str) -> str | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jinja2.utils import missing as _jinja_missing
 
+from flowctx._record import record
 from flowctx.render._functions import LimitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TaskScope", "Scope", "RouteStatuses", "MISSING", "FINISHED_STATUSES", "TIMEOUT_STATUSES", "UNSET_STATUS"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class TaskScope:
     """What a transition / publish expression knows about the task being evaluated.
 
@@ -32,6 +32,14 @@ class TaskScope:
     status: str | None = None
     result: Any = None
     statuses: Mapping[str, str] | None = None
+
+    def __init__(  # written out (not record's shared one): made for retry tests of every failed call
+        self, status: str | None = None, result: Any = None, statuses: Mapping[str, str] | None = None
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "status", status)
+        _set(self, "result", result)
+        _set(self, "statuses", statuses)
 
 
 # Jinja's own "missing" sentinel, so a lookup result can be handed to Jinja unchanged.

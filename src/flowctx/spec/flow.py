@@ -14,25 +14,25 @@
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flowctx._graphs import strongly_connected
+from flowctx._patterns import lazy_compile
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
 from flowctx.spec.shapes import did_you_mean
 
 __all__ = ["context_problems", "ctx_references", "endless_cycles", "reachable", "unreachable_joins"]
 
 # Expressions whose ``ctx`` references are tracked (one line each, as written in a field).
-_BLOCKS = re.compile(r"\{\{.*?\}\}|<%.*?%>")
+_BLOCKS = lazy_compile(r"\{\{.*?\}\}|<%.*?%>")
 _CTX_REFS = (
-    re.compile(r"\bctx\(\)\.([A-Za-z0-9_-]+)\b(?!\s*\()"),
-    re.compile(r"\bctx\((['\"]?)([A-Za-z0-9_-]+)\1\)"),
+    lazy_compile(r"\bctx\(\)\.([A-Za-z0-9_-]+)\b(?!\s*\()"),
+    lazy_compile(r"\bctx\((['\"]?)([A-Za-z0-9_-]+)\1\)"),
 )
 #: Conditions that hold whatever the data, as long as no task fails: they do not end a loop.
-_STATUS_ONLY = re.compile(r"^\s*(\{\{|<%)\s*(succeeded|completed)\(\s*\)\s*(\}\}|%>)\s*$")
+_STATUS_ONLY = lazy_compile(r"^\s*(\{\{|<%)\s*(succeeded|completed)\(\s*\)\s*(\}\}|%>)\s*$")
 
 
 def ctx_references(value: Any) -> list[str]:

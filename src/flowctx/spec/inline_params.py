@@ -8,10 +8,12 @@ import json
 import re
 from typing import Any
 
+from flowctx._patterns import lazy_compile
+
 __all__ = ["InlineParamsError", "parse_inline_params"]
 
 
-_KEY_RE = re.compile(r"([A-Za-z_][\w.-]*)=")
+_KEY_RE = lazy_compile(r"([A-Za-z_][\w.-]*)=")
 _CLOSERS = {"<%": "%>", "{{": "}}", "{%": "%}"}
 
 

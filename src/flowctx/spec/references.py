@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from flowctx._patterns import lazy_compile
 from flowctx.spec.model import TaskSpec, WorkflowSpec
 
 __all__ = ["ST2_CORE_ACTIONS", "called_functions", "subworkflow_path"]
@@ -25,9 +26,9 @@ ST2_CORE_ACTIONS = frozenset({
     "core.sendmail", "core.uuid", "core.winrm_cmd", "core.winrm_ps_cmd", "core.winrm_ps_script",
 })
 
-_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.S)
-_YAQL_CALL = re.compile(r"(?<![\w.$#])([A-Za-z_]\w*)\s*\(")
-_YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
+_STRINGS = lazy_compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.S)
+_YAQL_CALL = lazy_compile(r"(?<![\w.$#])([A-Za-z_]\w*)\s*\(")
+_YAQL_BLOCK = lazy_compile(r"<%(.*?)%>", re.S)
 _YAQL_KEYWORDS = frozenset({"and", "or", "not", "in", "mod", "is", "null", "true", "false"})
 
 

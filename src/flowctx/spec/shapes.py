@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flowctx._expressions import has_expressions
+from flowctx._patterns import lazy_compile
 from flowctx.spec.inline_params import InlineParamsError, parse_inline_params
 from flowctx.spec.model import Loc, RetrySpec, Transition, WithItems
 from flowctx.spec.problems import Problem
@@ -26,7 +27,7 @@ NEXT_KEYS = ("when", "publish", "do")
 RETRY_KEYS = ("when", "count", "delay", "backoff", "max_delay")
 WITH_KEYS = ("items", "concurrency", "batch_size")
 BACKOFFS = ("constant", "linear", "exponential")
-_NAMED_ITEMS_RE = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s+in\s+(\S.*?)\s*$", re.S)
+_NAMED_ITEMS_RE = lazy_compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s+in\s+(\S.*?)\s*$", re.S)
 
 
 class _NoDefault:

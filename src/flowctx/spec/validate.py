@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from flowctx._expressions import lone_openers
+from flowctx._patterns import lazy_compile
 from flowctx.errors import TemplateError, WorkflowError
 from flowctx.spec import flow, references
 from flowctx.spec.model import ENGINE_COMMANDS, Loc, TaskSpec, Transition, WorkflowSpec
@@ -34,8 +35,8 @@ _CLOSERS = {"{{": "}}", "{%": "%}", "<%": "%>"}
 
 __all__ = ["Problem", "validate", "validate_parameters", "raise_for_problems", "referenced_variables"]
 
-_TASK_NAME_RE = re.compile(r"^[^\s,]+$")
-_ACTION_RE = re.compile(
+_TASK_NAME_RE = lazy_compile(r"^[^\s,]+$")
+_ACTION_RE = lazy_compile(
     r"^[A-Za-z0-9_][\w\-]*(\.[\w\-]+)+$"  # pack.action
     r"|^[^\s]+\.ya?ml$"  # a workflow file
     r"|^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"  # module:function
@@ -44,16 +45,16 @@ _ACTION_RE = re.compile(
 # Statically knowable references to workflow variables.
 # (a name followed by ``(`` is a method call, ``ctx().keys()``; quotes must match, ``ctx('x')``)
 _VAR_PATTERNS = (
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*(?P<name>[A-Za-z_]\w*)\b(?!\s*\()"),
-    re.compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*(['\"])(?P<name>[A-Za-z_]\w*)\1\s*\]"),
-    re.compile(r"(?<![\w.])ctx\(\s*(['\"]?)(?P<name>[A-Za-z_]\w*)\1\s*\)"),
-    re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
-    re.compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
+    lazy_compile(r"(?<![\w.])ctx\(\s*\)\s*\.\s*(?P<name>[A-Za-z_]\w*)\b(?!\s*\()"),
+    lazy_compile(r"(?<![\w.])ctx\(\s*\)\s*\[\s*(['\"])(?P<name>[A-Za-z_]\w*)\1\s*\]"),
+    lazy_compile(r"(?<![\w.])ctx\(\s*(['\"]?)(?P<name>[A-Za-z_]\w*)\1\s*\)"),
+    lazy_compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\.\s*([A-Za-z_]\w*)"),
+    lazy_compile(r"(?<![\w.])(?:vars|variables|workflow)\s*\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\]"),
 )
 # A with-items string: one expression (the items themselves), names having been split off.
-_ONE_EXPRESSION = re.compile(r"^\s*(\{\{.*\}\}|<%.*%>)\s*$", re.S)
-_YAQL_ROOT = re.compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
-_YAQL_BLOCK = re.compile(r"<%(.*?)%>", re.S)
+_ONE_EXPRESSION = lazy_compile(r"^\s*(\{\{.*\}\}|<%.*%>)\s*$", re.S)
+_YAQL_ROOT = lazy_compile(r"(?<![\w.$])\$\.([A-Za-z_]\w*)")
+_YAQL_BLOCK = lazy_compile(r"<%(.*?)%>", re.S)
 # Methods of a mapping: ``vars.get('x')`` / ``workflow.items()`` are not variables.
 _NOT_VARIABLES = frozenset({"get", "items", "keys", "values", "and", "or", "not", "in", "is", "if", "else"})
 
@@ -326,7 +327,7 @@ class _Checker:
                            kind="expression")
 
     _SHELL_ACTIONS = frozenset({"core.local", "core.local_sudo", "core.remote", "core.remote_sudo"})
-    _JINJA_EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+    _JINJA_EXPR = lazy_compile(r"\{\{-?(.*?)-?\}\}", re.S)
 
     def shell_quoting(self, task: TaskSpec) -> None:
         """Warn when a string shell ``cmd`` interpolates an expression that is not ``| quote``d
