@@ -19,7 +19,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from flowctx.actions.base import ActionContext, runs_in_engine_process
@@ -176,27 +175,32 @@ class _Job(CallHandle):
     """One pooled call: its handle and what the worker runs (one object per call: a closure,
     its cells and a handle per call kept the garbage collector busy over 10,000 queued calls)."""
 
-    __slots__ = ("func", "inputs", "limit", "pool", "cooperative")
+    __slots__ = ("func", "inputs", "limit", "pool", "cooperative", "worker")
 
     func: Callable[..., Any]
     inputs: Mapping[str, Any]
     limit: float | None
     pool: _ThreadPool
     cooperative: bool
+    worker: _Worker
+
+    def _abandon(self) -> None:
+        """The abort of this call once it runs (a timeout or cancel): its worker is abandoned."""
+        self.pool.abandon(self.worker, self)
 
     def __call__(self, worker: _Worker) -> None:
         pool = self.pool
         worker.current = self  # the token abandon() checks: this call, not a later one
         worker.cooperative = self.cooperative
+        self.worker = worker
         delivered = False
         try:
-            if not self._start(self.limit, partial(pool.abandon, worker, self)):
+            if not self._start(self.limit, self._abandon):
                 return
-            started = time.time()
             try:
                 outcome = call_action(self.func, self.inputs, self.context)
             except BaseException as exc:  # noqa: BLE001 - never let a call die silently
-                outcome = _crash(exc, started)
+                outcome = _crash(exc, self.started)
             delivered = self.finish(outcome)
         finally:
             if delivered:  # this outcome won: no timeout or cancel took the abort, so
@@ -231,7 +235,7 @@ class ThreadExecutor(Executor):
         job = _Job(on_done, context)
         job.func = func
         job.inputs = inputs
-        job.limit = _timeout_value(timeout)
+        job.limit = None if timeout is None else _timeout_value(timeout)
         job.pool = self._pool
         job.cooperative = runs_in_engine_process(func)
         batch = getattr(self._batch, "jobs", None)

@@ -6,8 +6,8 @@ the handle when (and only when) a template reads it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jinja2.utils import missing as _jinja_missing
 
@@ -32,14 +32,15 @@ class TaskScope:
     status: str | None = None
     result: Any = None
     statuses: Mapping[str, str] | None = None
+    _flowctx_set: ClassVar[tuple[Callable[[Any, Any], None], ...]]  # set by record
 
     def __init__(  # written out (not record's shared one): made for retry tests of every failed call
         self, status: str | None = None, result: Any = None, statuses: Mapping[str, str] | None = None
     ) -> None:
-        _set = object.__setattr__
-        _set(self, "status", status)
-        _set(self, "result", result)
-        _set(self, "statuses", statuses)
+        put_status, put_result, put_statuses = self._flowctx_set  # the slots' setters (record)
+        put_status(self, status)
+        put_result(self, result)
+        put_statuses(self, statuses)
 
 
 # Jinja's own "missing" sentinel, so a lookup result can be handed to Jinja unchanged.
