@@ -104,15 +104,8 @@ class ActionCall:
     item: Any = None
 
     def __init__(  # written out (not record's shared one): one per action call, the fast form
-        self,
-        instance: TaskInstance,
-        key: int | str | None,
-        action: str | None,
-        inputs: Mapping[str, Any],
-        timeout: float | None,
-        delay: float = 0.0,
-        attempt: int = 1,
-        item: Any = None,
+        self, instance: TaskInstance, key: int | str | None, action: str | None, inputs: Mapping[str, Any],
+        timeout: float | None, delay: float = 0.0, attempt: int = 1, item: Any = None,
     ) -> None:
         self.instance = instance
         self.key = key
