@@ -268,7 +268,9 @@ class Renderer:
             out = {}
             for k, v in value.items():
                 sub = f"{field}.{k}" if field else str(k)
-                if isinstance(k, str) and _is_template(k):
+                # a key with neither ``{`` nor ``<%`` is no template (the same test as for a string
+                # value above): no expression scan for the constant keys of every item's input
+                if isinstance(k, str) and ("{" in k or "<%" in k) and _is_template(k):
                     k = self.render_template(k, ctx, scope=scope, task=task, field=sub)
                     if not isinstance(k, str):
                         k = self.limits.to_str(k)
