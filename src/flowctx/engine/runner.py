@@ -539,8 +539,14 @@ class Engine:
             if journal.fatal is not None:
                 fatal.append(journal.fatal)
 
+        # the thread pool takes a dispatch round in one hand-off: begin_batch .. flush, the batch
+        # opened by the round's first pooled call (an outcome's round mostly submits nothing)
+        begin_batch = getattr(executor, "begin_batch", None)
+        in_round = False
+        batch_open = False
+
         def submit(call: ActionCall) -> None:
-            nonlocal inflight
+            nonlocal inflight, batch_open
             if paused:  # a retry (or its delay) of a paused run waits for resume
                 held.append((call.delay, call))
                 return
@@ -579,6 +585,9 @@ class Engine:
                     local.append(("done", token, call, inline(func, call.inputs, None)))
                     return
 
+            if in_round and not batch_open and begin_batch is not None:
+                begin_batch()  # the round's first pooled call opens its batch (most rounds have none)
+                batch_open = True
             handle = executor.submit(
                 func, call.inputs, timeout=call.timeout, context=actx, on_done=_Delivery(sink, token, call)
             )
@@ -675,15 +684,18 @@ class Engine:
         if journal is not None:
             for call in journal.resubmit():  # a resumed run: calls with no recorded outcome
                 submit(call)
-        begin_batch = getattr(executor, "begin_batch", None)  # the thread pool: a round in one hand-off
         try:
             while not fatal:
-                if begin_batch is not None:
-                    begin_batch()
+                in_round = True
                 dispatch()
+                in_round = False
                 if fatal:
                     break
-                executor.flush()  # a batching executor sends this round's calls together
+                if begin_batch is None:
+                    executor.flush()
+                elif batch_open:  # a batching executor sends this round's calls together
+                    batch_open = False
+                    executor.flush()
                 if paused and c.status not in ("pausing", "paused"):
                     paused = False  # the pause ended without resume (a failure while pausing,
                     for actx in contexts.values():  # a paused call that runs again)
