@@ -154,6 +154,36 @@ def test_dataclasses_functions_pickle_and_copy_work_on_records(params: dict[str,
         ]
 
 
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+def test_a_dataclass_subclass_of_a_record_behaves_as_of_a_dataclass(params: dict[str, Any]) -> None:
+    dc, rc = _both(params)
+    for sub_params in ({"frozen": True}, {}):
+        made = []
+        for base in (dc, rc):
+            made.append(_outcome(lambda base=base, sub_params=sub_params: dataclasses.dataclass(  # type: ignore[misc]
+                type("Sub", (base,), {"__annotations__": {"more": "int"}, "more": 0}), **sub_params)))
+        assert [m[0] for m in made] == [made[0][0]] * 2, (sub_params, made)
+        if made[0][0] == "ok":
+            d, r = made[0][1]("a", more=2), made[1][1]("a", more=2)
+            assert (r.name, r.more, r.extra) == (d.name, d.more, d.extra)
+            assert _outcome(lambda: setattr(r, "more", 3))[0] == _outcome(lambda: setattr(d, "more", 3))[0]  # noqa: B023
+    assert {k: getattr(rc.__dataclass_params__, k) for k in ("init", "repr", "eq", "frozen")} == {
+        k: getattr(dc.__dataclass_params__, k) for k in ("init", "repr", "eq", "frozen")}
+
+
+def test_the_spec_model_takes_a_frozen_dataclass_subclass() -> None:
+    from flowctx.spec.model import Loc
+
+    @dataclasses.dataclass(frozen=True)
+    class TaggedLoc(Loc):
+        tag: str = ""
+
+    t = TaggedLoc("f.yaml", 1, 2, "x")
+    assert (str(t), t.tag) == ("f.yaml:1:2", "x") and t == TaggedLoc("f.yaml", 1, 2, "x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.line = 3  # type: ignore[misc]
+
+
 def test_the_messages_of_a_class_without_defaults_match_dataclasses() -> None:
     def make(deco: Callable[..., Any]) -> tuple[type, type]:
         @deco

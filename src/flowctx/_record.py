@@ -196,6 +196,10 @@ def _record(
         if frozen and ("__setattr__" in cls.__dict__ or "__delattr__" in cls.__dict__):
             raise TypeError(f"frozen record {cls.__qualname__} cannot define __setattr__ / __delattr__")
         cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=slots)
+        # what the class does, as @dataclass would say it: a dataclass subclass reads it (a
+        # frozen one refuses a base that says it is not frozen, a plain one one that is)
+        params = cls.__dataclass_params__  # type: ignore[attr-defined]
+        params.init, params.repr, params.eq, params.frozen = True, True, eq, frozen
         _plan(cls)
         _install(cls, "__init__", _init)
         _install(cls, "__repr__", _repr)
