@@ -70,3 +70,18 @@ def test_forks_that_merge_again_are_checked_without_walking_every_path() -> None
     assert problems and all("'x0'" in p[1] and "referenced before assignment" in p[1] for p in problems)
     small = context_problems(_ladder(6, True, "x0"))  # under the budget: Orquesta's own walk
     assert {p[1] for p in small} == {p[1] for p in problems}
+
+
+def test_joins_after_joins_are_checked_in_linear_time() -> None:
+    # every merge a join: unreachable_joins took an edge walked with no splits as new each time
+    # (20 levels: 12 s); the verdicts stay Orquesta's (tests/test_conformance_inspection.py)
+    tasks: dict[str, TaskSpec] = {}
+    levels = 300
+    for i in range(levels + 1):
+        nxt = (Transition(None, (f"l{i}", f"r{i}")),) if i < levels else ()
+        tasks[f"a{i}"] = TaskSpec(f"a{i}", "core.noop", join="all" if i else None, transitions=nxt)
+        if i < levels:
+            for side in ("l", "r"):
+                tasks[f"{side}{i}"] = TaskSpec(f"{side}{i}", "core.noop", transitions=(Transition(None, (f"a{i + 1}",)),))
+    assert unreachable_joins(tasks) == []
+    assert context_problems(WorkflowSpec(tasks=tasks)) == []

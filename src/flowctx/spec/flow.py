@@ -227,7 +227,8 @@ def unreachable_joins(tasks: Mapping[str, TaskSpec]) -> list[str]:
                 continue
             key = (name, nxt)
             known = edge_splits.get(key)
-            if known:
+            if known is not None:  # walked before: again only with new splits (``if known:``
+                # took an edge walked with no splits as new every time: exponential in merges)
                 if not set(splits) <= known:
                     known |= set(splits)
                     queue.append((name, nxt, list(splits)))
