@@ -68,16 +68,30 @@ def _plan(cls: type) -> None:
     # ``__setattr__``), else ``object.__setattr__`` by name
     puts = tuple(_putter(cls, name) for name in init_names)
     cls._flowctx_set = puts  # type: ignore[attr-defined]  # written-out __init__s use it too
-    cls._flowctx_record = (  # type: ignore[attr-defined]
-        tuple(init_names),
-        tuple(fills),
-        tuple(repr_names),
-        tuple(compare_names),
-        tuple(hash_names),
-        getattr(cls, "__post_init__", None) is not None,
-        cls,
-        frozenset(f.name for f in dataclasses.fields(cls)),
+    cls._flowctx_record = _Plan(  # type: ignore[attr-defined]
+        cls, tuple(init_names), tuple(fills), tuple(repr_names), tuple(compare_names), tuple(hash_names),
+        tuple(f.name for f in dataclasses.fields(cls)), getattr(cls, "__post_init__", None) is not None,
     )
+
+
+class _Plan:
+    """What the shared methods of one record class read (``cls._flowctx_record``)."""
+
+    __slots__ = ("owner", "init_names", "fills", "repr_names", "compare_names", "hash_names", "field_names",
+                 "field_set", "post_init")
+
+    def __init__(self, owner: type, init_names: tuple[str, ...], fills: tuple[tuple[object, Any], ...],
+                 repr_names: tuple[str, ...], compare_names: tuple[str, ...], hash_names: tuple[str, ...],
+                 field_names: tuple[str, ...], post_init: bool) -> None:
+        self.owner = owner  # the record class itself (a plain subclass inherits the plan)
+        self.init_names = init_names
+        self.fills = fills
+        self.repr_names = repr_names
+        self.compare_names = compare_names
+        self.hash_names = hash_names
+        self.field_names = field_names
+        self.field_set = frozenset(field_names)
+        self.post_init = post_init
 
 
 def _putter(cls: type, name: str) -> Callable[[Any, Any], None]:
@@ -94,7 +108,8 @@ def _putter(cls: type, name: str) -> Callable[[Any, Any], None]:
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     cls = type(self)
-    names, fills, _, _, _, post_init, _, _ = cls._flowctx_record
+    plan = cls._flowctx_record
+    names, fills = plan.init_names, plan.fills
     given = len(args)
     if given > len(names):
         required = sum(1 for kind, _ in fills if kind is _REQUIRED) + 1  # and self
@@ -135,51 +150,54 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     if kwargs:
         name = next(iter(kwargs))
         raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {name!r}")
-    if post_init:
+    if plan.post_init:
         self.__post_init__()
 
 
 @reprlib.recursive_repr()
 def _repr(self: Any) -> str:
     cls = type(self)
-    fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in cls._flowctx_record[2])
+    fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in cls._flowctx_record.repr_names)
     return f"{cls.__qualname__}({fields})"
 
 
 def _eq(self: Any, other: Any) -> Any:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    names = self._flowctx_record[3]
+    names = self._flowctx_record.compare_names
     return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
 
 
 def _hash(self: Any) -> int:
-    return hash(tuple(getattr(self, n) for n in self._flowctx_record[4]))
+    return hash(tuple(getattr(self, n) for n in self._flowctx_record.hash_names))
+
+
+def _frozen_owner(self: Any, name: str, verb: str) -> Any:
+    """dataclasses' rule: the record's own instances and its fields are frozen; a plain subclass
+    may set and delete attributes of its own (returns the record class to defer to)."""
+    plan = self._flowctx_record
+    if type(self) is plan.owner or name in plan.field_set:
+        raise dataclasses.FrozenInstanceError(f"cannot {verb} field {name!r}")
+    return plan.owner
 
 
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:
-    # dataclasses' rule: the class's own instances and its fields are frozen; a subclass that is
-    # not a record may set attributes of its own
-    plan = self._flowctx_record
-    if type(self) is plan[6] or name in plan[7]:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-    super(plan[6], self).__setattr__(name, value)
+    owner = _frozen_owner(self, name, "assign to")
+    super(owner, self).__setattr__(name, value)
 
 
 def _frozen_delattr(self: Any, name: str) -> None:
-    plan = self._flowctx_record
-    if type(self) is plan[6] or name in plan[7]:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-    super(plan[6], self).__delattr__(name)
+    owner = _frozen_owner(self, name, "delete")
+    super(owner, self).__delattr__(name)
 
 
 def _getstate(self: Any) -> list[Any]:
-    return [getattr(self, f.name) for f in dataclasses.fields(self)]
+    return [getattr(self, name) for name in self._flowctx_record.field_names]
 
 
 def _setstate(self: Any, state: list[Any]) -> None:
-    for f, value in zip(dataclasses.fields(self), state):
-        object.__setattr__(self, f.name, value)
+    for name, value in zip(self._flowctx_record.field_names, state):
+        object.__setattr__(self, name, value)
 
 
 def _install(cls: type, name: str, value: Any) -> None:

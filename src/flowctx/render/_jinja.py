@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from flowctx._patterns import lazy_compile
 from flowctx.render import _guard
-from flowctx.render._functions import LimitError, Limits, plain
+from flowctx.render._functions import _DIGITS, LimitError, Limits, plain
 from flowctx.render._scope import MISSING, Scope
 
 __all__ = ["FlowEnvironment", "RESULT_NAME"]
@@ -197,7 +197,6 @@ class _BoundedEscapeFormatter(_BoundedFormat, SandboxedEscapeFormatter):
         self.limits = limits
 
 
-_DIGITS = lazy_compile(r"\d+")
 
 
 class FlowEnvironment(ImmutableSandboxedEnvironment):
