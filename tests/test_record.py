@@ -184,6 +184,24 @@ def test_the_spec_model_takes_a_frozen_dataclass_subclass() -> None:
         t.line = 3  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+def test_fields_outside_init_get_their_defaults(params: dict[str, Any]) -> None:
+    def make(deco: Callable[..., Any]) -> type:
+        @deco(**params)
+        class Later:
+            a: int
+            b: int = field(default=5, init=False)
+            c: list[int] = field(default_factory=list, init=False)
+
+        return Later
+
+    rc = make(_record)
+    d, r = make(dataclasses.dataclass)(1), rc(1)
+    assert repr(r).split("(", 1)[1] == repr(d).split("(", 1)[1] and (r.b, r.c) == (5, [])
+    assert r.c is not rc(1).c  # a new value per instance
+    assert _outcome(lambda: make(_record)(1, 2))[0] == _outcome(lambda: make(dataclasses.dataclass)(1, 2))[0]
+
+
 def test_the_messages_of_a_class_without_defaults_match_dataclasses() -> None:
     def make(deco: Callable[..., Any]) -> tuple[type, type]:
         @deco

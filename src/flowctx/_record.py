@@ -46,7 +46,13 @@ def _plan(cls: type) -> None:
     repr_names: list[str] = []
     compare_names: list[str] = []
     hash_names: list[str] = []
+    later: list[tuple[Callable[[Any, Any], None], object, Any]] = []  # init=False fields with a default
     for f in dataclasses.fields(cls):
+        if not f.init:
+            if f.default is not _MISSING:
+                later.append((_putter(cls, f.name), None, f.default))
+            elif f.default_factory is not _MISSING:
+                later.append((_putter(cls, f.name), _FACTORY, f.default_factory))
         if f.init:
             init_names.append(f.name)
             if f.default is not _MISSING:
@@ -71,6 +77,7 @@ def _plan(cls: type) -> None:
     cls._flowctx_record = _Plan(  # type: ignore[attr-defined]
         cls, tuple(init_names), tuple(fills), tuple(repr_names), tuple(compare_names), tuple(hash_names),
         tuple(f.name for f in dataclasses.fields(cls)), getattr(cls, "__post_init__", None) is not None,
+        tuple(later),
     )
 
 
@@ -78,11 +85,12 @@ class _Plan:
     """What the shared methods of one record class read (``cls._flowctx_record``)."""
 
     __slots__ = ("owner", "init_names", "fills", "repr_names", "compare_names", "hash_names", "field_names",
-                 "field_set", "post_init")
+                 "field_set", "post_init", "later")
 
     def __init__(self, owner: type, init_names: tuple[str, ...], fills: tuple[tuple[object, Any], ...],
                  repr_names: tuple[str, ...], compare_names: tuple[str, ...], hash_names: tuple[str, ...],
-                 field_names: tuple[str, ...], post_init: bool) -> None:
+                 field_names: tuple[str, ...], post_init: bool,
+                 later: tuple[tuple[Callable[[Any, Any], None], object, Any], ...]) -> None:
         self.owner = owner  # the record class itself (a plain subclass inherits the plan)
         self.init_names = init_names
         self.fills = fills
@@ -92,6 +100,7 @@ class _Plan:
         self.field_names = field_names
         self.field_set = frozenset(field_names)
         self.post_init = post_init
+        self.later = later  # (setter, _FACTORY or None, value) of each init=False field with a default
 
 
 def _putter(cls: type, name: str) -> Callable[[Any, Any], None]:
@@ -150,6 +159,8 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     if kwargs:
         name = next(iter(kwargs))
         raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {name!r}")
+    for put, kind, value in plan.later:
+        put(self, value() if kind is _FACTORY else value)
     if plan.post_init:
         self.__post_init__()
 
