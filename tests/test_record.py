@@ -258,6 +258,18 @@ def test_a_class_body_method_wins_and_a_bad_order_is_refused() -> None:
             a: int = 0
             b: int  # type: ignore[misc]
 
+    with pytest.raises(TypeError, match="keyword-only fields are not supported"):
+
+        @_record
+        class KwOnly:
+            a: int = field(default=0, kw_only=True)
+
+    with pytest.raises(TypeError, match="InitVar fields are not supported"):
+
+        @_record
+        class WithInitVar:
+            a: dataclasses.InitVar[int]
+
     with pytest.raises(TypeError, match="cannot define __setattr__"):
 
         @_record(frozen=True)

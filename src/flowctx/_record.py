@@ -47,6 +47,13 @@ def _plan(cls: type) -> None:
     compare_names: list[str] = []
     hash_names: list[str] = []
     later: list[tuple[Callable[[Any, Any], None], object, Any]] = []  # init=False fields with a default
+    initvar = getattr(dataclasses, "_FIELD_INITVAR", None)
+    for f in cls.__dataclass_fields__.values():  # type: ignore[attr-defined]
+        # what the shared __init__ does not do: refused at definition, not misbehaving later
+        if f._field_type is initvar:
+            raise TypeError(f"record {cls.__qualname__}: InitVar fields are not supported ({f.name!r})")
+        if getattr(f, "kw_only", False) is True:
+            raise TypeError(f"record {cls.__qualname__}: keyword-only fields are not supported ({f.name!r})")
     for f in dataclasses.fields(cls):
         if not f.init:
             if f.default is not _MISSING:
